@@ -1,0 +1,38 @@
+# musictag — `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export WANDB_SILENT ?= true
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-slow demo lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install musictag editable with the dev extra (no-op when up to date)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+test: install ## run the fast test suite (no network, W&B disabled)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install ## run the slow tests too
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+demo: install ## train and test the demo Short-chunk CNN on the built-in synthetic corpus (CPU)
+	$(BIN)/musictag fit --config experiments/demo.yaml
+	$(BIN)/musictag test --config experiments/demo.yaml --ckpt_path best
+
+lint: install ## ruff
+	$(BIN)/ruff check musictag datamodules tests
+	$(BIN)/ruff format --check musictag datamodules tests
+
+clean: ## remove the virtualenv, caches and run folders
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,146 @@
+"""``TaggingDataModule``: the shared base of every corpus DataModule.
+
+A subclass names its tags, how to prepare its cache (``prepare_data``) and how to load it (``load``);
+the base cuts chunks and builds the loaders:
+
+- train: one ``chunk_len`` chunk per song per epoch (``train_crop="random"``: instance-level training;
+  ``"center"``/``"start"``: a fixed excerpt, for song-level models), batches of ``batch_size`` chunks;
+- val/test/predict: one item per song holding its ``n_chunks`` chunks (``chunk_mode``), batches of
+  ``eval_batch_size`` songs, never shuffled.
+
+``chunk_len`` defaults to the model's ``input_len``, read from the LightningModule at ``setup``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.cache import AudioCache
+from datamodules.datasets import SongChunks, TrainChunks
+from datamodules.manifest import Manifest
+from musictag.chunks import ChunkMode
+from musictag.registry import ConfigError
+
+SPLITS = ("train", "valid", "test")
+
+
+class TaggingDataModule(pl.LightningDataModule):
+    """Base DataModule for multi-label tagging corpora.
+
+    Args:
+        batch_size: training chunks per batch.
+        eval_batch_size: songs per evaluation batch (each with ``n_chunks`` chunks); default
+            ``max(1, batch_size // 4)``.
+        num_workers: DataLoader worker processes (they slice the memory-mapped cache).
+        chunk_len: samples per chunk; default: the model's ``input_len``.
+        n_chunks: chunks per evaluation song.
+        chunk_mode: ``even`` (chunks cover the whole song) or ``sota`` (sota-music-tagging-models' rule).
+        train_crop: ``random``, ``center`` or ``start``.
+        sample_rate: rate of the cached audio; must equal the model's.
+        predict_split: the split ``predict`` scores.
+    """
+
+    tag_names: list[str]
+
+    def __init__(
+        self,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        chunk_len: int | None = None,
+        n_chunks: int = 16,
+        chunk_mode: ChunkMode = "even",
+        train_crop: str = "random",
+        sample_rate: int = 16000,
+        predict_split: str = "test",
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or n_chunks < 1:
+            raise ConfigError(f"batch_size and n_chunks must be at least 1, got {batch_size} and {n_chunks}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or max(1, batch_size // 4)
+        self.num_workers = num_workers
+        self.chunk_len = chunk_len
+        self.n_chunks = n_chunks
+        self.chunk_mode: ChunkMode = chunk_mode
+        self.train_crop = train_crop
+        self.sample_rate = sample_rate
+        self.predict_split = predict_split
+        self.manifest: Manifest | None = None
+        self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def n_tags(self) -> int:
+        return len(self.tag_names)
+
+    @abstractmethod
+    def load(self) -> tuple[Manifest, AudioCache]:
+        """The corpus manifest and its prepared audio cache."""
+
+    def setup(self, stage: str | None = None) -> None:
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if self.chunk_len is None:
+            if model is None or not hasattr(model, "input_len"):
+                raise ConfigError("chunk_len is not set and there is no model to take its input_len from")
+            self.chunk_len = int(model.input_len)
+        if model is not None and getattr(model, "sample_rate", self.sample_rate) != self.sample_rate:
+            raise ConfigError(
+                f"the model expects {model.sample_rate} Hz audio but the data is at {self.sample_rate} Hz; "
+                "set data sample_rate (and prepare the cache) at the model's rate"
+            )
+        manifest, cache = self.load()
+        if cache.sample_rate != self.sample_rate:
+            raise ConfigError(
+                f"the cache at {cache.root} holds {cache.sample_rate} Hz audio, not the {self.sample_rate} Hz "
+                "asked for; prepare a cache at that rate or change sample_rate"
+            )
+        if list(manifest.tag_names) != list(self.tag_names):
+            raise ConfigError(
+                f"the manifest's tags {manifest.tag_names} differ from the DataModule's {self.tag_names}"
+            )
+        missing = [i for i, track in enumerate(manifest.ids) if track not in cache]
+        if missing:
+            rank_zero_warn(f"{len(missing)} track(s) of the manifest are not in the cache and are left out")
+            manifest = manifest.take([i for i in range(len(manifest)) if i not in set(missing)])
+        self.manifest = manifest
+        chunk_len = self.chunk_len
+        self.datasets = {
+            "train": TrainChunks(manifest.split("train"), cache, chunk_len, self.train_crop),
+            **{
+                split: SongChunks(manifest.split(split), cache, chunk_len, self.n_chunks, self.chunk_mode)
+                for split in ("valid", "test")
+            },
+        }
+        if self.predict_split not in self.datasets:
+            raise ConfigError(f"predict_split must be one of {', '.join(SPLITS)}, got {self.predict_split!r}")
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        dataset = self.datasets[split]
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            raise ConfigError(f"the {split} split of {type(self).__name__} is empty")
+        pin = self.trainer is not None and self.trainer.accelerator.__class__.__name__ != "CPUAccelerator"
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) > self.batch_size,  # type: ignore[arg-type]
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=pin,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_split)

@@ -1,0 +1,94 @@
+"""The manifest: one row per track (id, split, tag vector, audio path), the output of every corpus reader."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+Pathlike = str | os.PathLike
+
+TAG_SEPARATOR = ";"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Tracks of a corpus with their split and multi-hot tags.
+
+    Attributes:
+        ids: track ids, unique.
+        splits: ``"train"``, ``"valid"`` or ``"test"`` per track.
+        targets: ``(n_tracks, n_tags)`` uint8 multi-hot matrix, columns in ``tag_names`` order.
+        tag_names: the tag of each column.
+        paths: audio path of each track (relative to the corpus root), or ``""`` for generated audio.
+    """
+
+    ids: tuple[str, ...]
+    splits: tuple[str, ...]
+    targets: np.ndarray
+    tag_names: tuple[str, ...]
+    paths: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if not (len(self.splits) == len(self.paths) == self.targets.shape[0] == n):
+            raise ValueError("manifest columns differ in length")
+        if self.targets.ndim != 2 or self.targets.shape[1] != len(self.tag_names):
+            raise ValueError(f"targets {self.targets.shape} do not match {len(self.tag_names)} tag names")
+        if len(set(self.ids)) != n:
+            raise ValueError("manifest track ids are not unique")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def split(self, name: str) -> Manifest:
+        rows = [i for i, s in enumerate(self.splits) if s == name]
+        return self.take(rows)
+
+    def take(self, rows: Sequence[int]) -> Manifest:
+        return Manifest(
+            tuple(self.ids[i] for i in rows),
+            tuple(self.splits[i] for i in rows),
+            self.targets[list(rows)],
+            self.tag_names,
+            tuple(self.paths[i] for i in rows),
+        )
+
+    def write_csv(self, path: Pathlike) -> None:
+        """``id,split,path,tags`` with tags joined by ``;``; the tag order goes in a ``#tags:`` first line."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            f.write("#tags:" + TAG_SEPARATOR.join(self.tag_names) + "\n")
+            writer = csv.writer(f)
+            writer.writerow(["id", "split", "path", "tags"])
+            for track, split, audio, row in zip(self.ids, self.splits, self.paths, self.targets, strict=True):
+                writer.writerow(
+                    [track, split, audio, TAG_SEPARATOR.join(self.tag_names[j] for j in np.flatnonzero(row))]
+                )
+        os.replace(tmp, path)
+
+    @classmethod
+    def read_csv(cls, path: Pathlike) -> Manifest:
+        with open(path, newline="") as f:
+            header = f.readline().rstrip("\n")
+            if not header.startswith("#tags:"):
+                raise ValueError(f"{path}: not a musictag manifest (first line must be '#tags:...')")
+            tag_names = tuple(header[len("#tags:") :].split(TAG_SEPARATOR))
+            column = {tag: j for j, tag in enumerate(tag_names)}
+            rows = list(csv.DictReader(f))
+        targets = np.zeros((len(rows), len(tag_names)), dtype=np.uint8)
+        for i, row in enumerate(rows):
+            for tag in filter(None, row["tags"].split(TAG_SEPARATOR)):
+                targets[i, column[tag]] = 1
+        return cls(
+            tuple(r["id"] for r in rows),
+            tuple(r["split"] for r in rows),
+            targets,
+            tag_names,
+            tuple(r["path"] for r in rows),
+        )

@@ -1,0 +1,5 @@
+"""``python -m musictag`` = the ``musictag`` command."""
+
+from musictag.cli import main
+
+main()

@@ -1,0 +1,192 @@
+"""The ``musictag`` command: LightningCLI (``fit``, ``validate``, ``test``, ``predict``) with musictag's defaults.
+
+On top of LightningCLI:
+- ``n_tags`` and ``tag_names`` flow from the DataModule to the model;
+- a ``checkpoint`` group (ModelCheckpoint) that keeps ``best.ckpt`` by ``val/pr_auc`` and ``last.ckpt``;
+- a ``run`` group naming the run; unless ``trainer.logger`` is configured, every run logs to CSV and to
+  Weights & Biases side by side under ``<run.save_dir>/<run.name>/version_N/`` (W&B offline without an
+  API key, ``disabled`` when ``WANDB_MODE=disabled``);
+- ``--ckpt_path best`` / ``last`` for validate/test/predict means that checkpoint of the newest run of
+  ``run.name``;
+- configuration errors (unknown stage names, shapes that do not fit) end with one ``error:`` line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from datamodules.base import TaggingDataModule
+from musictag.module import TaggingModule
+from musictag.registry import ConfigError
+
+WandbMode = Literal["auto", "online", "offline", "disabled"]
+
+
+@dataclass
+class RunSettings:
+    """Where and under which name a run logs.
+
+    Args:
+        name: experiment name; logs go to ``<save_dir>/<name>/version_N``.
+        project: W&B project.
+        save_dir: root folder of all runs.
+        wandb: ``auto`` (``$WANDB_MODE`` if set, else online with an API key, else offline), or a mode.
+    """
+
+    name: str = "default"
+    project: str = "musictag"
+    save_dir: str = "runs"
+    wandb: WandbMode = "auto"
+
+
+def wandb_mode(requested: WandbMode = "auto") -> str:
+    """The W&B mode a run uses: the request, else ``$WANDB_MODE``, else online only with an API key."""
+    if requested != "auto":
+        return requested
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env in ("online", "offline", "disabled"):
+        return env
+    if env == "dryrun":
+        return "offline"
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+        return "online"
+    return "offline"
+
+
+def default_loggers(run: RunSettings) -> list[Logger]:
+    """CSV always; W&B beside it in the same version folder unless W&B is disabled."""
+    csv_logger = CSVLogger(save_dir=run.save_dir, name=run.name)
+    loggers: list[Logger] = [csv_logger]
+    mode = wandb_mode(run.wandb)
+    if mode != "disabled":
+        from lightning.pytorch.loggers import WandbLogger
+
+        _ = csv_logger.experiment  # create the version folder before W&B writes into it
+        run_dir = Path(csv_logger.log_dir)
+        loggers.append(
+            WandbLogger(
+                name=f"{run.name}/{run_dir.name}",
+                project=run.project,
+                save_dir=str(run_dir),
+                offline=mode == "offline",
+                mode=mode,
+            )
+        )
+    return loggers
+
+
+def newest_checkpoint(run: RunSettings, which: str) -> Path:
+    """``best.ckpt`` or ``last.ckpt`` of the newest ``version_N`` of a run that has one."""
+    base = Path(run.save_dir) / run.name
+    found = sorted(
+        base.glob(f"version_*/checkpoints/{which}.ckpt"),
+        key=lambda p: int(p.parts[-3].split("_")[1]) if p.parts[-3].split("_")[1].isdigit() else -1,
+    )
+    if not found:
+        raise ConfigError(
+            f"--ckpt_path {which}: no {which}.ckpt under {base}/version_*/checkpoints; run `musictag fit` "
+            "with this config first, or give the checkpoint's path"
+        )
+    return found[-1]
+
+
+class MusictagCLI(LightningCLI):
+    """LightningCLI with musictag's links, checkpointing, loggers and error reporting."""
+
+    def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        super().__init__(
+            TaggingModule,
+            TaggingDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.n_tags", "model.init_args.n_tags", apply_on="instantiate")
+        parser.link_arguments("data.tag_names", "model.init_args.tag_names", apply_on="instantiate")
+        parser.add_class_arguments(RunSettings, "run")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/pr_auc",
+                "checkpoint.mode": "max",
+                "checkpoint.filename": "best",
+                "checkpoint.save_last": True,
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        ckpt = config.get("ckpt_path")
+        if self.subcommand in ("validate", "test", "predict") and ckpt in ("best", "last"):
+            path = newest_checkpoint(RunSettings(**vars(config.run)), ckpt)
+            print(f"musictag: using {ckpt} checkpoint {path}", file=sys.stderr)
+            config.ckpt_path = str(path)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        if config["trainer"].get("logger") in (None, True) and "logger" not in kwargs:
+            kwargs["logger"] = default_loggers(config["run"])
+        return super().instantiate_trainer(**kwargs)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        if self.subcommand != "fit":
+            # Only fit chooses checkpoints. Elsewhere the callback would try to restore its state into the
+            # new run's folder, and Lightning's note that it is missing is no news to the user.
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+            warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used")
+        return super()._instantiate_trainer(config, callbacks)
+
+    def after_fit(self) -> None:
+        callback = self.trainer.checkpoint_callback
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            score = callback.best_model_score
+            shown = f" ({callback.monitor}={float(score):.4f})" if score is not None else ""
+            self.trainer.print(f"musictag: best checkpoint {callback.best_model_path}{shown}")
+
+
+def config_error_in(err: BaseException) -> ConfigError | None:
+    """The :class:`ConfigError` behind ``err``: jsonargparse wraps errors raised while instantiating."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConfigError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def main(args: Any = None) -> None:
+    """Entry point of the ``musictag`` console script."""
+    try:
+        MusictagCLI(args=args)
+    except Exception as err:
+        config_error = config_error_in(err)
+        if config_error is None:
+            raise
+        print(f"musictag: error: {config_error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Song-level evaluation: chunk-score aggregation and ROC-AUC / PR-AUC over tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+from torchmetrics.utilities import dim_zero_cat
+
+Aggregation = Literal["mean", "max", "vote"]
+
+
+def aggregate_chunks(chunk_scores: torch.Tensor, how: Aggregation = "mean") -> torch.Tensor:
+    """Chunk probabilities ``(B, n_chunks, n_tags)`` → song scores ``(B, n_tags)``.
+
+    ``mean`` averages the chunk probabilities (the field's standard), ``max`` keeps the most confident
+    chunk, ``vote`` is the fraction of chunks whose probability exceeds 0.5.
+    """
+    if chunk_scores.ndim != 3:
+        raise ValueError(f"chunk scores must be (songs, chunks, tags), got shape {tuple(chunk_scores.shape)}")
+    if how == "mean":
+        return chunk_scores.mean(dim=1)
+    if how == "max":
+        return chunk_scores.amax(dim=1)
+    if how == "vote":
+        return (chunk_scores > 0.5).float().mean(dim=1)
+    raise ValueError(f"unknown aggregation {how!r}; use 'mean', 'max' or 'vote'")
+
+
+@dataclass
+class TaggingScores:
+    """Macro and per-tag ROC-AUC and PR-AUC (average precision) of one split.
+
+    Tags with no positive or no negative song have no defined AUC: they are left out of the macro
+    averages, their per-tag values are NaN, and their indices are listed in ``skipped``.
+    """
+
+    roc_auc: float
+    pr_auc: float
+    per_tag_roc_auc: torch.Tensor
+    per_tag_pr_auc: torch.Tensor
+    skipped: list[int] = field(default_factory=list)
+    n_songs: int = 0
+
+
+def tagging_scores(scores: torch.Tensor, targets: torch.Tensor) -> TaggingScores:
+    """Exact ROC-AUC and average precision per tag from song scores and 0/1 targets, ``(N, n_tags)``."""
+    if scores.shape != targets.shape or scores.ndim != 2:
+        raise ValueError(
+            f"scores {tuple(scores.shape)} and targets {tuple(targets.shape)} must both be (N, n_tags)"
+        )
+    n_tags = scores.shape[1]
+    scores = scores.float()
+    targets = targets.round().long()
+    roc = torch.full((n_tags,), float("nan"))
+    ap = torch.full((n_tags,), float("nan"))
+    skipped: list[int] = []
+    for tag in range(n_tags):
+        positives = int(targets[:, tag].sum())
+        if positives == 0 or positives == targets.shape[0]:
+            skipped.append(tag)
+            continue
+        roc[tag] = binary_auroc(scores[:, tag], targets[:, tag], thresholds=None).cpu()
+        ap[tag] = binary_average_precision(scores[:, tag], targets[:, tag], thresholds=None).cpu()
+    valid = ~torch.isnan(roc)
+    macro_roc = float(roc[valid].mean()) if valid.any() else float("nan")
+    macro_ap = float(ap[valid].mean()) if valid.any() else float("nan")
+    return TaggingScores(macro_roc, macro_ap, roc, ap, skipped, int(scores.shape[0]))
+
+
+class SongMetrics(Metric):
+    """Collects song scores and targets (gathered across processes) and computes :func:`tagging_scores`."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+        self.add_state("targets", default=[], dist_reduce_fx="cat")
+
+    def update(self, scores: torch.Tensor, targets: torch.Tensor) -> None:  # type: ignore[override]
+        self.scores.append(scores.detach().float())
+        self.targets.append(targets.detach().float())
+
+    def compute(self) -> TaggingScores:  # type: ignore[override]
+        return tagging_scores(dim_zero_cat(self.scores), dim_zero_cat(self.targets))

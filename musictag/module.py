@@ -1,0 +1,166 @@
+"""``TaggingModule``: one LightningModule for every tagging architecture.
+
+Batches (from :mod:`datamodules`):
+    train: ``{"audio": (B, chunk_len), "target": (B, n_tags)}``, one chunk per song.
+    val/test/predict: ``{"audio": (B, n_chunks, chunk_len), "target": (B, n_tags), "index": (B,)}``,
+    one whole song per item, already cut into chunks. The module scores every chunk, turns the logits
+    into probabilities and aggregates them to one score vector per song (``aggregate``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
+
+from musictag.metrics import Aggregation, SongMetrics, TaggingScores, aggregate_chunks
+from musictag.models import Tagger, resolve_architecture
+from musictag.registry import ConfigError, StageSpec
+
+
+class TaggingModule(pl.LightningModule):
+    """Multi-label music tagging with any registered architecture.
+
+    Args:
+        n_tags: number of tags; linked from the DataModule by the CLI.
+        arch: a named architecture (``musictag.models.available()``); the stage arguments below replace
+            its stages one by one. Without ``arch`` every stage and ``input_len`` must be given.
+        representation, frontend, backend, head: stage specs (a registered name, or a mapping with
+            ``name`` and the stage's arguments).
+        input_len: samples per chunk the network sees; also the DataModule's chunk length.
+        sample_rate: the audio rate the network expects.
+        tag_names: tag of each output, in order (linked from the DataModule, kept in checkpoints).
+        aggregate: how chunk probabilities become a song score: ``mean``, ``max`` or ``vote``.
+        eval_chunk_batch: at most this many chunks go through the network at once in evaluation (memory
+            only: results do not depend on it).
+        optimizer: a callable taking the parameters (YAML: ``class_path: torch.optim.Adam`` ...).
+        lr_scheduler: an optional callable taking the optimizer; stepped each epoch, and given
+            ``val/loss`` to monitor (for ``ReduceLROnPlateau``).
+    """
+
+    def __init__(
+        self,
+        n_tags: int = 50,
+        arch: str | None = "short_chunk",
+        representation: StageSpec | None = None,
+        frontend: StageSpec | None = None,
+        backend: StageSpec | None = None,
+        head: StageSpec | None = None,
+        input_len: int | None = None,
+        sample_rate: int | None = None,
+        tag_names: list[str] | None = None,
+        aggregate: Aggregation = "mean",
+        eval_chunk_batch: int = 64,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        architecture = resolve_architecture(
+            arch,
+            representation=representation,
+            frontend=frontend,
+            backend=backend,
+            head=head,
+            input_len=input_len,
+            sample_rate=sample_rate,
+        )
+        # Checkpoints carry the resolved stages, so they rebuild the same network even if a preset changes.
+        self.hparams.update(architecture)
+        if tag_names is not None and len(tag_names) != n_tags:
+            raise ConfigError(f"{len(tag_names)} tag_names for n_tags={n_tags}; they must agree")
+        if eval_chunk_batch < 1:
+            raise ConfigError(f"eval_chunk_batch must be at least 1, got {eval_chunk_batch}")
+        self.net = Tagger(n_tags=n_tags, **architecture)
+        self.tag_names = list(tag_names) if tag_names is not None else [f"tag_{i}" for i in range(n_tags)]
+        self.aggregate = aggregate
+        self.eval_chunk_batch = eval_chunk_batch
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.val_metrics = SongMetrics()
+        self.test_metrics = SongMetrics()
+        self.last_scores: dict[str, TaggingScores] = {}
+
+    @property
+    def input_len(self) -> int:
+        return self.net.input_len
+
+    @property
+    def sample_rate(self) -> int:
+        return self.net.sample_rate
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """Waveform chunks ``(B, input_len)`` → logits ``(B, n_tags)``."""
+        return self.net(audio)
+
+    def chunk_logits(self, audio: torch.Tensor) -> torch.Tensor:
+        """Songs cut into chunks ``(B, n_chunks, L)`` → logits ``(B, n_chunks, n_tags)``."""
+        songs, n_chunks, length = audio.shape
+        flat = audio.reshape(songs * n_chunks, length)
+        logits = torch.cat([self.net(part) for part in flat.split(self.eval_chunk_batch)])
+        return logits.reshape(songs, n_chunks, -1)
+
+    def song_scores(self, audio: torch.Tensor) -> torch.Tensor:
+        """Songs ``(B, n_chunks, L)`` → aggregated tag probabilities ``(B, n_tags)``."""
+        return aggregate_chunks(torch.sigmoid(self.chunk_logits(audio).float()), self.aggregate)
+
+    # --- training -------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self.net(batch["audio"])
+        loss = F.binary_cross_entropy_with_logits(logits.float(), batch["target"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: SongMetrics) -> None:
+        logits = self.chunk_logits(batch["audio"]).float()
+        target = batch["target"]
+        # the loss of every chunk against its song's tags: the training objective, on evaluation songs
+        loss = F.binary_cross_entropy_with_logits(logits, target.unsqueeze(1).expand_as(logits))
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(logits), sync_dist=True)
+        metrics.update(aggregate_chunks(torch.sigmoid(logits), self.aggregate), target)
+
+    def _eval_epoch_end(self, stage: str, metrics: SongMetrics) -> None:
+        result = metrics.compute()
+        metrics.reset()
+        self.last_scores[stage] = result
+        self.log(f"{stage}/roc_auc", result.roc_auc)
+        self.log(f"{stage}/pr_auc", result.pr_auc)
+        self.log(f"{stage}/skipped_tags", float(len(result.skipped)))
+        if result.skipped and not self.trainer.sanity_checking:
+            names = ", ".join(self.tag_names[i] for i in result.skipped)
+            rank_zero_info(
+                f"{stage}: {len(result.skipped)} tag(s) without positives or negatives left out: {names}"
+            )
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val", self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test", self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        audio = batch["audio"]
+        scores = self.song_scores(audio if audio.ndim == 3 else audio.unsqueeze(1))
+        return {"index": batch["index"], "scores": scores}
+
+    # --- optimisation ---------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer(self.parameters())
+        if self.lr_scheduler is None:
+            return optimizer
+        scheduler = self.lr_scheduler(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val/loss"},
+        }

@@ -1,0 +1,137 @@
+"""Registries of model stages: representations, front ends, back ends and heads.
+
+A registry maps a short name (``"mel"``, ``"global_max"``) to a stage class. It is a layer of names over
+the classes, never a second way to build them: :meth:`Registry.build` calls the class constructor with
+the configured keyword arguments plus the shape context the composing model supplies.
+
+A stage is configured by a *spec*, any of::
+
+    "global_max"                                        # a registered name, default arguments
+    {"name": "conv2d_stack", "channels": [64, 128]}     # a registered name with arguments
+    {"class_path": "my_pkg.MyBackEnd", "init_args": {...}}  # any importable stage class
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+StageSpec = str | dict[str, Any]
+T = TypeVar("T", bound=type)
+
+
+class ConfigError(ValueError):
+    """A model or data configuration that cannot be built; the message says what to change."""
+
+
+class UnknownNameError(ConfigError):
+    """A name that is not registered; the message lists the registered names."""
+
+
+class Registry:
+    """Names → stage classes for one kind of stage (e.g. ``"back end"``)."""
+
+    def __init__(self, kind: str, plural: str | None = None) -> None:
+        self.kind = kind
+        self.plural = plural or f"{kind}s"
+        self._classes: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Class decorator: ``@BACKENDS.register("global_max")``."""
+
+        def decorator(cls: T) -> T:
+            if name in self._classes and self._classes[name] is not cls:
+                raise ConfigError(f"{self.kind} name {name!r} is already registered to {self._classes[name]}")
+            self._classes[name] = cls
+            cls.registry_name = name  # type: ignore[attr-defined]
+            return cls
+
+        return decorator
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def get(self, name: str) -> type:
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; registered {self.plural}: {', '.join(self.names())}"
+            ) from None
+
+    def resolve(self, spec: StageSpec | Any) -> tuple[type, dict[str, Any], str]:
+        """Split a spec into (class, keyword arguments, display name)."""
+        if isinstance(spec, str):
+            return self.get(spec), {}, spec
+        if isinstance(spec, Mapping):
+            spec = dict(spec)
+            if "class_path" in spec:
+                cls = _import_class(spec.pop("class_path"), self.kind)
+                kwargs = dict(spec.pop("init_args", None) or {})
+                if spec:
+                    raise ConfigError(
+                        f"{self.kind} spec has unexpected keys {sorted(spec)} next to class_path"
+                    )
+                return cls, kwargs, getattr(cls, "registry_name", cls.__name__)
+            if "name" not in spec:
+                raise ConfigError(
+                    f"{self.kind} spec {spec!r} needs a 'name' (one of: {', '.join(self.names())}) "
+                    "or a 'class_path'"
+                )
+            name = spec.pop("name")
+            return self.get(name), spec, name
+        raise ConfigError(
+            f"{self.kind} spec must be a name or a mapping with 'name', got {type(spec).__name__}: {spec!r}"
+        )
+
+    def build(self, spec: StageSpec, **context: Any) -> Any:
+        """Instantiate the stage of ``spec``; ``context`` (shapes, rates) is passed where the class takes it."""
+        cls, kwargs, name = self.resolve(spec)
+        # a stage without its own __init__ takes no arguments (nn.Module's own is *args, **kwargs)
+        own_init = any(
+            "__init__" in vars(k) for k in cls.__mro__[:-1] if not k.__module__.startswith("torch")
+        )
+        params = inspect.signature(cls).parameters if own_init else {}
+        accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        unknown = [k for k in kwargs if k not in params and not accepts_any]
+        if unknown:
+            allowed = [k for k, p in params.items() if k not in context and p.kind is not p.VAR_POSITIONAL]
+            raise ConfigError(
+                f"{self.kind} {name!r} got unknown argument(s) {', '.join(unknown)}; "
+                f"it takes: {', '.join(allowed) or 'no arguments'}"
+            )
+        clash = [k for k in kwargs if k in context]
+        if clash:
+            raise ConfigError(
+                f"{self.kind} {name!r}: {', '.join(clash)} is derived from the model and cannot be set here"
+            )
+        ctx = {k: v for k, v in context.items() if k in params or accepts_any}
+        return cls(**ctx, **kwargs)
+
+
+def spec_name(spec: StageSpec) -> str:
+    """The display name of a spec, for messages."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Mapping):
+        return str(spec.get("name") or spec.get("class_path") or spec)
+    return type(spec).__name__
+
+
+def _import_class(path: str, kind: str) -> type:
+    module_name, _, attr = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(f"cannot import {kind} class_path {path!r}: {err}") from None
+
+
+REPRESENTATIONS = Registry("representation")
+FRONTENDS = Registry("front end")
+BACKENDS = Registry("back end")
+HEADS = Registry("head")

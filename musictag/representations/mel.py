@@ -1,0 +1,95 @@
+"""Log-mel spectrogram computed inside the model, on the model's device."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torchaudio.functional as AF
+from torch import nn
+
+from musictag.registry import REPRESENTATIONS
+
+
+@REPRESENTATIONS.register("mel")
+class MelSpectrogram(nn.Module):
+    """Power mel spectrogram → dB → ``BatchNorm2d(1)``: ``(B, S)`` → ``(B, 1, n_mels, T)``.
+
+    The defaults are the front end of sota-music-tagging-models (Won et al. 2020): 16 kHz, n_fft 512,
+    hop 256, 0–8 kHz, HTK mel scale without area normalisation, ``AmplitudeToDB`` (power, no top_db) and
+    an input BatchNorm. ``T = S // hop_length + 1`` (centred, reflect-padded frames, as torchaudio's
+    ``MelSpectrogram``). The window and filterbank are non-persistent buffers: they follow the module to
+    the device but are recomputed from the arguments rather than stored in checkpoints.
+    The transform runs in float32 even under mixed precision, where dB of small powers would underflow.
+    """
+
+    input_ndim = 1
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 512,
+        hop_length: int = 256,
+        win_length: int | None = None,
+        f_min: float = 0.0,
+        f_max: float | None = 8000.0,
+        n_mels: int = 128,
+        mel_scale: str = "htk",
+        norm: str | None = None,
+        db: bool = True,
+        amin: float = 1e-10,
+        input_bn: bool = True,
+    ) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.win_length = win_length or n_fft
+        self.n_mels = n_mels
+        self.db = db
+        self.amin = amin
+        f_max = sample_rate / 2 if f_max is None else f_max
+        if not 0 <= f_min < f_max <= sample_rate / 2:
+            raise ValueError(
+                f"mel: need 0 <= f_min < f_max <= sample_rate/2, got f_min={f_min}, f_max={f_max}"
+            )
+        with warnings.catch_warnings():
+            # 128 HTK bands over 257 bins leave the lowest bands empty: that is the published
+            # Short-chunk CNN front end, so torchaudio's warning about it is noise here.
+            warnings.filterwarnings("ignore", message="At least one mel filterbank has all zero values")
+            fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm, mel_scale)
+        self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
+        self.register_buffer("fb", fb, persistent=False)  # (n_freqs, n_mels)
+        self.bn = nn.BatchNorm2d(1) if input_bn else nn.Identity()
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(wave.device.type, enabled=False):
+            spec = (
+                torch.stft(
+                    wave.float(),
+                    self.n_fft,
+                    self.hop_length,
+                    self.win_length,
+                    self.window,
+                    center=True,
+                    pad_mode="reflect",
+                    normalized=False,
+                    onesided=True,
+                    return_complex=True,
+                )
+                .abs()
+                .pow(2)
+            )  # (B, n_freqs, T)
+            mel = torch.matmul(spec.transpose(-1, -2), self.fb).transpose(-1, -2)  # (B, n_mels, T)
+            if self.db:
+                mel = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))
+            return self.bn(mel.unsqueeze(1))
+
+    def n_frames(self, n_samples: int) -> int:
+        return n_samples // self.hop_length + 1
+
+    def extra_repr(self) -> str:
+        return (
+            f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
+            f"n_mels={self.n_mels}, db={self.db}, frames/s={self.sample_rate / self.hop_length:.2f}"
+        )

@@ -1,0 +1,62 @@
+"""Test doubles shipped with the package: tiny models, tiny corpora and signals for fast tests."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+#: A Short-chunk CNN narrowed to a few channels: same stages and shapes, trains in seconds.
+TINY_SHORT_CHUNK: dict[str, Any] = {
+    "arch": "short_chunk",
+    "frontend": {"name": "conv2d_stack", "channels": [4, 4, 8, 8, 8, 8, 8], "pools": 2},
+    "head": {"name": "mlp", "hidden": [8], "dropout": 0.0},
+}
+
+
+def tiny_synthetic_args(root: str, **overrides: Any) -> dict[str, Any]:
+    """``SyntheticDataModule`` arguments for a corpus of a few dozen short clips."""
+    args: dict[str, Any] = {
+        "root": root,
+        "n_clips": 32,
+        "clip_seconds": 4.0,
+        "batch_size": 4,
+        "n_chunks": 2,
+        "valid_fraction": 0.25,
+        "test_fraction": 0.25,
+    }
+    args.update(overrides)
+    return args
+
+
+def sine(freq: float, seconds: float, sample_rate: int = 16000, amplitude: float = 0.5) -> np.ndarray:
+    """A float32 sine tone."""
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    return (amplitude * np.sin(2 * math.pi * freq * t)).astype(np.float32)
+
+
+def cli_args(subcommand: str, root: str, save_dir: str, **extra: Any) -> list[str]:
+    """Command-line arguments of a tiny ``musictag`` run on the synthetic corpus at ``root``."""
+    args = [
+        subcommand,
+        "--model=musictag.TaggingModule",
+        "--data=datamodules.SyntheticDataModule",
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--run.save_dir={save_dir}",
+        "--run.name=tiny",
+        "--seed_everything=0",
+    ]
+    for key, value in TINY_SHORT_CHUNK.items():
+        args.append(f"--model.init_args.{key}={_yaml(value)}")
+    for key, value in tiny_synthetic_args(root).items():
+        args.append(f"--data.init_args.{key}={value}")
+    args += [f"--{key}={_yaml(value)}" for key, value in extra.items()]
+    return args
+
+
+def _yaml(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from musictag.cli import main, wandb_mode
+from musictag.testing import cli_args
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _metrics(path: Path) -> dict[str, float]:
+    """The last non-empty value of every column of a CSV log."""
+    values: dict[str, float] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return values
+
+
+def _run(args: list[str], monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["musictag"])
+    main(args)
+
+
+def test_fit_then_test_reproduces_the_checkpoint_scores(tiny_corpus, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    _run(cli_args("fit", str(tiny_corpus), str(runs), **{"trainer.max_epochs": 2}), monkeypatch)
+    version = runs / "tiny" / "version_0"
+    assert (version / "checkpoints" / "best.ckpt").is_file()
+    assert (version / "checkpoints" / "last.ckpt").is_file()
+    assert (version / "config.yaml").is_file()
+    fit_log = _metrics(version / "metrics.csv")
+    assert {"val/roc_auc", "val/pr_auc", "val/loss", "train/loss_epoch"} <= set(fit_log)
+
+    # `validate` of best.ckpt gives the val/pr_auc the checkpoint was chosen by
+    best_score = max(
+        float(r["val/pr_auc"]) for r in csv.DictReader(open(version / "metrics.csv")) if r.get("val/pr_auc")
+    )
+    _run(cli_args("validate", str(tiny_corpus), str(runs), ckpt_path="best"), monkeypatch)
+    assert _metrics(runs / "tiny" / "version_1" / "metrics.csv")["val/pr_auc"] == pytest.approx(
+        best_score, abs=1e-6
+    )
+
+    # `test` twice, by keyword and by path: the same numbers
+    _run(cli_args("test", str(tiny_corpus), str(runs), ckpt_path="best"), monkeypatch)
+    _run(
+        cli_args("test", str(tiny_corpus), str(runs), ckpt_path=str(version / "checkpoints" / "best.ckpt")),
+        monkeypatch,
+    )
+    first = _metrics(runs / "tiny" / "version_2" / "metrics.csv")
+    second = _metrics(runs / "tiny" / "version_3" / "metrics.csv")
+    for key in ("test/roc_auc", "test/pr_auc", "test/loss"):
+        assert 0 <= first[key] and first[key] == pytest.approx(second[key], abs=1e-7)
+
+
+def test_unknown_back_end_fails_with_one_clear_line(tiny_corpus, tmp_path):
+    args = cli_args("fit", str(tiny_corpus), str(tmp_path), **{"model.init_args.backend": "nosuch"})
+    result = subprocess.run(
+        [sys.executable, "-m", "musictag", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+        timeout=300,
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "musictag: error: unknown back end 'nosuch'; registered back ends: flatten, global_max, global_mean_max"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_ckpt_path_best_without_a_run_says_what_to_do(tiny_corpus, tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _run(cli_args("test", str(tiny_corpus), str(tmp_path), ckpt_path="best"), monkeypatch)
+    assert exit_info.value.code == 2
+    assert "no best.ckpt under" in capsys.readouterr().err
+
+
+def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a W&B key
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    assert wandb_mode("auto") == "offline"
+    args = cli_args(
+        "fit",
+        str(tiny_corpus),
+        str(tmp_path / "runs"),
+        **{"trainer.max_epochs": 1, "trainer.limit_train_batches": 2},
+    )
+    _run(args, monkeypatch)
+    version = tmp_path / "runs" / "tiny" / "version_0"
+    assert "val/pr_auc" in _metrics(version / "metrics.csv")
+    offline_runs = list((version / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1 and list(offline_runs[0].glob("run-*.wandb"))
+
+
+def test_wandb_mode_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode("auto") == "disabled"
+    assert wandb_mode("offline") == "offline"
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode("auto") == "online"
+
+
+def test_every_experiment_config_parses(monkeypatch, capsys):
+    for config in sorted((REPO / "experiments").rglob("*.yaml")):
+        if "sweeps" in config.parts:
+            continue
+        # a model preset composes with a corpus config; give it one
+        extra = ["--data=datamodules.SyntheticDataModule"] if "models" in config.parts else []
+        monkeypatch.setattr(sys, "argv", ["musictag"])
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", f"--config={config}", *extra, "--print_config"])
+        assert exit_info.value.code == 0, config
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert printed["model"]["class_path"].endswith("TaggingModule"), config
+
+
+def test_print_config_and_python_m(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "musictag", "--help"], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert result.returncode == 0
+    for subcommand in ("fit", "validate", "test", "predict"):
+        assert subcommand in result.stdout

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from datamodules.synthetic import SyntheticDataModule
+from musictag import TaggingModule
+from musictag.registry import ConfigError, UnknownNameError
+from musictag.testing import TINY_SHORT_CHUNK, tiny_synthetic_args
+
+
+def tiny_module(**kwargs) -> TaggingModule:
+    torch.manual_seed(0)
+    return TaggingModule(n_tags=3, **{**TINY_SHORT_CHUNK, **kwargs})
+
+
+def test_training_step_is_bce_with_logits():
+    module = tiny_module()  # train mode: BatchNorm uses the batch's statistics, so a rerun is identical
+    batch = {"audio": torch.randn(4, 59049), "target": torch.tensor([[1.0, 0, 1]] * 4)}
+    loss = module.training_step(batch, 0)
+    with torch.no_grad():
+        logits = module(batch["audio"])
+    expected = -(
+        batch["target"] * torch.log(torch.sigmoid(logits))
+        + (1 - batch["target"]) * torch.log(1 - torch.sigmoid(logits))
+    ).mean()
+    assert loss.ndim == 0
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("how", ["mean", "max"])
+def test_song_scores_aggregate_the_chunk_probabilities(how):
+    module = tiny_module(aggregate=how).eval()
+    songs = torch.randn(2, 3, 59049)
+    with torch.no_grad():
+        per_chunk = torch.stack([torch.sigmoid(module(songs[:, c])) for c in range(3)], dim=1)
+        expected = per_chunk.mean(dim=1) if how == "mean" else per_chunk.amax(dim=1)
+        torch.testing.assert_close(module.song_scores(songs), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_eval_chunk_batch_does_not_change_results():
+    module = tiny_module().eval()
+    songs = torch.randn(2, 5, 59049)
+    with torch.no_grad():
+        all_at_once = module.song_scores(songs)
+        module.eval_chunk_batch = 3
+        torch.testing.assert_close(module.song_scores(songs), all_at_once, rtol=1e-5, atol=1e-6)
+
+
+def test_hparams_hold_the_resolved_architecture():
+    module = tiny_module()
+    assert module.hparams["representation"] == {"name": "mel", "n_mels": 128}
+    assert module.hparams["frontend"]["channels"] == [4, 4, 8, 8, 8, 8, 8]
+    assert module.hparams["input_len"] == 59049 and module.hparams["sample_rate"] == 16000
+    assert "optimizer" not in module.hparams
+
+
+def test_config_errors():
+    with pytest.raises(UnknownNameError, match="registered back ends"):
+        tiny_module(backend="nosuch")
+    with pytest.raises(ConfigError, match="2 tag_names for n_tags=3"):
+        tiny_module(tag_names=["a", "b"])
+    with pytest.raises(ConfigError, match="set `arch`"):
+        TaggingModule(arch=None, n_tags=2)
+
+
+def test_fit_checkpoint_and_reload(tiny_corpus, tmp_path):
+    """A Lightning checkpoint (loaded with weights_only=True) rebuilds the same network and scores."""
+    pl.seed_everything(0)
+    data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus)))
+    module = TaggingModule(n_tags=data.n_tags, tag_names=data.tag_names, **TINY_SHORT_CHUNK)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        enable_checkpointing=False,
+    )
+    trainer.fit(module, data)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    first = trainer.test(module, data, verbose=False)[0]
+    reloaded = TaggingModule.load_from_checkpoint(path, weights_only=True)
+    assert reloaded.tag_names == data.tag_names
+    second = trainer.test(reloaded, data, verbose=False)[0]
+    assert first["test/roc_auc"] == pytest.approx(second["test/roc_auc"], abs=1e-7)
+    assert first["test/pr_auc"] == pytest.approx(second["test/pr_auc"], abs=1e-7)
+    assert 0.0 <= first["test/roc_auc"] <= 1.0

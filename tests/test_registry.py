@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from musictag.models.tagger import Tagger  # noqa: F401  (registers every stage)
+from musictag.registry import (
+    BACKENDS,
+    FRONTENDS,
+    HEADS,
+    REPRESENTATIONS,
+    ConfigError,
+    Registry,
+    UnknownNameError,
+)
+
+
+def test_unknown_name_lists_registered_names():
+    with pytest.raises(UnknownNameError) as err:
+        BACKENDS.get("nosuch")
+    message = str(err.value)
+    assert message.startswith("unknown back end 'nosuch'; registered back ends: ")
+    for name in ("flatten", "global_max", "global_mean_max"):
+        assert name in message
+
+
+@pytest.mark.parametrize("registry", [REPRESENTATIONS, FRONTENDS, BACKENDS, HEADS])
+def test_every_registry_has_stages(registry):
+    assert registry.names(), registry.kind
+    assert registry.names() == sorted(registry.names())
+
+
+def test_the_foundation_stages_are_registered():
+    assert "mel" in REPRESENTATIONS and "waveform" in REPRESENTATIONS
+    assert "conv2d_stack" in FRONTENDS
+    assert "global_max" in BACKENDS
+    assert {"linear", "mlp"} <= set(HEADS.names())
+
+
+def test_spec_forms_resolve_to_the_same_class():
+    by_name = BACKENDS.resolve("global_max")
+    by_mapping = BACKENDS.resolve({"name": "global_max"})
+    by_path = BACKENDS.resolve({"class_path": "musictag.backends.GlobalMax"})
+    assert by_name[0] is by_mapping[0] is by_path[0]
+    assert by_path[2] == "global_max"
+
+
+def test_unknown_argument_names_the_stage_and_its_arguments():
+    with pytest.raises(ConfigError, match=r"head 'mlp' got unknown argument\(s\) hiden; it takes: hidden"):
+        HEADS.build({"name": "mlp", "hiden": [3]}, in_shape=(8,), n_tags=2)
+
+
+def test_derived_arguments_cannot_be_set():
+    with pytest.raises(ConfigError, match="derived from the model"):
+        HEADS.build({"name": "mlp", "n_tags": 3}, in_shape=(8,), n_tags=2)
+
+
+def test_spec_without_name_is_refused():
+    with pytest.raises(ConfigError, match="needs a 'name'"):
+        BACKENDS.resolve({"channels": 3})
+
+
+def test_bad_class_path_is_reported():
+    with pytest.raises(ConfigError, match="cannot import back end class_path 'nowhere.Thing'"):
+        BACKENDS.resolve({"class_path": "nowhere.Thing"})
+
+
+def test_register_refuses_a_second_class_under_one_name():
+    registry = Registry("widget")
+
+    @registry.register("a")
+    class A(nn.Module):
+        pass
+
+    with pytest.raises(ConfigError, match="already registered"):
+
+        @registry.register("a")
+        class B(nn.Module):
+            pass
