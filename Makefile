@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow demo lint clean
+.PHONY: help install test test-slow demo lint presets clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ demo: install ## train and test the demo Short-chunk CNN on the built-in synthet
 lint: install ## ruff
 	$(BIN)/ruff check musictag datamodules tests
 	$(BIN)/ruff format --check musictag datamodules tests
+
+presets: install ## rewrite experiments/models/*.yaml from the Python presets
+	$(BIN)/python -m musictag.models.export experiments/models
 
 clean: ## remove the virtualenv, caches and run folders
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache build *.egg-info

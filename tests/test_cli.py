@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from musictag.cli import main, wandb_mode
+from musictag.registry import BACKENDS
 from musictag.testing import cli_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,9 +73,11 @@ def test_unknown_back_end_fails_with_one_clear_line(tiny_corpus, tmp_path):
     )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert last == (
-        "musictag: error: unknown back end 'nosuch'; registered back ends: flatten, global_max, global_mean_max"
+    assert (
+        last
+        == f"musictag: error: unknown back end 'nosuch'; registered back ends: {', '.join(BACKENDS.names())}"
     )
+    assert {"flatten", "global_max", "gru", "transformer"} <= set(BACKENDS.names())
     assert "Traceback" not in result.stderr
 
 

@@ -1,5 +1,15 @@
 """Back ends: local features → one vector per chunk."""
 
-from musictag.backends.pooling import Flatten, GlobalMax, GlobalMeanMax
+from musictag.backends.musicnn import MusicnnBackEnd
+from musictag.backends.pooling import Flatten, GlobalMax, GlobalMeanMax, GlobalMeanMaxL2
+from musictag.backends.sequence import GRUBackEnd, TransformerBackEnd
 
-__all__ = ["Flatten", "GlobalMax", "GlobalMeanMax"]
+__all__ = [
+    "Flatten",
+    "GRUBackEnd",
+    "GlobalMax",
+    "GlobalMeanMax",
+    "GlobalMeanMaxL2",
+    "MusicnnBackEnd",
+    "TransformerBackEnd",
+]

@@ -31,3 +31,15 @@ class Flatten(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1)
+
+
+@BACKENDS.register("global_mean_max_l2")
+class GlobalMeanMaxL2(nn.Module):
+    """Mean, max and L2 norm over every axis but the channels: ``(B, C, ...)`` → ``(B, 3C)``.
+
+    The global temporal pooling of Dieleman and Schrauwen 2014's spectrogram model.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(2)
+        return torch.cat([x.mean(dim=-1), x.amax(dim=-1), x.pow(2).mean(dim=-1).sqrt()], dim=1)

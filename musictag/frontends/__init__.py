@@ -1,5 +1,20 @@
-"""Front ends: representation → local features (2-D CNN stacks and friends)."""
+"""Front ends: representation → local features (2-D and 1-D CNN stacks, MusiCNN filters, Pons filters)."""
 
-from musictag.frontends.conv2d import Conv2dStack, ConvBlock2d
+from musictag.frontends.conv1d import Conv1dStack, ConvBlock1d, ResSEBlock1d, SampleLevel1d
+from musictag.frontends.conv2d import Conv2dStack, ConvBlock2d, Res2dStack, ResPoolBlock2d, ResStrideBlock2d
+from musictag.frontends.musicnn import MusicnnFrontEnd
+from musictag.frontends.pons import PonsFilters
 
-__all__ = ["Conv2dStack", "ConvBlock2d"]
+__all__ = [
+    "Conv1dStack",
+    "Conv2dStack",
+    "ConvBlock1d",
+    "ConvBlock2d",
+    "MusicnnFrontEnd",
+    "PonsFilters",
+    "Res2dStack",
+    "ResPoolBlock2d",
+    "ResSEBlock1d",
+    "ResStrideBlock2d",
+    "SampleLevel1d",
+]

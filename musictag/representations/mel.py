@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import warnings
+from typing import Literal
 
 import torch
 import torchaudio.functional as AF
 from torch import nn
 
-from musictag.registry import REPRESENTATIONS
+from musictag.registry import REPRESENTATIONS, ConfigError
 
 
 @REPRESENTATIONS.register("mel")
 class MelSpectrogram(nn.Module):
-    """Power mel spectrogram → dB → ``BatchNorm2d(1)``: ``(B, S)`` → ``(B, 1, n_mels, T)``.
+    """Mel spectrogram → compression → ``BatchNorm2d(1)``: ``(B, S)`` → ``(B, 1, n_mels, T)``.
 
     The defaults are the front end of sota-music-tagging-models (Won et al. 2020): 16 kHz, n_fft 512,
     hop 256, 0–8 kHz, HTK mel scale without area normalisation, ``AmplitudeToDB`` (power, no top_db) and
@@ -21,6 +22,12 @@ class MelSpectrogram(nn.Module):
     ``MelSpectrogram``). The window and filterbank are non-persistent buffers: they follow the module to
     the device but are recomputed from the arguments rather than stored in checkpoints.
     The transform runs in float32 even under mixed precision, where dB of small powers would underflow.
+
+    Args:
+        power: 2 for a power spectrogram, 1 for magnitudes.
+        compression: ``db`` (``10·log10(max(x, amin))``), ``log1p`` (``log(1 + log1p_scale·x)``, Pons et al.
+            2016) or ``none``.
+        input_bn: a BatchNorm2d(1) on the result (Won et al. 2020), learned with the network.
     """
 
     input_ndim = 1
@@ -36,7 +43,9 @@ class MelSpectrogram(nn.Module):
         n_mels: int = 128,
         mel_scale: str = "htk",
         norm: str | None = None,
-        db: bool = True,
+        power: float = 2.0,
+        compression: Literal["db", "log1p", "none"] = "db",
+        log1p_scale: float = 10000.0,
         amin: float = 1e-10,
         input_bn: bool = True,
     ) -> None:
@@ -46,11 +55,15 @@ class MelSpectrogram(nn.Module):
         self.hop_length = hop_length
         self.win_length = win_length or n_fft
         self.n_mels = n_mels
-        self.db = db
+        if compression not in ("db", "log1p", "none"):
+            raise ConfigError(f"mel: unknown compression {compression!r}; use 'db', 'log1p' or 'none'")
+        self.power = power
+        self.compression = compression
+        self.log1p_scale = log1p_scale
         self.amin = amin
         f_max = sample_rate / 2 if f_max is None else f_max
         if not 0 <= f_min < f_max <= sample_rate / 2:
-            raise ValueError(
+            raise ConfigError(
                 f"mel: need 0 <= f_min < f_max <= sample_rate/2, got f_min={f_min}, f_max={f_max}"
             )
         with warnings.catch_warnings():
@@ -64,25 +77,25 @@ class MelSpectrogram(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(wave.device.type, enabled=False):
-            spec = (
-                torch.stft(
-                    wave.float(),
-                    self.n_fft,
-                    self.hop_length,
-                    self.win_length,
-                    self.window,
-                    center=True,
-                    pad_mode="reflect",
-                    normalized=False,
-                    onesided=True,
-                    return_complex=True,
-                )
-                .abs()
-                .pow(2)
-            )  # (B, n_freqs, T)
+            spec = torch.stft(
+                wave.float(),
+                self.n_fft,
+                self.hop_length,
+                self.win_length,
+                self.window,
+                center=True,
+                pad_mode="reflect",
+                normalized=False,
+                onesided=True,
+                return_complex=True,
+            ).abs()  # (B, n_freqs, T)
+            if self.power != 1.0:
+                spec = spec.pow(self.power)
             mel = torch.matmul(spec.transpose(-1, -2), self.fb).transpose(-1, -2)  # (B, n_mels, T)
-            if self.db:
+            if self.compression == "db":
                 mel = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))
+            elif self.compression == "log1p":
+                mel = torch.log1p(self.log1p_scale * mel)
             return self.bn(mel.unsqueeze(1))
 
     def n_frames(self, n_samples: int) -> int:
@@ -91,5 +104,5 @@ class MelSpectrogram(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
-            f"n_mels={self.n_mels}, db={self.db}, frames/s={self.sample_rate / self.hop_length:.2f}"
+            f"n_mels={self.n_mels}, compression={self.compression}, frames/s={self.sample_rate / self.hop_length:.2f}"
         )

@@ -1,0 +1,74 @@
+"""MusiCNN's musically motivated front end: timbral (vertical) and temporal (horizontal) filters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from musictag.registry import FRONTENDS
+
+
+class TimbralFilter(nn.Module):
+    """Conv2d of ``(height, width)`` ("same" in time, valid in frequency) → BN → ReLU → max over frequency:
+    ``(B, 1, F, T)`` → ``(B, C, T)`` (Won 2020: ``Conv_V``)."""
+
+    def __init__(self, in_channels: int, channels: int, height: int, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, channels, (height, width), padding=(0, width // 2))
+        self.bn = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x))).amax(dim=2)
+
+
+class TemporalFilter(nn.Module):
+    """Mean over frequency → Conv1d of ``length`` ("same") → BN → ReLU: ``(B, 1, F, T)`` → ``(B, C, T)``
+    (Won 2020: ``Conv_H``)."""
+
+    def __init__(self, in_channels: int, channels: int, length: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, channels, length, padding=length // 2)
+        self.bn = nn.BatchNorm1d(channels)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x.mean(dim=2))))
+
+
+@FRONTENDS.register("musicnn")
+class MusicnnFrontEnd(nn.Module):
+    """Timbral + temporal filters, concatenated over channels: ``(B, 1, F, T)`` → ``(B, C, T)``.
+
+    Defaults are the published MusiCNN: 204 timbral filters of ``0.7·F × 7`` and ``0.4·F × 7`` mel bins x
+    frames, 51 temporal filters of 129, 65 and 33 frames: 561 channels. The timbral heights are
+    fractions of the number of mel bands (``int(fraction · F)``), as in both reference implementations.
+
+    References: J. Pons, O. Nieto, M. Prockup, E. Schmidt, A. Ehmann, X. Serra, "End-to-end learning
+    for music audio tagging at scale", ISMIR 2018.
+    """
+
+    input_ndim = 3
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        timbral_channels: int = 204,
+        timbral_heights: Sequence[float] = (0.7, 0.4),
+        timbral_width: int = 7,
+        temporal_channels: int = 51,
+        temporal_lengths: Sequence[int] = (129, 65, 33),
+    ) -> None:
+        super().__init__()
+        in_channels, n_bands = in_shape[0], in_shape[1]
+        layers: list[nn.Module] = [
+            TimbralFilter(in_channels, timbral_channels, int(fraction * n_bands), timbral_width)
+            for fraction in timbral_heights
+        ]
+        layers += [TemporalFilter(in_channels, temporal_channels, length) for length in temporal_lengths]
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([layer(x) for layer in self.layers], dim=1)
