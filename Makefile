@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow demo lint presets clean
+.PHONY: help install test test-slow demo bench lint presets clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ test-slow: install ## run the slow tests too
 demo: install ## train and test the demo Short-chunk CNN on the built-in synthetic corpus (CPU)
 	$(BIN)/musictag fit --config experiments/demo.yaml
 	$(BIN)/musictag test --config experiments/demo.yaml --ckpt_path best
+
+bench: install ## training throughput (samples/s) of every architecture on this machine
+	$(BIN)/musictag bench $(BENCH_ARGS)
 
 lint: install ## ruff
 	$(BIN)/ruff check musictag datamodules tests

@@ -1,4 +1,5 @@
-"""The ``musictag`` command: LightningCLI (``fit``, ``validate``, ``test``, ``predict``) with musictag's defaults.
+"""The ``musictag`` command: LightningCLI (``fit``, ``validate``, ``test``, ``predict``) with musictag's
+defaults, plus the tools in :data:`TOOLS` (``musictag bench``).
 
 On top of LightningCLI:
 - ``n_tags`` and ``tag_names`` flow from the DataModule to the model;
@@ -13,6 +14,7 @@ On top of LightningCLI:
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import warnings
@@ -176,8 +178,17 @@ def config_error_in(err: BaseException) -> ConfigError | None:
     return None
 
 
+#: Subcommands that are not LightningCLI's: name → "module:function" taking the remaining arguments.
+TOOLS = {"bench": "musictag.bench:main"}
+
+
 def main(args: Any = None) -> None:
     """Entry point of the ``musictag`` console script."""
+    argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else None
+    if argv and argv[0] in TOOLS:
+        module_name, function = TOOLS[argv[0]].split(":")
+        tool = getattr(importlib.import_module(module_name), function)
+        raise SystemExit(tool(argv[1:]))
     try:
         MusictagCLI(args=args)
     except Exception as err:

@@ -44,6 +44,7 @@ class TaggingScores:
     per_tag_pr_auc: torch.Tensor
     skipped: list[int] = field(default_factory=list)
     n_songs: int = 0
+    accuracy: float = float("nan")  # songs whose top-scored tag is one of theirs (single-label tasks)
 
 
 def tagging_scores(scores: torch.Tensor, targets: torch.Tensor) -> TaggingScores:
@@ -68,7 +69,9 @@ def tagging_scores(scores: torch.Tensor, targets: torch.Tensor) -> TaggingScores
     valid = ~torch.isnan(roc)
     macro_roc = float(roc[valid].mean()) if valid.any() else float("nan")
     macro_ap = float(ap[valid].mean()) if valid.any() else float("nan")
-    return TaggingScores(macro_roc, macro_ap, roc, ap, skipped, int(scores.shape[0]))
+    top = scores.argmax(dim=1, keepdim=True)
+    accuracy = float(targets.gather(1, top).float().mean()) if len(scores) else float("nan")
+    return TaggingScores(macro_roc, macro_ap, roc, ap, skipped, int(scores.shape[0]), accuracy)
 
 
 class SongMetrics(Metric):

@@ -9,7 +9,7 @@ Batches (from :mod:`datamodules`):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -21,6 +21,8 @@ from musictag.metrics import Aggregation, SongMetrics, TaggingScores, aggregate_
 from musictag.models import Tagger, resolve_architecture
 from musictag.registry import ConfigError, StageSpec
 
+Task = Literal["multilabel", "multiclass"]
+
 
 class TaggingModule(pl.LightningModule):
     """Multi-label music tagging with any registered architecture.
@@ -29,12 +31,16 @@ class TaggingModule(pl.LightningModule):
         n_tags: number of tags; linked from the DataModule by the CLI.
         arch: a named architecture (``musictag.models.available()``); the stage arguments below replace
             its stages one by one. Without ``arch`` every stage and ``input_len`` must be given.
+        arch_args: arguments of an architecture that takes them (``{param_budget: 250000}`` for the
+            ``choi_*`` designs).
         representation, frontend, backend, head: stage specs (a registered name, or a mapping with
             ``name`` and the stage's arguments).
         input_len: samples per chunk the network sees; also the DataModule's chunk length.
         sample_rate: the audio rate the network expects.
         tag_names: tag of each output, in order (linked from the DataModule, kept in checkpoints).
         aggregate: how chunk probabilities become a song score: ``mean``, ``max`` or ``vote``.
+        task: ``multilabel`` (tagging: sigmoid per tag, binary cross-entropy) or ``multiclass`` (one
+            class per song, e.g. genre: softmax, cross-entropy, and ``accuracy`` logged too).
         eval_chunk_batch: at most this many chunks go through the network at once in evaluation (memory
             only: results do not depend on it).
         optimizer: a callable taking the parameters (YAML: ``class_path: torch.optim.Adam`` ...).
@@ -46,6 +52,7 @@ class TaggingModule(pl.LightningModule):
         self,
         n_tags: int = 50,
         arch: str | None = "short_chunk",
+        arch_args: dict[str, Any] | None = None,
         representation: StageSpec | None = None,
         frontend: StageSpec | None = None,
         backend: StageSpec | None = None,
@@ -54,6 +61,7 @@ class TaggingModule(pl.LightningModule):
         sample_rate: int | None = None,
         tag_names: list[str] | None = None,
         aggregate: Aggregation = "mean",
+        task: Task = "multilabel",
         eval_chunk_batch: int = 64,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -62,6 +70,7 @@ class TaggingModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         architecture = resolve_architecture(
             arch,
+            arch_args,
             representation=representation,
             frontend=frontend,
             backend=backend,
@@ -73,11 +82,14 @@ class TaggingModule(pl.LightningModule):
         self.hparams.update(architecture)
         if tag_names is not None and len(tag_names) != n_tags:
             raise ConfigError(f"{len(tag_names)} tag_names for n_tags={n_tags}; they must agree")
+        if task not in ("multilabel", "multiclass"):
+            raise ConfigError(f"unknown task {task!r}; use 'multilabel' or 'multiclass'")
         if eval_chunk_batch < 1:
             raise ConfigError(f"eval_chunk_batch must be at least 1, got {eval_chunk_batch}")
         self.net = Tagger(n_tags=n_tags, **architecture)
         self.tag_names = list(tag_names) if tag_names is not None else [f"tag_{i}" for i in range(n_tags)]
         self.aggregate = aggregate
+        self.task = task
         self.eval_chunk_batch = eval_chunk_batch
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
@@ -104,14 +116,26 @@ class TaggingModule(pl.LightningModule):
         logits = torch.cat([self.net(part) for part in flat.split(self.eval_chunk_batch)])
         return logits.reshape(songs, n_chunks, -1)
 
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits → per-tag probabilities (sigmoid), or class probabilities (softmax) for ``multiclass``."""
+        logits = logits.float()
+        return torch.softmax(logits, dim=-1) if self.task == "multiclass" else torch.sigmoid(logits)
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """BCE-with-logits over tags, or cross-entropy against the (one-hot) class for ``multiclass``."""
+        logits = logits.float()
+        if self.task == "multiclass":
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1, target.shape[-1]))
+        return F.binary_cross_entropy_with_logits(logits, target)
+
     def song_scores(self, audio: torch.Tensor) -> torch.Tensor:
         """Songs ``(B, n_chunks, L)`` → aggregated tag probabilities ``(B, n_tags)``."""
-        return aggregate_chunks(torch.sigmoid(self.chunk_logits(audio).float()), self.aggregate)
+        return aggregate_chunks(self.probabilities(self.chunk_logits(audio)), self.aggregate)
 
     # --- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self.net(batch["audio"])
-        loss = F.binary_cross_entropy_with_logits(logits.float(), batch["target"])
+        loss = self.loss(logits, batch["target"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
         return loss
 
@@ -120,9 +144,9 @@ class TaggingModule(pl.LightningModule):
         logits = self.chunk_logits(batch["audio"]).float()
         target = batch["target"]
         # the loss of every chunk against its song's tags: the training objective, on evaluation songs
-        loss = F.binary_cross_entropy_with_logits(logits, target.unsqueeze(1).expand_as(logits))
+        loss = self.loss(logits, target.unsqueeze(1).expand_as(logits))
         self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(logits), sync_dist=True)
-        metrics.update(aggregate_chunks(torch.sigmoid(logits), self.aggregate), target)
+        metrics.update(aggregate_chunks(self.probabilities(logits), self.aggregate), target)
 
     def _eval_epoch_end(self, stage: str, metrics: SongMetrics) -> None:
         result = metrics.compute()
@@ -131,6 +155,8 @@ class TaggingModule(pl.LightningModule):
         self.log(f"{stage}/roc_auc", result.roc_auc)
         self.log(f"{stage}/pr_auc", result.pr_auc)
         self.log(f"{stage}/skipped_tags", float(len(result.skipped)))
+        if self.task == "multiclass":
+            self.log(f"{stage}/accuracy", result.accuracy)
         if result.skipped and not self.trainer.sanity_checking:
             names = ", ".join(self.tag_names[i] for i in result.skipped)
             rank_zero_info(

@@ -137,7 +137,9 @@ class Conv1dStack(nn.Module):
         width = in_shape[0] * (in_shape[1] if len(in_shape) == 3 else 1)
         layers: list[nn.Module] = []
         for out, pool in zip(channels, pool_list, strict=True):
-            layers.append(nn.Conv1d(width, out, kernel_size, padding=0 if padding == "valid" else "same"))
+            if padding == "same":  # explicit (asymmetric for even kernels): no padded copy inside conv1d
+                layers.append(nn.ConstantPad1d(((kernel_size - 1) // 2, kernel_size // 2), 0.0))
+            layers.append(nn.Conv1d(width, out, kernel_size))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(out))
             layers += [nn.ReLU(), _pool1d(pool)]

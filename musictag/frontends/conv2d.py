@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from musictag.ops import conv2d_fast_input_grad
 from musictag.registry import FRONTENDS, ConfigError
 
 Pool = int | Sequence[int]
@@ -51,7 +52,7 @@ class ConvBlock2d(nn.Module):
         self.pool = _pool(pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.act(self.bn(self.conv(x))))
+        return self.pool(self.act(self.bn(conv2d_fast_input_grad(x, self.conv))))
 
 
 class ResPoolBlock2d(nn.Module):
@@ -104,6 +105,13 @@ class ResStrideBlock2d(nn.Module):
         return self.relu(self.shortcut(x) + out)
 
 
+def _use_channels_last(module: nn.Module, enabled: bool) -> bool:
+    """Lay the conv weights out channels-last (the inputs follow in forward)."""
+    if enabled:
+        module.to(memory_format=torch.channels_last)
+    return enabled
+
+
 def _per_block(value: object, n_blocks: int, what: str) -> list:
     """One value for every block: a scalar (or a [freq, time] pair given once) is repeated."""
     if isinstance(value, (int, str)):
@@ -126,6 +134,9 @@ class Conv2dStack(nn.Module):
         blocks: ``conv`` (:class:`ConvBlock2d`) or ``res`` (:class:`ResPoolBlock2d`), for every block or
             per block; the Harmonic CNN alternates them.
         activation: of the plain blocks, ``relu`` or ``elu``.
+        channels_last: run in channels-last memory format, which oneDNN (CPU) and cuDNN (GPU, mixed
+            precision) convolve faster: 25-35% more training throughput on CPU for the Short-chunk CNN
+            and the FCN (``musictag bench``). Numerically the same network.
     """
 
     input_ndim = 3
@@ -138,6 +149,7 @@ class Conv2dStack(nn.Module):
         pools: Pool | Sequence[Pool] = 2,
         blocks: str | Sequence[str] = "conv",
         activation: Activation = "relu",
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         pool_list = _per_block(pools, len(channels), "pools")
@@ -153,9 +165,10 @@ class Conv2dStack(nn.Module):
                 raise ConfigError(f"conv2d_stack: unknown block type {kind!r}; use 'conv' or 'res'")
             width = out
         self.blocks = nn.Sequential(*layers)
+        self.channels_last = _use_channels_last(self, channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)
+        return self.blocks(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
 
 
 @FRONTENDS.register("res2d_stack")
@@ -165,6 +178,7 @@ class Res2dStack(nn.Module):
     Args:
         channels: output channels of each block.
         strides: one int for every block, or one stride per block (an int or ``[freq, time]``).
+        channels_last: as :class:`Conv2dStack`.
     """
 
     input_ndim = 3
@@ -174,6 +188,7 @@ class Res2dStack(nn.Module):
         in_shape: Sequence[int],
         channels: Sequence[int] = (128, 128, 256, 256, 256, 256, 512),
         strides: Pool | Sequence[Pool] = 2,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         stride_list = _per_block(strides, len(channels), "strides")
@@ -181,6 +196,7 @@ class Res2dStack(nn.Module):
         self.blocks = nn.Sequential(
             *(ResStrideBlock2d(widths[i], widths[i + 1], stride_list[i]) for i in range(len(channels)))
         )
+        self.channels_last = _use_channels_last(self, channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)
+        return self.blocks(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from musictag.ops import conv2d_fast_input_grad
 from musictag.registry import FRONTENDS
 
 
@@ -21,7 +22,7 @@ class TimbralFilter(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x))).amax(dim=2)
+        return self.relu(self.bn(conv2d_fast_input_grad(x, self.conv))).amax(dim=2)
 
 
 class TemporalFilter(nn.Module):

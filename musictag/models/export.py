@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from musictag.models.presets import PRESETS, Preset
+from musictag.models.presets import FACTORIES, Preset, get_preset, preset_names
 
 
 def _flow(value: object) -> str:
@@ -28,6 +28,8 @@ def preset_yaml(preset: Preset) -> str:
     for paragraph in comment:
         lines += ["#"] if not paragraph else ["# " + line for line in textwrap.wrap(paragraph, 100)]
     lines += ["model:", "  class_path: musictag.TaggingModule", "  init_args:", f"    arch: {preset.name}"]
+    if preset.name in FACTORIES:
+        lines.append("    arch_args: {param_budget: 1000000}  # the stages below are this budget's")
     for key, value in preset.stages().items():
         lines.append(f"    {key}: {_flow(value)}")
     return "\n".join(lines) + "\n"
@@ -36,9 +38,10 @@ def preset_yaml(preset: Preset) -> str:
 def main(directory: str = "experiments/models") -> None:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    for name, preset in sorted(PRESETS.items()):
-        (out / f"{name}.yaml").write_text(preset_yaml(preset))
-    print(f"wrote {len(PRESETS)} presets to {out}")
+    names = preset_names()
+    for name in names:
+        (out / f"{name}.yaml").write_text(preset_yaml(get_preset(name)))
+    print(f"wrote {len(names)} presets to {out}")
 
 
 if __name__ == "__main__":

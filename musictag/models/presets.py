@@ -7,10 +7,11 @@ equal.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from musictag.registry import StageSpec, UnknownNameError
+from musictag.registry import ConfigError, StageSpec, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {}
+#: Presets with arguments (e.g. a parameter budget): name → callable returning a Preset.
+FACTORIES: dict[str, Callable[..., Preset]] = {}
 
 
 def register_preset(preset: Preset) -> Preset:
@@ -52,12 +55,29 @@ def register_preset(preset: Preset) -> Preset:
     return preset
 
 
-def get_preset(name: str) -> Preset:
+def register_factory(name: str, factory: Callable[..., Preset]) -> None:
+    """A preset whose stages depend on arguments (built on demand by :func:`get_preset`)."""
+    FACTORIES[name] = factory
+
+
+def preset_names() -> list[str]:
+    """Every architecture name: fixed presets and presets with arguments."""
+    return sorted({*PRESETS, *FACTORIES})
+
+
+def get_preset(name: str, **arch_args: Any) -> Preset:
+    if name in FACTORIES:
+        try:
+            return FACTORIES[name](**arch_args)
+        except TypeError as err:
+            raise ConfigError(f"architecture {name!r}: bad arch_args {arch_args}: {err}") from None
+    if arch_args:
+        raise ConfigError(f"architecture {name!r} takes no arch_args, got {sorted(arch_args)}")
     try:
         return PRESETS[name]
     except KeyError:
         raise UnknownNameError(
-            f"unknown architecture {name!r}; registered architectures: {', '.join(sorted(PRESETS))}"
+            f"unknown architecture {name!r}; registered architectures: {', '.join(preset_names())}"
         ) from None
 
 
@@ -223,14 +243,16 @@ register_preset(
         description=(
             "Sample-level CNN: a stride-3 conv (128) then 9 blocks of conv3 + BN + ReLU + max-pool 3 "
             "(128,128,256,256,256,256,256,256,512 channels) and a 1x1 conv (512) on the raw waveform, "
-            "dropout 0.5, dense n_tags. Input: 59,049 = 3^10 samples at 16 kHz (3.69 s)."
+            "max over the remaining frame(s), dropout 0.5, dense n_tags. Input: 59,049 = 3^10 samples at 16 kHz (3.69 s)."
         ),
         reference="J. Lee, J. Park, K. L. Kim, J. Nam, 'Sample-level deep convolutional neural networks for "
         "music auto-tagging using raw waveforms', SMC 2017; " + WON_2020,
         input_len=59049,
         representation={"name": "waveform"},
         frontend={"name": "sample_level"},
-        backend={"name": "flatten"},
+        # one frame remains at 59,049 samples: max pooling equals the reference's squeeze there and
+        # also takes longer input
+        backend={"name": "global_max"},
         head={"name": "linear", "dropout": 0.5},
         params_at_50_tags=1_869_874,
     )
@@ -248,7 +270,7 @@ register_preset(
         input_len=59049,
         representation={"name": "waveform"},
         frontend={"name": "sample_level", "block": "se"},
-        backend={"name": "flatten"},
+        backend={"name": "global_max"},
         head={"name": "mlp", "hidden": [512], "dropout": 0.5},
         params_at_50_tags=6_951_858,
     )

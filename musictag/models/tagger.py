@@ -12,6 +12,8 @@ import musictag.backends  # noqa: F401  (registers the stages)
 import musictag.frontends  # noqa: F401
 import musictag.heads  # noqa: F401
 import musictag.representations  # noqa: F401
+from musictag.backends.pooling import Flatten
+from musictag.frontends.pons import PonsFilters
 from musictag.registry import (
     BACKENDS,
     FRONTENDS,
@@ -22,6 +24,8 @@ from musictag.registry import (
     StageSpec,
     spec_name,
 )
+
+FIXED_LENGTH = (Flatten, PonsFilters)
 
 STAGES: tuple[tuple[str, Registry], ...] = (
     ("representation", REPRESENTATIONS),
@@ -80,8 +84,15 @@ class Tagger(nn.Module):
             previous = (registry.kind, name)
         if shape != (n_tags,):
             raise ConfigError(f"head {spec_name(head)!r} gives shape {shape}, expected ({n_tags},)")
+        # Back ends that pool or read out over time take any length; a flattening one fixes it.
+        self.variable_length = not any(isinstance(m, FIXED_LENGTH) for m in (self.frontend, self.backend))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if not self.variable_length and wave.shape[-1] != self.input_len:
+            raise ValueError(
+                f"this network takes exactly input_len={self.input_len} samples (its back end flattens); "
+                f"got {wave.shape[-1]}: cut the audio into chunks of input_len"
+            )
         x = self.representation(wave)
         x = self.frontend(x)
         x = self.backend(x)
