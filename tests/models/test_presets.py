@@ -10,6 +10,11 @@ from musictag.models import FACTORIES, available, build, get_preset
 MODELS_DIR = Path(__file__).resolve().parents[2] / "experiments" / "models"
 
 
+def test_every_yaml_is_a_preset_or_the_custom_example():
+    names = {p.stem for p in MODELS_DIR.glob("*.yaml")}
+    assert names == set(available()) | {"custom_example"}
+
+
 @pytest.mark.parametrize("name", available())
 def test_every_preset_has_an_equal_yaml(name):
     config = yaml.safe_load((MODELS_DIR / f"{name}.yaml").read_text())
@@ -33,3 +38,25 @@ def test_every_preset_documents_itself_and_builds(name):
     if preset.published_params is not None:
         n_outputs, count = preset.published_params
         assert build(name, n_tags=n_outputs).n_params() == count
+
+
+def test_a_composition_that_is_no_preset_builds_from_yaml(tiny_corpus, tmp_path, monkeypatch):
+    """experiments/models/custom_example.yaml composes stages of three presets; it trains a step."""
+    import sys
+
+    from musictag.cli import main
+    from musictag.testing import tiny_synthetic_args
+
+    monkeypatch.setattr(sys, "argv", ["musictag"])
+    data_args = [f"--data.init_args.{k}={v}" for k, v in tiny_synthetic_args(str(tiny_corpus)).items()]
+    main(
+        [
+            "fit",
+            f"--config={MODELS_DIR / 'custom_example.yaml'}",
+            "--data=datamodules.SyntheticDataModule",
+            *data_args,
+            "--trainer.fast_dev_run=true",
+            "--trainer.accelerator=cpu",
+            f"--run.save_dir={tmp_path}",
+        ]
+    )
