@@ -29,8 +29,8 @@ demo: install ## train and test the demo Short-chunk CNN on the built-in synthet
 	$(BIN)/musictag fit --config experiments/demo.yaml
 	$(BIN)/musictag test --config experiments/demo.yaml --ckpt_path best
 
-bench: install ## training throughput (samples/s) of every architecture on this machine
-	$(BIN)/musictag bench $(BENCH_ARGS)
+bench: install ## throughput of every architecture (samples/s), cache preparation and loading on this machine
+	$(BIN)/musictag bench --data $(BENCH_ARGS)
 
 lint: install ## ruff
 	$(BIN)/ruff check musictag datamodules tests

@@ -1,8 +1,24 @@
-"""DataModules: corpora on disk → manifests → a packed audio cache → chunked batches."""
+"""DataModules: corpora on disk → manifests → a packed audio cache → chunked batches.
 
-from datamodules.base import TaggingDataModule
-from datamodules.cache import AudioCache
-from datamodules.manifest import Manifest
-from datamodules.synthetic import SyntheticDataModule
+Names are imported on first use, so that cache-preparation workers load no deep-learning stack.
+"""
 
-__all__ = ["AudioCache", "Manifest", "SyntheticDataModule", "TaggingDataModule"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AudioCache": "datamodules.cache",
+    "Manifest": "datamodules.manifest",
+    "TaggingDataModule": "datamodules.base",
+    "SyntheticDataModule": "datamodules.synthetic",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'datamodules' has no attribute {name!r}")

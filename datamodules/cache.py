@@ -2,11 +2,16 @@
 
 Layout of a cache folder::
 
-    index.json       {"format", "sample_rate", "source", "shards": [...], "tracks": {id: [shard, offset, length]}}
-    audio-00000.i16  raw little-endian int16 samples of many tracks back to back
+    index.json            written last: {"format", "sample_rate", "source", "shards", "tracks": {id: [shard, offset, length]}}
+    report.json           every track that did not make it in, and why
+    shards/00000.i16      raw little-endian int16 samples of many tracks back to back
+    shards/00000.json     the shard's commit record: its tracks and problems (written after the .i16)
 
-A cache is written into a temporary sibling folder and renamed into place at the end, so a folder with
-an ``index.json`` is always complete; an interrupted write leaves nothing that a later run trusts.
+Tracks are assigned to shards by their order in the task list (``tracks_per_shard`` each). A shard is
+decoded, written to a temporary file, fsynced and renamed, and only then committed by its JSON record,
+so a run that is killed leaves at most an uncommitted shard, which a later run redoes: an interrupted
+and resumed run gives byte-for-byte the cache of an uninterrupted one. ``index.json`` is written once
+every shard is committed; a folder with an ``index.json`` is complete.
 """
 
 from __future__ import annotations
@@ -14,8 +19,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +32,12 @@ import numpy as np
 
 Pathlike = str | os.PathLike
 
-FORMAT = "musictag-cache/1"
+FORMAT = "musictag-cache/2"
 INDEX = "index.json"
+REPORT = "report.json"
 INT16_SCALE = 32768.0
+#: Peak below which a track counts as silent (-80 dBFS).
+SILENCE_PEAK = 1e-4
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
@@ -41,12 +53,13 @@ class AudioCache:
         index_path = self.root / INDEX
         if not index_path.is_file():
             raise FileNotFoundError(
-                f"no audio cache at {self.root} (missing {INDEX}); prepare the corpus first"
+                f"no complete audio cache at {self.root} (missing {INDEX}); prepare the corpus first "
+                "(`musictag prepare`), or rerun it to finish an interrupted one"
             )
         index = json.loads(index_path.read_text())
         if index.get("format") != FORMAT:
             raise ValueError(
-                f"{index_path}: unknown cache format {index.get('format')!r}, expected {FORMAT!r}"
+                f"{index_path}: cache format {index.get('format')!r}, expected {FORMAT!r}; prepare it again"
             )
         self.sample_rate: int = int(index["sample_rate"])
         self.source: Any = index.get("source")
@@ -84,6 +97,11 @@ class AudioCache:
             out /= INT16_SCALE
         return out
 
+    def report(self) -> list[dict[str, str]]:
+        """The tracks left out when the cache was prepared (``id``, ``path``, ``problem``, ``detail``)."""
+        path = self.root / REPORT
+        return json.loads(path.read_text())["problems"] if path.is_file() else []
+
     @staticmethod
     def exists(root: Pathlike) -> bool:
         return (Path(root) / INDEX).is_file()
@@ -92,30 +110,14 @@ class AudioCache:
     def write(
         root: Pathlike, tracks: Iterable[tuple[str, np.ndarray]], sample_rate: int, source: Any = None
     ) -> AudioCache:
-        """Write ``(track_id, float audio)`` pairs into a new cache at ``root`` (atomically)."""
+        """Write in-memory ``(track_id, float audio)`` pairs as a one-shard cache at ``root`` (atomically)."""
         root = Path(root)
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
         try:
-            shard_name = "audio-00000.i16"
-            index: dict[str, list[int]] = {}
-            offset = 0
-            with open(tmp / shard_name, "wb") as f:
-                for track_id, audio in tracks:
-                    samples = to_int16(np.asarray(audio, dtype=np.float32))
-                    f.write(samples.tobytes())
-                    index[track_id] = [0, offset, len(samples)]
-                    offset += len(samples)
-                f.flush()
-                os.fsync(f.fileno())
-            meta = {
-                "format": FORMAT,
-                "sample_rate": sample_rate,
-                "source": source,
-                "shards": [shard_name],
-                "tracks": index,
-            }
-            (tmp / INDEX).write_text(json.dumps(meta))
+            (tmp / "shards").mkdir()
+            record = _write_shard(tmp / "shards", 0, ((t, a, "") for t, a in tracks), task_ids=None)
+            _write_index(tmp, [record], sample_rate, source)
             if root.exists():
                 shutil.rmtree(root)
             os.replace(tmp, root)
@@ -123,3 +125,196 @@ class AudioCache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return AudioCache(root)
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_shard(
+    shard_dir: Path,
+    number: int,
+    tracks: Iterable[tuple[str, np.ndarray | Exception, str]],
+    task_ids: list[str] | None,
+) -> dict[str, Any]:
+    """Write one shard; ``tracks`` yields (id, audio or the error that stands for it, path)."""
+    name = f"{number:05d}"
+    data_path = shard_dir / f"{name}.i16"
+    tmp = data_path.with_name(data_path.name + ".tmp")
+    entries: list[list[Any]] = []
+    problems: list[dict[str, str]] = []
+    offset = 0
+    with open(tmp, "wb") as f:
+        for track_id, audio, path in tracks:
+            if isinstance(audio, Exception):
+                problem, detail = getattr(audio, "problem", "unreadable"), str(audio)
+                problems.append({"id": track_id, "path": path, "problem": problem, "detail": detail})
+                continue
+            samples = to_int16(audio)
+            f.write(samples.tobytes())
+            entries.append([track_id, offset, len(samples)])
+            offset += len(samples)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, data_path)
+    record = {"shard": f"shards/{name}.i16", "tracks": entries, "problems": problems, "task_ids": task_ids}
+    _atomic_write_text(shard_dir / f"{name}.json", json.dumps(record))  # the commit
+    return record
+
+
+def _write_index(root: Path, records: Sequence[dict[str, Any]], sample_rate: int, source: Any) -> None:
+    tracks: dict[str, list[int]] = {}
+    problems: list[dict[str, str]] = []
+    for number, record in enumerate(records):
+        for track_id, offset, length in record["tracks"]:
+            tracks[track_id] = [number, offset, length]
+        problems += record["problems"]
+    _atomic_write_text(root / REPORT, json.dumps({"n_tracks": len(tracks), "problems": problems}, indent=1))
+    index = {
+        "format": FORMAT,
+        "sample_rate": sample_rate,
+        "source": source,
+        "shards": [r["shard"] for r in records],
+        "tracks": tracks,
+    }
+    _atomic_write_text(root / INDEX, json.dumps(index))
+
+
+class TrackProblem(Exception):
+    """A track that decodes but is not fit for training (``problem``: empty, silent, too_short)."""
+
+    def __init__(self, problem: str, detail: str) -> None:
+        super().__init__(detail)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    number: int
+    track_ids: list[str]
+    paths: list[str]
+    sample_rate: int
+    min_seconds: float
+    shard_dir: str
+
+
+def _decode(path: str, sample_rate: int, min_seconds: float) -> np.ndarray | Exception:
+    from musictag.audio import AudioError, load_audio
+
+    try:
+        audio, _ = load_audio(path, sample_rate)
+    except AudioError as err:
+        problem = "empty" if "empty" in err.reason or "no audio" in err.reason else "unreadable"
+        return TrackProblem(problem, str(err))
+    except Exception as err:  # noqa: BLE001  (a decoder crash on one file must not stop the corpus)
+        return TrackProblem("unreadable", f"{path}: {type(err).__name__}: {err}")
+    if np.abs(audio).max() < SILENCE_PEAK:
+        return TrackProblem("silent", f"{path}: silent (peak below -80 dBFS)")
+    seconds = len(audio) / sample_rate
+    if seconds < min_seconds:
+        return TrackProblem(
+            "too_short", f"{path}: {seconds:.2f} s, shorter than the {min_seconds:g} s asked for"
+        )
+    return audio
+
+
+def _prepare_shard(task: ShardTask) -> tuple[int, int, int]:
+    """Decode and write one shard (runs in a worker process). Returns (shard, tracks, problems)."""
+    tracks = (
+        (track_id, _decode(path, task.sample_rate, task.min_seconds), path)
+        for track_id, path in zip(task.track_ids, task.paths, strict=True)
+    )
+    record = _write_shard(Path(task.shard_dir), task.number, tracks, task_ids=task.track_ids)
+    return task.number, len(task.track_ids), len(record["problems"])
+
+
+def prepare_cache(
+    root: Pathlike,
+    tracks: Sequence[tuple[str, str]],
+    sample_rate: int = 16000,
+    workers: int = 1,
+    tracks_per_shard: int = 128,
+    min_seconds: float = 0.0,
+    source: Any = None,
+    progress: bool = True,
+) -> AudioCache:
+    """Decode ``(track_id, audio path)`` pairs into the cache at ``root``; resumable (see module docstring).
+
+    Every track that cannot be read, is empty, silent, or shorter than ``min_seconds`` is left out and
+    listed in ``report.json`` (:meth:`AudioCache.report`).
+    """
+    root = Path(root)
+    if AudioCache.exists(root):
+        cache = AudioCache(root)
+        if cache.sample_rate != sample_rate:
+            raise ValueError(
+                f"{root} already holds a {cache.sample_rate} Hz cache; use another folder for {sample_rate} Hz"
+            )
+        return cache
+    shard_dir = root / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    ids = [t for t, _ in tracks]
+    if len(set(ids)) != len(ids):
+        raise ValueError("track ids must be unique")
+    tasks = [
+        ShardTask(
+            n,
+            ids[s : s + tracks_per_shard],
+            [p for _, p in tracks[s : s + tracks_per_shard]],
+            sample_rate,
+            min_seconds,
+            str(shard_dir),
+        )
+        for n, s in enumerate(range(0, len(tracks), tracks_per_shard))
+    ]
+    settings = {"sample_rate": sample_rate, "min_seconds": min_seconds, "tracks_per_shard": tracks_per_shard}
+    settings_path = root / "settings.json"
+    if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
+        raise ValueError(
+            f"{root} holds an unfinished cache with other settings ({settings_path}); remove it or use another folder"
+        )
+    _atomic_write_text(settings_path, json.dumps(settings))
+    todo = [t for t in tasks if not _committed(shard_dir, t)]
+    bar = _progress(len(tracks), len(tracks) - sum(len(t.track_ids) for t in todo), progress)
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            for task in todo:
+                _, n_tracks, _ = _prepare_shard(task)
+                bar.update(n_tracks)
+        else:
+            # fork where there is one (as PyTorch's DataLoader): spawned workers would re-import the
+            # calling program, Lightning and torch included, before decoding anything
+            method = "fork" if "fork" in get_all_start_methods() else "spawn"
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
+                for future in as_completed([pool.submit(_prepare_shard, t) for t in todo]):
+                    _, n_tracks, _ = future.result()
+                    bar.update(n_tracks)
+    finally:
+        bar.close()
+    records = [json.loads((shard_dir / f"{t.number:05d}.json").read_text()) for t in tasks]
+    _write_index(root, records, sample_rate, source)
+    return AudioCache(root)
+
+
+def _committed(shard_dir: Path, task: ShardTask) -> bool:
+    record_path = shard_dir / f"{task.number:05d}.json"
+    if not record_path.is_file() or not (shard_dir / f"{task.number:05d}.i16").is_file():
+        return False
+    try:
+        return json.loads(record_path.read_text()).get("task_ids") == task.track_ids
+    except json.JSONDecodeError:
+        return False
+
+
+def _progress(total: int, done: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="track", desc="prepare", disable=not enabled, file=sys.stderr)

@@ -247,7 +247,11 @@ def generate_corpus(
     root = Path(root)
     manifest_path = root / "manifest.csv"
     if manifest_path.is_file() and AudioCache.exists(root / "cache"):
-        return Manifest.read_csv(manifest_path)
+        try:
+            AudioCache(root / "cache")
+            return Manifest.read_csv(manifest_path)
+        except ValueError:  # written by an older musictag: generate it again
+            manifest_path.unlink()
     root.mkdir(parents=True, exist_ok=True)
     ids = [f"clip{i:05d}" for i in range(n_clips)]
     targets = np.zeros((n_clips, len(TAGS)), dtype=np.uint8)

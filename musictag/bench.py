@@ -60,7 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         "--precision", choices=["auto", "32", "bf16"], default="auto", help="auto: bf16 on GPU"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--data", action="store_true", help="also the data pipeline (prepare and loader throughput)"
+    )
+    parser.add_argument("--data-only", action="store_true", help="only the data pipeline")
     args = parser.parse_args(argv)
+    if args.data or args.data_only:
+        from musictag.bench_data import main as data_main
+
+        data_main()
+        if args.data_only:
+            return 0
 
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

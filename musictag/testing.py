@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -60,3 +61,26 @@ def cli_args(subcommand: str, root: str, save_dir: str, **extra: Any) -> list[st
 
 def _yaml(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
+    """Write float audio ``(n,)`` or ``(n, channels)`` in the format of the file's extension (MP3 included)."""
+    import soundfile as sf
+
+    fmt = {".mp3": "MP3", ".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}[
+        os.path.splitext(os.fspath(path))[1].lower()
+    ]
+    subtype = "VORBIS" if fmt == "OGG" else None
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    sf.write(os.fspath(path), audio, sample_rate, format=fmt, subtype=subtype)
+
+
+def write_bad_files(folder: str | os.PathLike) -> dict[str, str]:
+    """A corrupt MP3, an empty WAV and a silent FLAC in ``folder``: name → the problem the cache reports."""
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "corrupt.mp3"), "wb") as f:
+        f.write(b"\x00garbage that is not audio\xff" * 64)
+    open(os.path.join(folder, "empty.wav"), "wb").close()
+    write_audio(os.path.join(folder, "silent.flac"), np.zeros(16000, np.float32), 16000)
+    return {"corrupt.mp3": "unreadable", "empty.wav": "empty", "silent.flac": "silent"}

@@ -58,5 +58,7 @@ def test_a_composition_that_is_no_preset_builds_from_yaml(tiny_corpus, tmp_path,
             "--trainer.fast_dev_run=true",
             "--trainer.accelerator=cpu",
             f"--run.save_dir={tmp_path}",
+            f"--trainer.default_root_dir={tmp_path}",
         ]
     )
+    assert not (Path.cwd() / "checkpoints").exists()

@@ -1,0 +1,68 @@
+"""Audio I/O: the one place files are decoded, downmixed and resampled.
+
+soundfile (libsndfile) decodes WAV, FLAC, OGG and MP3 with seeking; soxr resamples. ``torchaudio.load``
+is not used: it needs TorchCodec.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+Pathlike = str | os.PathLike
+
+
+class AudioError(Exception):
+    """A file that cannot be used as audio; the message names the file and the reason."""
+
+    def __init__(self, path: Pathlike, reason: str) -> None:
+        super().__init__(f"{os.fspath(path)}: {reason}")
+        self.path = os.fspath(path)
+        self.reason = reason
+
+
+def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """``(n,)`` or ``(n, channels)`` float audio from ``orig_rate`` to ``target_rate`` (soxr, high quality)."""
+    if orig_rate == target_rate:
+        return audio
+    return soxr.resample(audio, orig_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def load_audio(path: Pathlike, sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
+    """Decode a file to float32 in [-1, 1]: ``(n,)`` when ``mono`` (channels averaged), else ``(n, channels)``.
+
+    Resampled to ``sample_rate`` when given (the rate returned is the output's). Raises
+    :class:`AudioError` for a missing, empty or undecodable file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AudioError(path, "no such file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioError(path, f"cannot decode ({str(err).splitlines()[0]})") from None
+    if audio.size == 0:
+        raise AudioError(path, "no audio samples")
+    if mono:
+        audio = audio.mean(axis=1)
+    if sample_rate is not None and rate != sample_rate:
+        audio = resample(audio, rate, sample_rate)
+        rate = sample_rate
+    return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
+def audio_duration(path: Pathlike) -> float:
+    """Seconds of audio in a file, from its header (no decoding)."""
+    try:
+        return float(sf.info(os.fspath(path)).duration)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(path, f"cannot read header ({str(err).splitlines()[0]})") from None
+
+
+#: File extensions musictag looks for in folders.
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au")
