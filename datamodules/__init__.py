@@ -13,6 +13,11 @@ _EXPORTS = {
     "Manifest": "datamodules.manifest",
     "TaggingDataModule": "datamodules.base",
     "SyntheticDataModule": "datamodules.synthetic",
+    "CorpusDataModule": "datamodules.corpora",
+    "MTATDataModule": "datamodules.corpora",
+    "MSDDataModule": "datamodules.corpora",
+    "JamendoDataModule": "datamodules.corpora",
+    "FolderDataModule": "datamodules.corpora",
 }
 
 __all__ = sorted(_EXPORTS)

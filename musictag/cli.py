@@ -179,7 +179,7 @@ def config_error_in(err: BaseException) -> ConfigError | None:
 
 
 #: Subcommands that are not LightningCLI's: name → "module:function" taking the remaining arguments.
-TOOLS = {"bench": "musictag.bench:main"}
+TOOLS = {"bench": "musictag.bench:main", "prepare": "musictag.prepare:main"}
 
 
 def main(args: Any = None) -> None:

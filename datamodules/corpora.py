@@ -1,0 +1,255 @@
+"""DataModules of the published corpora and of a user's own audio, over one shared base.
+
+A corpus DataModule reads a *cache folder* — ``manifest.csv`` (the reader's manifest) plus the audio
+cache (:mod:`datamodules.cache`) — and prepares it first if it is missing, from ``audio_root`` and the
+corpus metadata (``musictag prepare`` does the same from the command line). Once a cache exists, the
+metadata is not needed again. Tracks the cache could not use (``report.json``) never reach a loader.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+from datamodules.base import TaggingDataModule
+from datamodules.cache import AudioCache, prepare_cache
+from datamodules.manifest import Manifest
+from musictag.registry import ConfigError
+
+MANIFEST = "manifest.csv"
+
+
+def prepare_corpus(
+    manifest: Manifest,
+    audio_root: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    sample_rate: int = 16000,
+    workers: int = 1,
+    min_seconds: float = 0.0,
+    source: Any = None,
+    progress: bool = True,
+) -> AudioCache:
+    """Write ``manifest.csv`` and decode every track of ``manifest`` (paths under ``audio_root``) into ``cache_dir``."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    manifest.write_csv(cache_dir / MANIFEST)
+    tracks = [
+        (track, os.path.join(audio_root, path))
+        for track, path in zip(manifest.ids, manifest.paths, strict=True)
+    ]
+    return prepare_cache(
+        cache_dir, tracks, sample_rate, workers, min_seconds=min_seconds, source=source, progress=progress
+    )
+
+
+class CorpusDataModule(TaggingDataModule):
+    """Base of the corpus DataModules: a cache folder, prepared from ``audio_root`` when missing.
+
+    Args:
+        cache_dir: the folder holding ``manifest.csv`` and the audio cache.
+        audio_root: the corpus audio; needed only to prepare the cache.
+        workers: decoding processes when preparing.
+        min_seconds: tracks shorter than this are left out (and reported) when preparing.
+        **kwargs: :class:`~datamodules.base.TaggingDataModule` arguments.
+    """
+
+    corpus = "corpus"
+
+    def __init__(
+        self,
+        cache_dir: str,
+        audio_root: str | None = None,
+        workers: int = 1,
+        min_seconds: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cache_dir = Path(cache_dir)
+        self.audio_root = audio_root
+        self.workers = workers
+        self.min_seconds = min_seconds
+        self._metadata_manifest: Manifest | None = None
+        self.tag_names = list(self._manifest().tag_names)
+
+    @abstractmethod
+    def read_metadata(self) -> Manifest:
+        """The corpus manifest from its metadata files (the reader of this corpus)."""
+
+    def source(self) -> dict[str, Any]:
+        return {"corpus": self.corpus, "audio_root": self.audio_root}
+
+    def _manifest(self) -> Manifest:
+        if (self.cache_dir / MANIFEST).is_file() and AudioCache.exists(self.cache_dir):
+            return Manifest.read_csv(self.cache_dir / MANIFEST)
+        if self._metadata_manifest is None:
+            self._metadata_manifest = self.read_metadata()
+        return self._metadata_manifest
+
+    def prepare_data(self) -> None:
+        if AudioCache.exists(self.cache_dir):
+            return
+        if self.audio_root is None:
+            raise ConfigError(
+                f"no prepared cache at {self.cache_dir}: give audio_root (and the metadata) to prepare it, "
+                f"or run `musictag prepare {self.corpus} --root AUDIO --out {self.cache_dir} ...`"
+            )
+        cache = prepare_corpus(
+            self._manifest(),
+            self.audio_root,
+            self.cache_dir,
+            self.sample_rate,
+            self.workers,
+            self.min_seconds,
+            self.source(),
+        )
+        problems = cache.report()
+        if problems:
+            print(f"musictag: {len(problems)} track(s) left out, listed in {cache.root / 'report.json'}")
+
+    def load(self) -> tuple[Manifest, AudioCache]:
+        self.prepare_data()
+        return Manifest.read_csv(self.cache_dir / MANIFEST), AudioCache(self.cache_dir)
+
+
+def _need(value: Any, name: str, corpus: str) -> Any:
+    if value is None:
+        raise ConfigError(
+            f"{corpus}: {name} is needed to read the corpus metadata (no prepared cache was found)"
+        )
+    return value
+
+
+class MTATDataModule(CorpusDataModule):
+    """MagnaTagATune (:mod:`datamodules.mtat`). ``annotations``: ``annotations_final.csv`` (default: in
+    ``audio_root``); ``split``: ``clean``, ``all`` or ``published`` (with ``published_dir``). The clean
+    split also leaves out clips under 29.1 s when the cache is prepared."""
+
+    corpus = "mtat"
+
+    def __init__(
+        self,
+        cache_dir: str,
+        audio_root: str | None = None,
+        annotations: str | None = None,
+        split: str = "clean",
+        published_dir: str | None = None,
+        min_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from datamodules.mtat import MIN_SECONDS_CLEAN
+
+        self.annotations = annotations or (
+            os.path.join(audio_root, "annotations_final.csv") if audio_root else None
+        )
+        self.split, self.published_dir = split, published_dir
+        if min_seconds is None:
+            min_seconds = MIN_SECONDS_CLEAN if split == "clean" else 0.0
+        super().__init__(cache_dir, audio_root, min_seconds=min_seconds, **kwargs)
+
+    def read_metadata(self) -> Manifest:
+        from datamodules.mtat import read_mtat
+
+        return read_mtat(
+            _need(self.annotations, "annotations", self.corpus), self.split, published_dir=self.published_dir
+        )
+
+
+class MSDDataModule(CorpusDataModule):
+    """Million Song Dataset, last.fm top-50 (:mod:`datamodules.msd`); ``metadata_dir`` holds the split
+    pickles, tag vectors, 7digital maps and ``50tagList.txt``; ``audio_root`` the 7digital previews."""
+
+    corpus = "msd"
+
+    def __init__(
+        self,
+        cache_dir: str,
+        audio_root: str | None = None,
+        metadata_dir: str | None = None,
+        n_train: int | None = None,
+        skip_missing: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.metadata_dir, self.n_train, self.skip_missing = metadata_dir, n_train, skip_missing
+        super().__init__(cache_dir, audio_root, **kwargs)
+
+    def read_metadata(self) -> Manifest:
+        from datamodules.msd import N_TRAIN, read_msd
+
+        metadata = _need(self.metadata_dir, "metadata_dir", self.corpus)
+        return read_msd(metadata, n_train=self.n_train or N_TRAIN, skip_missing=self.skip_missing)
+
+
+class JamendoDataModule(CorpusDataModule):
+    """MTG-Jamendo (:mod:`datamodules.jamendo`): ``splits_dir`` is the dataset's ``data/splits``;
+    ``split`` 0-4, ``subset`` top50tags/genre/instrument/moodtheme/all, ``quality`` full or low."""
+
+    corpus = "jamendo"
+
+    def __init__(
+        self,
+        cache_dir: str,
+        audio_root: str | None = None,
+        splits_dir: str | None = None,
+        split: int = 0,
+        subset: str = "top50tags",
+        quality: str = "full",
+        **kwargs: Any,
+    ) -> None:
+        self.splits_dir, self.split, self.subset, self.quality = splits_dir, split, subset, quality
+        super().__init__(cache_dir, audio_root, **kwargs)
+
+    def read_metadata(self) -> Manifest:
+        from datamodules.jamendo import read_jamendo
+
+        return read_jamendo(
+            _need(self.splits_dir, "splits_dir", self.corpus), self.split, self.subset, self.quality
+        )
+
+
+class FolderDataModule(CorpusDataModule):
+    """A user's own audio (:mod:`datamodules.folder`): a CSV of ``path,tags`` (tags joined by ``;``),
+    paths relative to ``audio_root`` (default: the CSV's folder), with a split column or a seeded
+    random split (grouped by an artist column when given)."""
+
+    corpus = "folder"
+
+    def __init__(
+        self,
+        cache_dir: str,
+        csv: str | None = None,
+        audio_root: str | None = None,
+        split_column: str | None = None,
+        artist_column: str | None = None,
+        seed: int = 0,
+        valid_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        self.csv = csv
+        self.split_column, self.artist_column = split_column, artist_column
+        self.seed, self.valid_fraction, self.test_fraction = seed, valid_fraction, test_fraction
+        if audio_root is None and csv is not None:
+            audio_root = str(Path(csv).resolve().parent)
+        super().__init__(cache_dir, audio_root, **kwargs)
+
+    def read_metadata(self) -> Manifest:
+        from datamodules.folder import read_folder
+
+        return read_folder(
+            _need(self.csv, "csv", self.corpus),
+            self.split_column,
+            self.artist_column,
+            self.seed,
+            self.valid_fraction,
+            self.test_fraction,
+        )
+
+
+DATAMODULES: dict[str, type[CorpusDataModule]] = {
+    "mtat": MTATDataModule,
+    "msd": MSDDataModule,
+    "jamendo": JamendoDataModule,
+    "folder": FolderDataModule,
+}

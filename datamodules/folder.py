@@ -1,0 +1,166 @@
+"""A user's own tagged audio, described by one CSV.
+
+File: a CSV with a header that holds at least ``path`` and ``tags``::
+
+    path,tags,split,artist
+    rock/song1.mp3,rock;guitar;male vocal,train,artist_a
+    jazz/song2.wav,jazz;piano,valid,artist_b
+    noise/untagged.flac,,test,artist_c
+
+- ``path``: the audio file relative to the audio root (usually the CSV's folder); also the track id, so
+  each path may appear once.
+- ``tags``: separated by ``;`` (``tag_separator``), stripped; an empty cell is a track without tags.
+- an optional split column (``split_column``): ``train``, ``valid`` (also ``validation``, ``val``) or
+  ``test``, case-insensitive.
+- an optional artist column (``artist_column``) for the random split below.
+
+Splits: the split column when given. Otherwise a random split, the same for the same ``seed``: a
+``test_fraction`` and a ``valid_fraction`` of the tracks, rest train. With an artist column whole artists
+are drawn, so no artist is in two splits (the sizes are then close to, not exactly, the fractions; a
+blank artist counts as an artist of its own). Tag columns are sorted alphabetically.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.manifest import TAG_SEPARATOR, Manifest
+
+Pathlike = str | os.PathLike
+
+SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
+
+
+def random_split(
+    n_tracks: int,
+    groups: list[str] | None,
+    seed: int,
+    valid_fraction: float,
+    test_fraction: float,
+) -> list[str]:
+    """A seeded train/valid/test assignment of ``n_tracks`` tracks, whole ``groups`` at a time if given.
+
+    Groups (artists) are shuffled and dealt to test while that brings it closer to ``test_fraction`` of
+    the tracks, then likewise to valid, the rest to train — so a group never straddles two splits.
+    """
+    if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise ValueError(
+            f"valid_fraction={valid_fraction} and test_fraction={test_fraction} must be in [0, 1) "
+            "and leave some tracks for training"
+        )
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        groups = [str(i) for i in range(n_tracks)]
+    members: dict[str, list[int]] = {}
+    for track, group in enumerate(groups):
+        members.setdefault(group, []).append(track)
+    names = list(members)
+    order = [names[i] for i in rng.permutation(len(names))]
+    n_test = round(n_tracks * test_fraction)
+    n_valid = round(n_tracks * valid_fraction)
+    targets = {"test": n_test, "valid": n_valid}
+    counts = {"test": 0, "valid": 0}
+    splits = ["train"] * n_tracks
+    for group in order:
+        size = len(members[group])
+        for split, target in targets.items():
+            # only where the group brings the split closer to its size, so a big artist cannot
+            # overshoot it (such an artist stays in train)
+            if abs(counts[split] + size - target) < abs(counts[split] - target):
+                counts[split] += size
+                for track in members[group]:
+                    splits[track] = split
+                break
+    return splits
+
+
+def read_folder(
+    csv_path: Pathlike,
+    split_column: str | None = None,
+    artist_column: str | None = None,
+    seed: int = 0,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    tag_separator: str = TAG_SEPARATOR,
+) -> Manifest:
+    """The manifest of a user's CSV (see the module docstring for its format and the split rules).
+
+    Args:
+        csv_path: the CSV file.
+        split_column: the column that names each track's split; ``None`` draws a random split.
+        artist_column: the column that groups tracks for the random split.
+        seed: seed of the random split.
+        valid_fraction, test_fraction: sizes of the random split.
+        tag_separator: what separates the tags in a ``tags`` cell.
+
+    Returns:
+        A manifest in file order; ``ids`` and ``paths`` are both the ``path`` column.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"tag CSV {csv_path} not found")
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets write a BOM
+        reader = csv.DictReader(f)
+        columns = [name.strip() for name in reader.fieldnames or []]
+        reader.fieldnames = columns
+        rows = list(reader)
+    required = ["path", "tags"] + [c for c in (split_column, artist_column) if c is not None]
+    missing = [name for name in required if name not in columns]
+    if missing:
+        raise ValueError(f"{csv_path}: no column {missing}; the header has {columns}")
+
+    paths: list[str] = []
+    tag_lists: list[list[str]] = []
+    first_line: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        path = (row["path"] or "").strip()
+        if not path:
+            raise ValueError(f"{csv_path}, line {line}: empty path")
+        if path in first_line:
+            raise ValueError(
+                f"{csv_path}, line {line}: path {path!r} already appears on line {first_line[path]}; "
+                "each audio file may be listed once"
+            )
+        first_line[path] = line
+        tags = [tag.strip() for tag in (row["tags"] or "").split(tag_separator) if tag.strip()]
+        for tag in tags:
+            if TAG_SEPARATOR in tag:  # manifests store tags joined by ';'
+                raise ValueError(f"{csv_path}, line {line}: tag {tag!r} contains {TAG_SEPARATOR!r}")
+        paths.append(path)
+        tag_lists.append(tags)
+
+    if split_column is not None:
+        splits = []
+        for line, row in enumerate(rows, start=2):
+            value = (row[split_column] or "").strip()
+            if value.lower() not in SPLIT_NAMES:
+                raise ValueError(
+                    f"{csv_path}, line {line}: {split_column} {value!r} is not a split; use train, valid "
+                    "(or validation, val) or test"
+                )
+            splits.append(SPLIT_NAMES[value.lower()])
+    else:
+        groups = None
+        if artist_column is not None:
+            # a blank artist is unknown, not one shared artist: give it a group of its own
+            groups = [
+                (row[artist_column] or "").strip() or f"\0{line}" for line, row in enumerate(rows, start=2)
+            ]
+        splits = random_split(len(rows), groups, seed, valid_fraction, test_fraction)
+
+    tag_names = sorted({tag for tags in tag_lists for tag in tags})
+    column = {tag: j for j, tag in enumerate(tag_names)}
+    targets = np.zeros((len(rows), len(tag_names)), dtype=np.uint8)
+    for row_index, tags in enumerate(tag_lists):
+        targets[row_index, [column[tag] for tag in tags]] = 1
+    return Manifest(
+        ids=tuple(paths),
+        splits=tuple(splits),
+        targets=targets,
+        tag_names=tuple(tag_names),
+        paths=tuple(paths),
+    )

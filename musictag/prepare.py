@@ -1,0 +1,94 @@
+"""``musictag prepare CORPUS --root AUDIO --out CACHE [--metadata ...] [--workers N]``.
+
+Reads the corpus metadata exactly as published, decodes every track once (downmix, resample) into a
+packed int16 cache, and reports every file it could not use. Resumable: run it again after an
+interruption and it continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+
+from musictag.registry import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    from datamodules.cache import AudioCache
+    from datamodules.corpora import DATAMODULES
+
+    parser = argparse.ArgumentParser(prog="musictag prepare", description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", choices=sorted(DATAMODULES))
+    parser.add_argument("--root", required=True, help="the corpus audio folder")
+    parser.add_argument("--out", required=True, help="the cache folder to write")
+    parser.add_argument(
+        "--metadata",
+        help="mtat: annotations_final.csv (default: ROOT/annotations_final.csv); msd: the metadata folder; "
+        "jamendo: data/splits; folder: the CSV of path,tags",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="decoding processes")
+    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument(
+        "--min-seconds", type=float, default=None, help="leave out shorter tracks (mtat clean: 29.1)"
+    )
+    parser.add_argument("--split", default=None, help="mtat: clean|all|published; jamendo: 0-4")
+    parser.add_argument(
+        "--published-dir", help="mtat --split published: folder of valid.npy, test.npy, train_list_pub.cP"
+    )
+    parser.add_argument(
+        "--subset", default="top50tags", help="jamendo: top50tags|genre|instrument|moodtheme|all"
+    )
+    parser.add_argument("--quality", default="full", help="jamendo: full|low")
+    parser.add_argument("--split-column", help="folder: the CSV column with train/valid/test")
+    parser.add_argument("--artist-column", help="folder: keep each artist in one split")
+    args = parser.parse_args(argv)
+
+    common = {
+        "cache_dir": args.out,
+        "audio_root": args.root,
+        "workers": args.workers,
+        "sample_rate": args.sample_rate,
+    }
+    if args.min_seconds is not None:
+        common["min_seconds"] = args.min_seconds
+    specific = {
+        "mtat": {
+            "annotations": args.metadata,
+            "split": args.split or "clean",
+            "published_dir": args.published_dir,
+        },
+        "msd": {"metadata_dir": args.metadata},
+        "jamendo": {
+            "splits_dir": args.metadata,
+            "split": int(args.split or 0),
+            "subset": args.subset,
+            "quality": args.quality,
+        },
+        "folder": {
+            "csv": args.metadata,
+            "split_column": args.split_column,
+            "artist_column": args.artist_column,
+        },
+    }[args.corpus]
+    try:
+        datamodule = DATAMODULES[args.corpus](**common, **specific)
+        datamodule.prepare_data()
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"musictag prepare: error: {err}", file=sys.stderr)
+        return 2
+    cache = AudioCache(args.out)
+    problems = cache.report()
+    print(f"musictag prepare: {len(cache)} tracks in {args.out} at {cache.sample_rate} Hz")
+    if problems:
+        counts = Counter(p["problem"] for p in problems)
+        print(
+            f"musictag prepare: {len(problems)} left out ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}):"
+        )
+        for problem in problems:
+            print(f"  {problem['problem']:<10} {problem['detail']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

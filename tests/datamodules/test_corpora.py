@@ -1,0 +1,124 @@
+"""Generated corpora in each official layout: prepare, train one epoch and test through `musictag`."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+from datamodules.cache import AudioCache
+from datamodules.dummies import make_folder_corpus, make_jamendo_corpus, make_msd_corpus, make_mtat_corpus
+from musictag.cli import main
+from musictag.testing import TINY_SHORT_CHUNK, _yaml
+
+LAYOUTS = {
+    "mtat": (
+        make_mtat_corpus,
+        "datamodules.MTATDataModule",
+        lambda c: {"annotations": c.metadata, "split": "all"},
+    ),
+    "msd": (
+        make_msd_corpus,
+        "datamodules.MSDDataModule",
+        lambda c: {"metadata_dir": c.metadata, "n_train": c.n_train},
+    ),
+    "jamendo": (make_jamendo_corpus, "datamodules.JamendoDataModule", lambda c: {"splits_dir": c.metadata}),
+    "folder": (
+        make_folder_corpus,
+        "datamodules.FolderDataModule",
+        lambda c: {"csv": c.metadata, "split_column": "split"},
+    ),
+}
+
+
+def _last_values(path: Path) -> dict[str, float]:
+    values: dict[str, float] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return values
+
+
+@pytest.mark.parametrize("corpus", sorted(LAYOUTS))
+def test_prepare_fit_and_test(corpus, tmp_path, monkeypatch, capsys):
+    make, class_path, reader_args = LAYOUTS[corpus]
+    dummy = make(tmp_path / "corpus")
+    cache_dir = tmp_path / "cache"
+    data_args = {
+        "cache_dir": cache_dir,
+        "audio_root": dummy.audio_root,
+        **reader_args(dummy),
+        "batch_size": 4,
+        "n_chunks": 2,
+    }
+    args = [
+        f"--data={class_path}",
+        *(f"--data.init_args.{k}={v}" for k, v in data_args.items()),
+        "--model=musictag.TaggingModule",
+        *(f"--model.init_args.{k}={_yaml(v)}" for k, v in TINY_SHORT_CHUNK.items()),
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--run.save_dir={tmp_path / 'runs'}",
+        f"--run.name={corpus}",
+    ]
+    monkeypatch.setattr(sys, "argv", ["musictag"])
+    main(["fit", *args, "--trainer.max_epochs=1"])
+    cache = AudioCache(cache_dir)
+    reported = {p["id"]: p["problem"] for p in cache.report()}
+    assert reported == dummy.bad
+    assert not set(dummy.bad) & set(cache.tracks)  # the bad files are in the report and nowhere else
+    assert dummy.short in cache and dummy.stereo in cache
+    assert cache.length(dummy.stereo) == 4 * 16000  # 44.1 kHz stereo → 16 kHz mono
+    main(["test", *args, "--ckpt_path=best"])
+    metrics = _last_values(tmp_path / "runs" / corpus / "version_1" / "metrics.csv")
+    assert 0.0 <= metrics["test/roc_auc"] <= 1.0 and 0.0 <= metrics["test/pr_auc"] <= 1.0
+    assert metrics["test/skipped_tags"] < len(cache_tags(cache_dir))
+
+
+def cache_tags(cache_dir: Path) -> tuple[str, ...]:
+    from datamodules.manifest import Manifest
+
+    return Manifest.read_csv(cache_dir / "manifest.csv").tag_names
+
+
+def test_prepare_command_reports_the_bad_files(tmp_path, capsys):
+    dummy = make_folder_corpus(tmp_path / "corpus")
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "prepare",
+                "folder",
+                "--root",
+                str(dummy.audio_root),
+                "--out",
+                str(tmp_path / "cache"),
+                "--metadata",
+                str(dummy.metadata),
+                "--split-column",
+                "split",
+                "--workers",
+                "2",
+            ]
+        )
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"musictag prepare: {16 - 2} tracks in" in out
+    assert "2 left out (1 empty, 1 unreadable)" in out
+    for track in dummy.bad:
+        assert track in out
+
+
+def test_missing_cache_without_audio_says_what_to_do(tmp_path):
+    from datamodules.corpora import FolderDataModule
+    from musictag.registry import ConfigError
+
+    dummy = make_folder_corpus(tmp_path / "corpus", n_tracks=8)
+    datamodule = FolderDataModule(
+        cache_dir=str(tmp_path / "cache"), csv=str(dummy.metadata), split_column="split"
+    )
+    datamodule.audio_root = None
+    with pytest.raises(ConfigError, match="musictag prepare folder --root AUDIO"):
+        datamodule.prepare_data()

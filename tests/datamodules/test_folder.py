@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datamodules.folder import random_split, read_folder
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_split_column_tags_and_order(tmp_path):
+    csv_path = write_csv(
+        tmp_path / "tags.csv",
+        "path,tags,split\n"
+        "rock/a.mp3, rock ;guitar;;male vocal,train\n"
+        "jazz/b.wav,jazz;piano,Validation\n"
+        "c.flac,,val\n"
+        "d.mp3,rock,TEST\n"
+        "e.mp3,piano,valid\n",
+    )
+    manifest = read_folder(csv_path, split_column="split")
+    assert manifest.ids == manifest.paths == ("rock/a.mp3", "jazz/b.wav", "c.flac", "d.mp3", "e.mp3")
+    assert manifest.splits == ("train", "valid", "valid", "test", "valid")
+    assert manifest.tag_names == ("guitar", "jazz", "male vocal", "piano", "rock")
+    assert manifest.targets.dtype == np.uint8
+    assert manifest.targets.tolist()[:3] == [[1, 0, 1, 0, 1], [0, 1, 0, 1, 0], [0, 0, 0, 0, 0]]
+
+
+def test_other_tag_separator_and_manifest_round_trip(tmp_path):
+    csv_path = write_csv(tmp_path / "t.csv", "tags,path\nrock|pop,a.mp3\npop,b.mp3\n")
+    manifest = read_folder(csv_path, tag_separator="|", valid_fraction=0, test_fraction=0)
+    assert manifest.tag_names == ("pop", "rock") and manifest.splits == ("train", "train")
+    manifest.write_csv(tmp_path / "m.csv")
+    assert manifest.read_csv(tmp_path / "m.csv").targets.tolist() == [[1, 1], [1, 0]]
+    write_csv(csv_path, "path,tags\na.mp3,rock;pop|jazz\n")
+    with pytest.raises(ValueError, match=r"line 2: tag 'rock;pop' contains ';'"):
+        read_folder(csv_path, tag_separator="|")
+
+
+def many_tracks(path: Path, n: int, n_artists: int) -> Path:
+    lines = ["path,tags,artist"] + [f"t{i:03d}.mp3,tag{i % 3},artist{i % n_artists}" for i in range(n)]
+    return write_csv(path, "\n".join(lines) + "\n")
+
+
+def test_random_split_is_seeded_and_sized(tmp_path):
+    csv_path = many_tracks(tmp_path / "t.csv", 100, 100)
+    first = read_folder(csv_path, seed=3)
+    assert Counter(first.splits) == {"train": 80, "valid": 10, "test": 10}
+    assert read_folder(csv_path, seed=3).splits == first.splits
+    assert read_folder(csv_path, seed=4).splits != first.splits
+    other = read_folder(csv_path, valid_fraction=0.2, test_fraction=0.3)
+    assert Counter(other.splits) == {"train": 50, "valid": 20, "test": 30}
+
+
+def test_random_split_keeps_each_artist_in_one_split(tmp_path):
+    csv_path = many_tracks(tmp_path / "t.csv", 120, 24)  # 5 tracks per artist
+    manifest = read_folder(csv_path, artist_column="artist", seed=1)
+    artist_splits: dict[str, set[str]] = {}
+    for i, split in enumerate(manifest.splits):
+        artist_splits.setdefault(f"artist{i % 24}", set()).add(split)
+    assert all(len(splits) == 1 for splits in artist_splits.values())
+    assert Counter(manifest.splits) == {"train": 100, "valid": 10, "test": 10}  # whole artists of 5
+
+
+def test_blank_artists_are_not_one_group():
+    splits = random_split(20, [""] * 20, seed=0, valid_fraction=0.1, test_fraction=0.1)
+    assert Counter(splits) == {"train": 20}  # one group of 20 would overshoot test and valid
+    groups = [f"\0{i}" for i in range(20)]  # what read_folder passes for blank artists
+    assert Counter(random_split(20, groups, 0, 0.1, 0.1)) == {"train": 16, "valid": 2, "test": 2}
+    with pytest.raises(ValueError, match="leave some tracks for training"):
+        random_split(10, None, 0, 0.5, 0.5)
+
+
+def test_blank_artist_cells_split_freely(tmp_path):
+    lines = ["path,tags,artist"] + [f"t{i}.mp3,x," for i in range(20)]
+    manifest = read_folder(write_csv(tmp_path / "t.csv", "\n".join(lines)), artist_column="artist")
+    assert Counter(manifest.splits) == {"train": 16, "valid": 2, "test": 2}
+
+
+def test_errors_name_the_problem(tmp_path):
+    csv_path = write_csv(tmp_path / "t.csv", "file,tags\na.mp3,rock\n")
+    with pytest.raises(ValueError, match=r"t\.csv: no column \['path'\]; the header has \['file', 'tags'\]"):
+        read_folder(csv_path)
+    write_csv(csv_path, "path,tags\na.mp3,rock\n")
+    with pytest.raises(ValueError, match=r"no column \['fold'\]"):
+        read_folder(csv_path, split_column="fold")
+    with pytest.raises(ValueError, match=r"no column \['band'\]"):
+        read_folder(csv_path, artist_column="band")
+    write_csv(csv_path, "path,tags,split\na.mp3,rock,train\nb.mp3,pop,dev\n")
+    with pytest.raises(ValueError, match=r"line 3: split 'dev' is not a split"):
+        read_folder(csv_path, split_column="split")
+    write_csv(csv_path, "path,tags\na.mp3,rock\nb.mp3,pop\na.mp3,jazz\n")
+    with pytest.raises(ValueError, match=r"line 4: path 'a.mp3' already appears on line 2"):
+        read_folder(csv_path)
+    write_csv(csv_path, "path,tags\n,rock\n")
+    with pytest.raises(ValueError, match="line 2: empty path"):
+        read_folder(csv_path)
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        read_folder(tmp_path / "missing.csv")
+
+
+def test_spreadsheet_bom_is_ignored(tmp_path):
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_bytes("\ufeffpath,tags\na.mp3,rock\n".encode())
+    assert read_folder(csv_path, valid_fraction=0, test_fraction=0).ids == ("a.mp3",)
