@@ -14,14 +14,16 @@ the base cuts chunks and builds the loaders:
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from datamodules.cache import AudioCache
-from datamodules.datasets import SongChunks, TrainChunks
+from datamodules.datasets import SongChunks, TrainChunks, WaveAugment, collate_songs
 from datamodules.manifest import Manifest
+from datamodules.samplers import UnrepeatedDistributedSampler
 from musictag.chunks import ChunkMode
 from musictag.registry import ConfigError
 
@@ -38,8 +40,12 @@ class TaggingDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes (they slice the memory-mapped cache).
         chunk_len: samples per chunk; default: the model's ``input_len``.
         n_chunks: chunks per evaluation song.
-        chunk_mode: ``even`` (chunks cover the whole song) or ``sota`` (sota-music-tagging-models' rule).
+        chunk_mode: ``even`` (chunks cover the whole song), ``sota`` (sota-music-tagging-models' rule) or
+            ``sliding`` (a window every ``chunk_hop`` samples: songs get different numbers of chunks).
+        chunk_hop: hop of the sliding windows (default: ``chunk_len``).
         train_crop: ``random``, ``center`` or ``start``.
+        augment: training waveform augmentation (:class:`~datamodules.datasets.WaveAugment` arguments,
+            e.g. ``{gain_db: 6, noise_snr_db: [20, 40]}``); off by default.
         sample_rate: rate of the cached audio; must equal the model's.
         predict_split: the split ``predict`` scores.
     """
@@ -54,7 +60,9 @@ class TaggingDataModule(pl.LightningDataModule):
         chunk_len: int | None = None,
         n_chunks: int = 16,
         chunk_mode: ChunkMode = "even",
+        chunk_hop: int | None = None,
         train_crop: str = "random",
+        augment: dict[str, Any] | None = None,
         sample_rate: int = 16000,
         predict_split: str = "test",
     ) -> None:
@@ -67,9 +75,15 @@ class TaggingDataModule(pl.LightningDataModule):
         self.chunk_len = chunk_len
         self.n_chunks = n_chunks
         self.chunk_mode: ChunkMode = chunk_mode
+        self.chunk_hop = chunk_hop
         self.train_crop = train_crop
+        try:
+            self.augment = WaveAugment(**augment) if augment else None
+        except TypeError as err:
+            raise ConfigError(f"augment: {err}; it takes gain_db, noise_snr_db, max_shift, p") from None
         self.sample_rate = sample_rate
         self.predict_split = predict_split
+        self.seed = 0
         self.manifest: Manifest | None = None
         self.datasets: dict[str, Dataset] = {}
 
@@ -109,9 +123,11 @@ class TaggingDataModule(pl.LightningDataModule):
         self.manifest = manifest
         chunk_len = self.chunk_len
         self.datasets = {
-            "train": TrainChunks(manifest.split("train"), cache, chunk_len, self.train_crop),
+            "train": TrainChunks(manifest.split("train"), cache, chunk_len, self.train_crop, self.augment),
             **{
-                split: SongChunks(manifest.split(split), cache, chunk_len, self.n_chunks, self.chunk_mode)
+                split: SongChunks(
+                    manifest.split(split), cache, chunk_len, self.n_chunks, self.chunk_mode, self.chunk_hop
+                )
                 for split in ("valid", "test")
             },
         }
@@ -119,18 +135,32 @@ class TaggingDataModule(pl.LightningDataModule):
             raise ConfigError(f"predict_split must be one of {', '.join(SPLITS)}, got {self.predict_split!r}")
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
+        """Under DDP (the CLI sets ``use_distributed_sampler=False``) training shards with PyTorch's
+        ``DistributedSampler`` and evaluation with :class:`UnrepeatedDistributedSampler`, so every
+        song is scored exactly once across processes."""
         dataset = self.datasets[split]
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ConfigError(f"the {split} split of {type(self).__name__} is empty")
-        pin = self.trainer is not None and self.trainer.accelerator.__class__.__name__ != "CPUAccelerator"
+        trainer = self.trainer
+        pin = trainer is not None and trainer.accelerator.__class__.__name__ != "CPUAccelerator"
+        sampler = None
+        if trainer is not None and trainer.world_size > 1:
+            if train:
+                sampler = DistributedSampler(
+                    dataset, trainer.world_size, trainer.global_rank, shuffle=True, seed=self.seed
+                )
+            else:
+                sampler = UnrepeatedDistributedSampler(dataset, trainer.world_size, trainer.global_rank)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             drop_last=train and len(dataset) > self.batch_size,  # type: ignore[arg-type]
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=pin,
+            collate_fn=None if train else collate_songs,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -9,6 +11,33 @@ from torch.utils.data import Dataset
 from datamodules.cache import AudioCache
 from datamodules.manifest import Manifest
 from musictag.chunks import ChunkMode, chunk_starts, cut_chunks
+
+
+@dataclass(frozen=True)
+class WaveAugment:
+    """Training-time waveform augmentation, each applied with probability ``p`` (torch's RNG).
+
+    Args:
+        gain_db: a random gain in ``[-gain_db, gain_db]`` dB.
+        noise_snr_db: white noise at a random SNR in ``[low, high]`` dB.
+        max_shift: for fixed crops (``center``/``start``), a random time shift of up to this many
+            samples either way (a random crop already moves every epoch).
+    """
+
+    gain_db: float = 0.0
+    noise_snr_db: tuple[float, float] | None = None
+    max_shift: int = 0
+    p: float = 0.5
+
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+        if self.gain_db > 0 and torch.rand(()) < self.p:
+            audio = audio * 10 ** ((torch.rand(()) * 2 - 1) * self.gain_db / 20)
+        if self.noise_snr_db is not None and torch.rand(()) < self.p:
+            low, high = self.noise_snr_db
+            snr = low + (high - low) * torch.rand(())
+            power = audio.pow(2).mean().clamp(min=1e-10)
+            audio = audio + torch.randn_like(audio) * (power / 10 ** (snr / 10)).sqrt()
+        return audio
 
 
 class TrainChunks(Dataset):
@@ -19,10 +48,18 @@ class TrainChunks(Dataset):
     excerpt (song-level training). Songs shorter than a chunk are zero-padded at the end.
     """
 
-    def __init__(self, manifest: Manifest, cache: AudioCache, chunk_len: int, crop: str = "random") -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        cache: AudioCache,
+        chunk_len: int,
+        crop: str = "random",
+        augment: WaveAugment | None = None,
+    ) -> None:
         if crop not in ("random", "center", "start"):
             raise ValueError(f"unknown crop {crop!r}; use 'random', 'center' or 'start'")
         self.manifest, self.cache, self.chunk_len, self.crop = manifest, cache, chunk_len, crop
+        self.augment = augment
         self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
 
     def __len__(self) -> int:
@@ -35,18 +72,29 @@ class TrainChunks(Dataset):
             start = int(torch.randint(0, room + 1, ()))
         else:
             start = room // 2 if self.crop == "center" else 0
-        audio = self.cache.read(track_id, start, self.chunk_len)
-        return {"audio": torch.from_numpy(audio), "target": self.targets[index], "index": torch.tensor(index)}
+            if self.augment is not None and self.augment.max_shift > 0 and room > 0:
+                shift = int(torch.randint(-self.augment.max_shift, self.augment.max_shift + 1, ()))
+                start = min(max(0, start + shift), room)
+        audio = torch.from_numpy(self.cache.read(track_id, start, self.chunk_len))
+        if self.augment is not None:
+            audio = self.augment(audio)
+        return {"audio": audio, "target": self.targets[index], "index": torch.tensor(index)}
 
 
 class SongChunks(Dataset):
     """Whole songs for evaluation: ``{"audio": (n_chunks, chunk_len), "target": (n_tags,), "index": ()}``."""
 
     def __init__(
-        self, manifest: Manifest, cache: AudioCache, chunk_len: int, n_chunks: int, mode: ChunkMode = "even"
+        self,
+        manifest: Manifest,
+        cache: AudioCache,
+        chunk_len: int,
+        n_chunks: int,
+        mode: ChunkMode = "even",
+        hop: int | None = None,
     ) -> None:
         self.manifest, self.cache = manifest, cache
-        self.chunk_len, self.n_chunks, self.mode = chunk_len, n_chunks, mode
+        self.chunk_len, self.n_chunks, self.mode, self.hop = chunk_len, n_chunks, mode, hop
         self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
 
     def __len__(self) -> int:
@@ -55,11 +103,26 @@ class SongChunks(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         track_id = self.manifest.ids[index]
         audio = self.cache.read(track_id)
-        chunks = cut_chunks(
-            audio, chunk_starts(len(audio), self.chunk_len, self.n_chunks, self.mode), self.chunk_len
-        )
+        starts = chunk_starts(len(audio), self.chunk_len, self.n_chunks, self.mode, self.hop)
+        chunks = cut_chunks(audio, starts, self.chunk_len)
         return {
             "audio": torch.from_numpy(chunks),
             "target": self.targets[index],
             "index": torch.tensor(index),
         }
+
+
+def collate_songs(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack songs; when their chunk counts differ (sliding windows), zero-pad and add ``chunk_mask``."""
+    counts = [len(item["audio"]) for item in items]
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("target", "index")}
+    if len(set(counts)) == 1:
+        batch["audio"] = torch.stack([item["audio"] for item in items])
+        return batch
+    longest, chunk_len = max(counts), items[0]["audio"].shape[1]
+    batch["audio"] = torch.zeros(len(items), longest, chunk_len)
+    batch["chunk_mask"] = torch.zeros(len(items), longest, dtype=torch.bool)
+    for row, (item, count) in enumerate(zip(items, counts, strict=True)):
+        batch["audio"][row, :count] = item["audio"]
+        batch["chunk_mask"][row, :count] = True
+    return batch

@@ -110,6 +110,8 @@ class MusictagCLI(LightningCLI):
     def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        # the DataModules shard themselves under DDP, evaluation without repeating songs
+        kwargs.setdefault("trainer_defaults", {"use_distributed_sampler": False})
         super().__init__(
             TaggingModule,
             TaggingDataModule,

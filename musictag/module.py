@@ -3,7 +3,8 @@
 Batches (from :mod:`datamodules`):
     train: ``{"audio": (B, chunk_len), "target": (B, n_tags)}``, one chunk per song.
     val/test/predict: ``{"audio": (B, n_chunks, chunk_len), "target": (B, n_tags), "index": (B,)}``,
-    one whole song per item, already cut into chunks. The module scores every chunk, turns the logits
+    one whole song per item, already cut into chunks; with sliding windows songs have different
+    numbers of chunks and ``"chunk_mask": (B, n_chunks)`` marks the real ones. The module scores every chunk, turns the logits
     into probabilities and aggregates them to one score vector per song (``aggregate``).
 """
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics import MeanMetric
 
 from musictag.metrics import Aggregation, SongMetrics, TaggingScores, aggregate_chunks
 from musictag.models import Tagger, resolve_architecture
@@ -95,6 +97,8 @@ class TaggingModule(pl.LightningModule):
         self.lr_scheduler = lr_scheduler
         self.val_metrics = SongMetrics()
         self.test_metrics = SongMetrics()
+        # weighted by chunks and synced as sums and counts: exact whatever songs each process holds
+        self.eval_loss = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self.last_scores: dict[str, TaggingScores] = {}
 
     @property
@@ -128,9 +132,10 @@ class TaggingModule(pl.LightningModule):
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1, target.shape[-1]))
         return F.binary_cross_entropy_with_logits(logits, target)
 
-    def song_scores(self, audio: torch.Tensor) -> torch.Tensor:
-        """Songs ``(B, n_chunks, L)`` → aggregated tag probabilities ``(B, n_tags)``."""
-        return aggregate_chunks(self.probabilities(self.chunk_logits(audio)), self.aggregate)
+    def song_scores(self, audio: torch.Tensor, chunk_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Songs ``(B, n_chunks, L)`` → aggregated tag probabilities ``(B, n_tags)``; ``chunk_mask``
+        ``(B, n_chunks)`` marks real chunks when songs have different numbers of them."""
+        return aggregate_chunks(self.probabilities(self.chunk_logits(audio)), self.aggregate, chunk_mask)
 
     # --- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -143,10 +148,15 @@ class TaggingModule(pl.LightningModule):
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: SongMetrics) -> None:
         logits = self.chunk_logits(batch["audio"]).float()
         target = batch["target"]
+        mask = batch.get("chunk_mask")
         # the loss of every chunk against its song's tags: the training objective, on evaluation songs
-        loss = self.loss(logits, target.unsqueeze(1).expand_as(logits))
-        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(logits), sync_dist=True)
-        metrics.update(aggregate_chunks(self.probabilities(logits), self.aggregate), target)
+        real = mask.reshape(-1) if mask is not None else slice(None)
+        flat_logits = logits.reshape(-1, logits.shape[-1])[real]
+        flat_target = target.unsqueeze(1).expand_as(logits).reshape(-1, logits.shape[-1])[real]
+        loss = self.loss(flat_logits, flat_target)
+        self.eval_loss[stage].update(loss, weight=len(flat_logits))
+        self.log(f"{stage}/loss", self.eval_loss[stage], on_epoch=True, batch_size=len(flat_logits))
+        metrics.update(aggregate_chunks(self.probabilities(logits), self.aggregate, mask), target)
 
     def _eval_epoch_end(self, stage: str, metrics: SongMetrics) -> None:
         result = metrics.compute()
@@ -177,7 +187,7 @@ class TaggingModule(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         audio = batch["audio"]
-        scores = self.song_scores(audio if audio.ndim == 3 else audio.unsqueeze(1))
+        scores = self.song_scores(audio if audio.ndim == 3 else audio.unsqueeze(1), batch.get("chunk_mask"))
         return {"index": batch["index"], "scores": scores}
 
     # --- optimisation ---------------------------------------------------------------------------

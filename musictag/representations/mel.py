@@ -28,6 +28,9 @@ class MelSpectrogram(nn.Module):
         compression: ``db`` (``10·log10(max(x, amin))``), ``log1p`` (``log(1 + log1p_scale·x)``, Pons et al.
             2016) or ``none``.
         input_bn: a BatchNorm2d(1) on the result (Won et al. 2020), learned with the network.
+        freq_masks, freq_mask_width, time_masks, time_mask_width: SpecAugment (Park et al. 2019) in
+            training only: that many bands / frame ranges of random width up to the given width are set
+            to 0 (the mean after the input BatchNorm). Off by default.
     """
 
     input_ndim = 1
@@ -48,6 +51,10 @@ class MelSpectrogram(nn.Module):
         log1p_scale: float = 10000.0,
         amin: float = 1e-10,
         input_bn: bool = True,
+        freq_masks: int = 0,
+        freq_mask_width: int = 0,
+        time_masks: int = 0,
+        time_mask_width: int = 0,
     ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
@@ -74,6 +81,7 @@ class MelSpectrogram(nn.Module):
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
         self.register_buffer("fb", fb, persistent=False)  # (n_freqs, n_mels)
         self.bn = nn.BatchNorm2d(1) if input_bn else nn.Identity()
+        self.masks = ((2, freq_masks, freq_mask_width), (3, time_masks, time_mask_width))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(wave.device.type, enabled=False):
@@ -96,7 +104,8 @@ class MelSpectrogram(nn.Module):
                 mel = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))
             elif self.compression == "log1p":
                 mel = torch.log1p(self.log1p_scale * mel)
-            return self.bn(mel.unsqueeze(1))
+            out = self.bn(mel.unsqueeze(1))
+            return spec_augment(out, self.masks) if self.training else out
 
     def n_frames(self, n_samples: int) -> int:
         return n_samples // self.hop_length + 1
@@ -106,3 +115,20 @@ class MelSpectrogram(nn.Module):
             f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
             f"n_mels={self.n_mels}, compression={self.compression}, frames/s={self.sample_rate / self.hop_length:.2f}"
         )
+
+
+def spec_augment(spec: torch.Tensor, masks: tuple[tuple[int, int, int], ...]) -> torch.Tensor:
+    """Zero ``count`` random ranges of up to ``width`` along ``axis`` of each example of ``(B, C, F, T)``."""
+    for axis, count, width in masks:
+        if count <= 0 or width <= 0:
+            continue
+        size = spec.shape[axis]
+        positions = torch.arange(size, device=spec.device)
+        for _ in range(count):
+            widths = torch.randint(0, width + 1, (spec.shape[0], 1), device=spec.device)
+            starts = (torch.rand(spec.shape[0], 1, device=spec.device) * (size - widths + 1)).long()
+            hit = (positions >= starts) & (positions < starts + widths)  # (B, size)
+            shape = [spec.shape[0], 1, 1, 1]
+            shape[axis] = size
+            spec = spec.masked_fill(hit.view(shape), 0.0)
+    return spec

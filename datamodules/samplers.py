@@ -1,0 +1,34 @@
+"""Distributed sampling for evaluation: every song scored exactly once across processes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from torch.utils.data import Dataset, DistributedSampler
+
+
+class UnrepeatedDistributedSampler(DistributedSampler):
+    """Rank ``r`` of ``R`` takes items ``r, r + R, r + 2R, ...``: no padding, no duplicates.
+
+    PyTorch's ``DistributedSampler`` pads the last round with repeated items so every rank gets the
+    same count, which scores those songs twice and biases the metric. Here ranks may get one item
+    fewer; evaluation tolerates that (no collective runs per step). Subclassing ``DistributedSampler``
+    keeps Lightning from replacing it.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))  # type: ignore[arg-type]
+        self.total_size = len(dataset)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.total_size, self.num_replicas))
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def shard_sizes(n_items: int, world_size: int) -> list[int]:
+    """How many items each rank of an :class:`UnrepeatedDistributedSampler` gets."""
+    return [math.ceil((n_items - rank) / world_size) if n_items > rank else 0 for rank in range(world_size)]

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules.datasets import SongChunks, TrainChunks, WaveAugment, collate_songs
+from datamodules.samplers import UnrepeatedDistributedSampler, shard_sizes
+from musictag.chunks import chunk_starts
+from musictag.metrics import aggregate_chunks
+from musictag.representations.mel import MelSpectrogram
+
+
+@pytest.mark.parametrize("n_songs, world", [(7, 2), (10, 3), (2, 4)])
+def test_every_song_exactly_once_across_ranks(n_songs, world):
+    dataset = list(range(n_songs))
+    seen = [i for rank in range(world) for i in UnrepeatedDistributedSampler(dataset, world, rank)]
+    assert sorted(seen) == dataset
+    assert [len(UnrepeatedDistributedSampler(dataset, world, r)) for r in range(world)] == shard_sizes(
+        n_songs, world
+    )
+
+
+def test_sliding_windows_cover_the_song_end():
+    assert chunk_starts(100, 30, 0, "sliding").tolist() == [0, 30, 60, 70]
+    assert chunk_starts(100, 30, 0, "sliding", hop=35).tolist() == [0, 35, 70]
+    assert chunk_starts(20, 30, 0, "sliding").tolist() == [0]
+
+
+def test_variable_chunk_counts_are_padded_and_masked():
+    items = [
+        {"audio": torch.ones(3, 4), "target": torch.tensor([1.0]), "index": torch.tensor(0)},
+        {"audio": torch.ones(1, 4), "target": torch.tensor([0.0]), "index": torch.tensor(1)},
+    ]
+    batch = collate_songs(items)
+    assert batch["audio"].shape == (2, 3, 4)
+    assert batch["chunk_mask"].tolist() == [[True, True, True], [True, False, False]]
+    scores = torch.tensor([[[0.2], [0.4], [0.9]], [[0.6], [0.0], [0.0]]])
+    torch.testing.assert_close(
+        aggregate_chunks(scores, "mean", batch["chunk_mask"]), torch.tensor([[0.5], [0.6]])
+    )
+    torch.testing.assert_close(
+        aggregate_chunks(scores, "max", batch["chunk_mask"]), torch.tensor([[0.9], [0.6]])
+    )
+    torch.testing.assert_close(
+        aggregate_chunks(scores, "vote", batch["chunk_mask"]), torch.tensor([[1 / 3], [1.0]])
+    )
+
+
+def test_sliding_song_dataset(tiny_corpus):
+    from datamodules.cache import AudioCache
+    from datamodules.manifest import Manifest
+
+    manifest = Manifest.read_csv(tiny_corpus / "manifest.csv").split("valid")
+    dataset = SongChunks(
+        manifest, AudioCache(tiny_corpus / "cache"), 16000, n_chunks=0, mode="sliding", hop=24000
+    )
+    assert dataset[0]["audio"].shape == (3, 16000)  # 4 s at 16 kHz: starts 0, 24000, 48000
+
+
+def test_wave_augment_changes_gain_and_adds_noise():
+    torch.manual_seed(0)
+    audio = torch.sin(torch.linspace(0, 100, 16000))
+    out = WaveAugment(gain_db=6.0, noise_snr_db=(10.0, 10.0), p=1.0)(audio)
+    residual = out - audio * (out @ audio / (audio @ audio))
+    snr = 10 * torch.log10((out - residual).pow(2).mean() / residual.pow(2).mean())
+    assert 8.0 < float(snr) < 12.0
+    assert not torch.allclose(out, audio)
+
+
+def test_fixed_crop_with_shift_stays_inside(tiny_corpus):
+    from datamodules.cache import AudioCache
+    from datamodules.manifest import Manifest
+
+    manifest = Manifest.read_csv(tiny_corpus / "manifest.csv").split("train")
+    cache = AudioCache(tiny_corpus / "cache")
+    dataset = TrainChunks(manifest, cache, 16000, "center", WaveAugment(max_shift=8000))
+    full = cache.read(manifest.ids[0])
+    for _ in range(5):
+        chunk = dataset[0]["audio"].numpy()
+        starts = [s for s in range(0, len(full) - 16000 + 1, 1) if np.array_equal(full[s : s + 16000], chunk)]
+        assert starts and abs(starts[0] - (len(full) - 16000) // 2) <= 8000
+
+
+def test_spec_augment_only_in_training():
+    torch.manual_seed(0)
+    mel = MelSpectrogram(n_mels=64, freq_masks=2, freq_mask_width=8, time_masks=2, time_mask_width=10)
+    wave = torch.randn(3, 16000)
+    mel.train()
+    masked = mel(wave)
+    assert (masked == 0).any()
+    mel.eval()
+    torch.testing.assert_close(mel(wave), mel(wave))
+    assert not (mel(wave) == 0).any()
