@@ -35,4 +35,4 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="n_chunks must be at least 1"):
         chunk_starts(10, 5, 0)
     with pytest.raises(ValueError, match="unknown chunk mode"):
-        chunk_starts(10, 5, 2, "sliding")  # type: ignore[arg-type]
+        chunk_starts(10, 5, 2, "random")  # type: ignore[arg-type]
