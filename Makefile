@@ -36,7 +36,7 @@ lint: install ## ruff
 	$(BIN)/ruff check musictag datamodules tests
 	$(BIN)/ruff format --check musictag datamodules tests
 
-presets: install ## rewrite experiments/models/*.yaml from the Python presets
+presets: install ## rewrite experiments/models/*.yaml and experiments/<corpus>/*.yaml from the Python presets
 	$(BIN)/python -m musictag.models.export experiments/models
 
 clean: ## remove the virtualenv, caches and run folders

@@ -30,6 +30,7 @@ def prepare_corpus(
     min_seconds: float = 0.0,
     source: Any = None,
     progress: bool = True,
+    tracks_per_shard: int = 128,
 ) -> AudioCache:
     """Write ``manifest.csv`` and decode every track of ``manifest`` (paths under ``audio_root``) into ``cache_dir``."""
     cache_dir = Path(cache_dir)
@@ -40,7 +41,14 @@ def prepare_corpus(
         for track, path in zip(manifest.ids, manifest.paths, strict=True)
     ]
     return prepare_cache(
-        cache_dir, tracks, sample_rate, workers, min_seconds=min_seconds, source=source, progress=progress
+        cache_dir,
+        tracks,
+        sample_rate,
+        workers,
+        tracks_per_shard,
+        min_seconds,
+        source=source,
+        progress=progress,
     )
 
 
@@ -52,6 +60,7 @@ class CorpusDataModule(TaggingDataModule):
         audio_root: the corpus audio; needed only to prepare the cache.
         workers: decoding processes when preparing.
         min_seconds: tracks shorter than this are left out (and reported) when preparing.
+        tracks_per_shard: tracks per cache shard (the unit of work a resumed preparation redoes).
         **kwargs: :class:`~datamodules.base.TaggingDataModule` arguments.
     """
 
@@ -63,9 +72,11 @@ class CorpusDataModule(TaggingDataModule):
         audio_root: str | None = None,
         workers: int = 1,
         min_seconds: float = 0.0,
+        tracks_per_shard: int = 128,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.tracks_per_shard = tracks_per_shard
         self.cache_dir = Path(cache_dir)
         self.audio_root = audio_root
         self.workers = workers
@@ -103,6 +114,7 @@ class CorpusDataModule(TaggingDataModule):
             self.workers,
             self.min_seconds,
             self.source(),
+            tracks_per_shard=self.tracks_per_shard,
         )
         problems = cache.report()
         if problems:

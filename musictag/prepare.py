@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         "jamendo: data/splits; folder: the CSV of path,tags",
     )
     parser.add_argument("--workers", type=int, default=1, help="decoding processes")
+    parser.add_argument("--tracks-per-shard", type=int, default=128, help="the unit a resumed run redoes")
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument(
         "--min-seconds", type=float, default=None, help="leave out shorter tracks (mtat clean: 29.1)"
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         "audio_root": args.root,
         "workers": args.workers,
         "sample_rate": args.sample_rate,
+        "tracks_per_shard": args.tracks_per_shard,
     }
     if args.min_seconds is not None:
         common["min_seconds"] = args.min_seconds

@@ -122,3 +122,74 @@ def test_missing_cache_without_audio_says_what_to_do(tmp_path):
     datamodule.audio_root = None
     with pytest.raises(ConfigError, match="musictag prepare folder --root AUDIO"):
         datamodule.prepare_data()
+
+
+def test_killed_prepare_command_resumes_to_the_same_cache(tmp_path):
+    import subprocess
+    import time
+
+    dummy = make_folder_corpus(tmp_path / "corpus", n_tracks=14)
+    args = [
+        "folder",
+        "--root",
+        str(dummy.audio_root),
+        "--metadata",
+        str(dummy.metadata),
+        "--split-column",
+        "split",
+        "--tracks-per-shard",
+        "2",
+    ]
+    assert main_exit(["prepare", *args, "--out", str(tmp_path / "whole")]) == 0
+    child = (  # `musictag prepare` with decoding slowed down, killed after a few shards
+        "import sys, time\n"
+        "import datamodules.cache as cache\n"
+        "decode = cache._decode\n"
+        "cache._decode = lambda *a: (time.sleep(0.15), decode(*a))[1]\n"
+        "from musictag.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child, "prepare", *args, "--out", str(out)],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert not AudioCache.exists(out)
+    assert main_exit(["prepare", *args, "--out", str(out)]) == 0
+    whole = AudioCache(tmp_path / "whole")
+    resumed = AudioCache(out)
+    assert resumed.tracks == whole.tracks and resumed.report() == whole.report()
+    for track in whole.tracks:
+        assert (resumed.read(track) == whole.read(track)).all()
+
+
+def main_exit(argv: list[str]) -> int:
+    try:
+        main(argv)
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    return 0
+
+
+def test_a_cache_at_another_rate_is_refused(tmp_path):
+    from datamodules.corpora import FolderDataModule
+    from musictag.registry import ConfigError
+
+    dummy = make_folder_corpus(tmp_path / "corpus", n_tracks=14)
+    FolderDataModule(
+        cache_dir=str(tmp_path / "cache"), csv=str(dummy.metadata), split_column="split"
+    ).prepare_data()
+    at_22k = FolderDataModule(
+        cache_dir=str(tmp_path / "cache"),
+        csv=str(dummy.metadata),
+        split_column="split",
+        sample_rate=22050,
+        chunk_len=22050,
+    )
+    with pytest.raises(ConfigError, match="holds 16000 Hz audio, not the 22050 Hz asked for"):
+        at_22k.setup("fit")

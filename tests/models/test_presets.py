@@ -62,3 +62,16 @@ def test_a_composition_that_is_no_preset_builds_from_yaml(tiny_corpus, tmp_path,
         ]
     )
     assert not (Path.cwd() / "checkpoints").exists()
+
+
+def test_recipes_are_generated_from_the_presets():
+    from musictag.models.export import CORPORA, RECIPE_ARCHS, recipe_yaml
+
+    for corpus in CORPORA:
+        files = {p.stem: p for p in (MODELS_DIR.parent / corpus).glob("*.yaml")}
+        assert set(files) == set(RECIPE_ARCHS), corpus
+        for arch, path in files.items():
+            assert path.read_text() == recipe_yaml(corpus, arch), f"{path}: run `make presets`"
+            config = yaml.safe_load(path.read_text())
+            assert config["data"]["init_args"]["batch_size"] == 16
+            assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 1e-4
