@@ -13,17 +13,18 @@ the base cuts chunks and builds the loaders:
 
 from __future__ import annotations
 
+import os
 from abc import abstractmethod
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.cache import AudioCache
 from datamodules.datasets import SongChunks, TrainChunks, WaveAugment, collate_songs
 from datamodules.manifest import Manifest
-from datamodules.samplers import UnrepeatedDistributedSampler
+from datamodules.samplers import EpochSampler, UnrepeatedDistributedSampler
 from musictag.chunks import ChunkMode
 from musictag.registry import ConfigError
 
@@ -83,7 +84,6 @@ class TaggingDataModule(pl.LightningDataModule):
             raise ConfigError(f"augment: {err}; it takes gain_db, noise_snr_db, max_shift, p") from None
         self.sample_rate = sample_rate
         self.predict_split = predict_split
-        self.seed = 0
         self.manifest: Manifest | None = None
         self.datasets: dict[str, Dataset] = {}
 
@@ -123,7 +123,9 @@ class TaggingDataModule(pl.LightningDataModule):
         self.manifest = manifest
         chunk_len = self.chunk_len
         self.datasets = {
-            "train": TrainChunks(manifest.split("train"), cache, chunk_len, self.train_crop, self.augment),
+            "train": TrainChunks(
+                manifest.split("train"), cache, chunk_len, self.train_crop, self.augment, seed=_global_seed()
+            ),
             **{
                 split: SongChunks(
                     manifest.split(split), cache, chunk_len, self.n_chunks, self.chunk_mode, self.chunk_hop
@@ -135,26 +137,24 @@ class TaggingDataModule(pl.LightningDataModule):
             raise ConfigError(f"predict_split must be one of {', '.join(SPLITS)}, got {self.predict_split!r}")
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
-        """Under DDP (the CLI sets ``use_distributed_sampler=False``) training shards with PyTorch's
-        ``DistributedSampler`` and evaluation with :class:`UnrepeatedDistributedSampler`, so every
-        song is scored exactly once across processes."""
+        """Training is shuffled by :class:`EpochSampler` (seeded by (seed, epoch), sharded under DDP);
+        under DDP (the CLI sets ``use_distributed_sampler=False``) evaluation is split by
+        :class:`UnrepeatedDistributedSampler`, so every song is scored exactly once across processes."""
         dataset = self.datasets[split]
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ConfigError(f"the {split} split of {type(self).__name__} is empty")
         trainer = self.trainer
         pin = trainer is not None and trainer.accelerator.__class__.__name__ != "CPUAccelerator"
-        sampler = None
-        if trainer is not None and trainer.world_size > 1:
-            if train:
-                sampler = DistributedSampler(
-                    dataset, trainer.world_size, trainer.global_rank, shuffle=True, seed=self.seed
-                )
-            else:
-                sampler = UnrepeatedDistributedSampler(dataset, trainer.world_size, trainer.global_rank)
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler: Sampler | None = None
+        if train:
+            sampler = EpochSampler(dataset, world, rank, seed=_global_seed())
+        elif world > 1:
+            sampler = UnrepeatedDistributedSampler(dataset, world, rank)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train and sampler is None,
+            shuffle=False,  # the EpochSampler shuffles
             sampler=sampler,
             drop_last=train and len(dataset) > self.batch_size,  # type: ignore[arg-type]
             num_workers=self.num_workers,
@@ -174,3 +174,8 @@ class TaggingDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_split)
+
+
+def _global_seed() -> int:
+    """The seed of ``seed_everything`` (Lightning keeps it in ``PL_GLOBAL_SEED``), else 0."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))

@@ -29,14 +29,18 @@ class WaveAugment:
     max_shift: int = 0
     p: float = 0.5
 
-    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
-        if self.gain_db > 0 and torch.rand(()) < self.p:
-            audio = audio * 10 ** ((torch.rand(()) * 2 - 1) * self.gain_db / 20)
-        if self.noise_snr_db is not None and torch.rand(()) < self.p:
+    def __call__(self, audio: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        def rand() -> torch.Tensor:
+            return torch.rand((), generator=generator)
+
+        if self.gain_db > 0 and rand() < self.p:
+            audio = audio * 10 ** ((rand() * 2 - 1) * self.gain_db / 20)
+        if self.noise_snr_db is not None and rand() < self.p:
             low, high = self.noise_snr_db
-            snr = low + (high - low) * torch.rand(())
+            snr = low + (high - low) * rand()
             power = audio.pow(2).mean().clamp(min=1e-10)
-            audio = audio + torch.randn_like(audio) * (power / 10 ** (snr / 10)).sqrt()
+            noise = torch.randn(audio.shape, generator=generator)
+            audio = audio + noise * (power / 10 ** (snr / 10)).sqrt()
         return audio
 
 
@@ -55,29 +59,43 @@ class TrainChunks(Dataset):
         chunk_len: int,
         crop: str = "random",
         augment: WaveAugment | None = None,
+        seed: int = 0,
     ) -> None:
         if crop not in ("random", "center", "start"):
             raise ValueError(f"unknown crop {crop!r}; use 'random', 'center' or 'start'")
         self.manifest, self.cache, self.chunk_len, self.crop = manifest, cache, chunk_len, crop
         self.augment = augment
+        self.seed = seed
         self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
 
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """``key``: an index (randomness from torch's RNG) or ``(index, epoch)`` from
+        :class:`~datamodules.samplers.EpochSampler` (randomness from (seed, epoch, index))."""
+        generator = None
+        if isinstance(key, tuple):
+            index, epoch = key
+            generator = torch.Generator().manual_seed(hash((self.seed, epoch, index)) % 2**63)
+        else:
+            index = key
         track_id = self.manifest.ids[index]
         room = max(0, self.cache.length(track_id) - self.chunk_len)
         if self.crop == "random":
-            start = int(torch.randint(0, room + 1, ()))
+            start = int(torch.randint(0, room + 1, (), generator=generator))
         else:
             start = room // 2 if self.crop == "center" else 0
             if self.augment is not None and self.augment.max_shift > 0 and room > 0:
-                shift = int(torch.randint(-self.augment.max_shift, self.augment.max_shift + 1, ()))
+                shift = int(
+                    torch.randint(
+                        -self.augment.max_shift, self.augment.max_shift + 1, (), generator=generator
+                    )
+                )
                 start = min(max(0, start + shift), room)
         audio = torch.from_numpy(self.cache.read(track_id, start, self.chunk_len))
         if self.augment is not None:
-            audio = self.augment(audio)
+            audio = self.augment(audio, generator)
         return {"audio": audio, "target": self.targets[index], "index": torch.tensor(index)}
 
 

@@ -32,3 +32,20 @@ class UnrepeatedDistributedSampler(DistributedSampler):
 def shard_sizes(n_items: int, world_size: int) -> list[int]:
     """How many items each rank of an :class:`UnrepeatedDistributedSampler` gets."""
     return [math.ceil((n_items - rank) / world_size) if n_items > rank else 0 for rank in range(world_size)]
+
+
+class EpochSampler(DistributedSampler):
+    """Training order for one of ``num_replicas`` processes (1 without DDP), shuffled by (seed, epoch).
+
+    It yields ``(index, epoch)`` so the dataset can draw an item's random crop from (seed, epoch,
+    index) too: the data of an epoch is then the same with any number of loader workers and whether or
+    not the run was resumed before it. Lightning calls :meth:`set_epoch` every epoch.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False
+        )
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        return ((index, self.epoch) for index in super().__iter__())

@@ -8,12 +8,13 @@ On top of LightningCLI:
   Weights & Biases side by side under ``<run.save_dir>/<run.name>/version_N/`` (W&B offline without an
   API key, ``disabled`` when ``WANDB_MODE=disabled``);
 - ``--ckpt_path best`` / ``last`` for validate/test/predict means that checkpoint of the newest run of
-  ``run.name``;
+  ``run.name``; ``fit --ckpt_path last`` resumes that run (same folder, epoch, optimizer and logger run);
 - configuration errors (unknown stage names, shapes that do not fit) end with one ``error:`` line.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib
 import os
 import sys
@@ -67,16 +68,32 @@ def wandb_mode(requested: WandbMode = "auto") -> str:
     return "offline"
 
 
-def default_loggers(run: RunSettings) -> list[Logger]:
-    """CSV always; W&B beside it in the same version folder unless W&B is disabled."""
-    csv_logger = CSVLogger(save_dir=run.save_dir, name=run.name)
+def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Logger]:
+    """CSV always; W&B beside it in the same version folder unless W&B is disabled.
+
+    ``resume_dir`` (a ``version_N`` folder) continues that run: the CSV log gets the new rows and W&B
+    resumes the run of the same id.
+    """
+    csv_logger = CSVLogger(
+        save_dir=run.save_dir, name=run.name, version=resume_dir.name if resume_dir else None
+    )
     loggers: list[Logger] = [csv_logger]
+    metrics_file = Path(csv_logger.log_dir) / "metrics.csv"
+    if resume_dir is not None and metrics_file.is_file():
+        # Lightning's CSV writer deletes an existing metrics.csv when it starts: put the resumed run's
+        # rows back and let the writer append under the same columns.
+        logged = metrics_file.read_text()
+        writer = csv_logger.experiment
+        metrics_file.write_text(logged)
+        writer.metrics_keys = next(csv.reader(logged.splitlines()), [])
     mode = wandb_mode(run.wandb)
     if mode != "disabled":
         from lightning.pytorch.loggers import WandbLogger
 
         _ = csv_logger.experiment  # create the version folder before W&B writes into it
         run_dir = Path(csv_logger.log_dir)
+        previous = sorted(run_dir.glob("wandb/*run-*-*"))
+        run_id = previous[-1].name.rsplit("-", 1)[-1] if resume_dir is not None and previous else None
         loggers.append(
             WandbLogger(
                 name=f"{run.name}/{run_dir.name}",
@@ -84,6 +101,8 @@ def default_loggers(run: RunSettings) -> list[Logger]:
                 save_dir=str(run_dir),
                 offline=mode == "offline",
                 mode=mode,
+                id=run_id,
+                resume="allow" if run_id else None,
             )
         )
     return loggers
@@ -141,15 +160,18 @@ class MusictagCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         ckpt = config.get("ckpt_path")
-        if self.subcommand in ("validate", "test", "predict") and ckpt in ("best", "last"):
+        self.resume_dir: Path | None = None
+        if ckpt in ("best", "last") and (self.subcommand != "fit" or ckpt == "last"):
             path = newest_checkpoint(RunSettings(**vars(config.run)), ckpt)
             print(f"musictag: using {ckpt} checkpoint {path}", file=sys.stderr)
             config.ckpt_path = str(path)
+            if self.subcommand == "fit":  # resume: same run folder, same logger runs
+                self.resume_dir = path.parents[1]
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         if config["trainer"].get("logger") in (None, True) and "logger" not in kwargs:
-            kwargs["logger"] = default_loggers(config["run"])
+            kwargs["logger"] = default_loggers(config["run"], getattr(self, "resume_dir", None))
         return super().instantiate_trainer(**kwargs)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:

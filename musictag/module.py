@@ -10,11 +10,13 @@ Batches (from :mod:`datamodules`):
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.fabric.utilities.seed import seed_everything
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
@@ -138,6 +140,14 @@ class TaggingModule(pl.LightningModule):
         return aggregate_chunks(self.probabilities(self.chunk_logits(audio)), self.aggregate, chunk_mask)
 
     # --- training -------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        """With a global seed (``seed_everything``), seed each epoch from (seed, epoch): crops, shuffling
+        and dropout of an epoch are then the same whether the run was resumed before it or not
+        (Lightning does not restore random states from checkpoints)."""
+        base = os.environ.get("PL_GLOBAL_SEED")
+        if base is not None:
+            seed_everything((int(base) + 1_000_003 * self.current_epoch) % 2**32, workers=True, verbose=False)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self.net(batch["audio"])
         loss = self.loss(logits, batch["target"])
