@@ -190,6 +190,15 @@ class MusictagCLI(LightningCLI):
             self.trainer.print(f"musictag: best checkpoint {callback.best_model_path}{shown}")
 
 
+def finish_wandb(trainer: Any) -> None:
+    """End the W&B runs of a finished command, so another command in this process starts its own."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in getattr(trainer, "loggers", []):
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
+
+
 def config_error_in(err: BaseException) -> ConfigError | None:
     """The :class:`ConfigError` behind ``err``: jsonargparse wraps errors raised while instantiating."""
     seen: set[int] = set()
@@ -214,7 +223,8 @@ def main(args: Any = None) -> None:
         tool = getattr(importlib.import_module(module_name), function)
         raise SystemExit(tool(argv[1:]))
     try:
-        MusictagCLI(args=args)
+        cli = MusictagCLI(args=args)
+        finish_wandb(cli.trainer)
     except Exception as err:
         config_error = config_error_in(err)
         if config_error is None:

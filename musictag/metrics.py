@@ -90,10 +90,20 @@ class SongMetrics(Metric):
         super().__init__()
         self.add_state("scores", default=[], dist_reduce_fx="cat")
         self.add_state("targets", default=[], dist_reduce_fx="cat")
+        self.add_state("indices", default=[], dist_reduce_fx="cat")
 
-    def update(self, scores: torch.Tensor, targets: torch.Tensor) -> None:  # type: ignore[override]
+    def update(
+        self, scores: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor | None = None
+    ) -> None:  # type: ignore[override]
         self.scores.append(scores.detach().float())
         self.targets.append(targets.detach().float())
+        if indices is not None:
+            self.indices.append(indices.detach().long())
+
+    def gathered(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Song scores, targets and dataset indices of every process (call after ``compute``)."""
+        indices = dim_zero_cat(self.indices) if len(self.indices) else None
+        return dim_zero_cat(self.scores), dim_zero_cat(self.targets), indices
 
     def compute(self) -> TaggingScores:  # type: ignore[override]
         return tagging_scores(dim_zero_cat(self.scores), dim_zero_cat(self.targets))

@@ -23,6 +23,7 @@ from torchmetrics import MeanMetric
 
 from musictag.metrics import Aggregation, SongMetrics, TaggingScores, aggregate_chunks
 from musictag.models import Tagger, resolve_architecture
+from musictag.outputs import write_test_outputs
 from musictag.registry import ConfigError, StageSpec
 
 Task = Literal["multilabel", "multiclass"]
@@ -166,10 +167,14 @@ class TaggingModule(pl.LightningModule):
         loss = self.loss(flat_logits, flat_target)
         self.eval_loss[stage].update(loss, weight=len(flat_logits))
         self.log(f"{stage}/loss", self.eval_loss[stage], on_epoch=True, batch_size=len(flat_logits))
-        metrics.update(aggregate_chunks(self.probabilities(logits), self.aggregate, mask), target)
+        metrics.update(
+            aggregate_chunks(self.probabilities(logits), self.aggregate, mask), target, batch.get("index")
+        )
 
     def _eval_epoch_end(self, stage: str, metrics: SongMetrics) -> None:
         result = metrics.compute()
+        if stage == "test" and not self.trainer.sanity_checking:
+            write_test_outputs(self, result, *metrics.gathered())
         metrics.reset()
         self.last_scores[stage] = result
         self.log(f"{stage}/roc_auc", result.roc_auc)

@@ -105,6 +105,11 @@ def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch
     assert "val/pr_auc" in _metrics(version / "metrics.csv")
     offline_runs = list((version / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1 and list(offline_runs[0].glob("run-*.wandb"))
+    # the test run logs its per-tag table and curves to its own offline W&B run
+    _run(cli_args("test", str(tiny_corpus), str(tmp_path / "runs"), ckpt_path="best"), monkeypatch)
+    tested = tmp_path / "runs" / "tiny" / "version_1"
+    assert (tested / "test_per_tag.csv").is_file()
+    assert len(list((tested / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
 
 
 def test_wandb_mode_resolution(monkeypatch, tmp_path):
@@ -177,3 +182,29 @@ def test_fit_resumed_with_ckpt_path_last_ends_like_an_uninterrupted_run(tiny_cor
             and pr_a == pytest.approx(pr_b, abs=1e-6)
             and loss_a == pytest.approx(loss_b, abs=1e-6)
         )
+
+
+def test_test_run_writes_predictions_and_per_tag_metrics(tiny_corpus, tmp_path, monkeypatch):
+    import numpy as np
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    runs = tmp_path / "runs"
+    _run(cli_args("fit", str(tiny_corpus), str(runs), **{"trainer.max_epochs": 1}), monkeypatch)
+    _run(cli_args("test", str(tiny_corpus), str(runs), ckpt_path="best"), monkeypatch)
+    folder = runs / "tiny" / "version_1"
+    saved = np.load(folder / "test_predictions.npz")
+    assert saved["scores"].shape == saved["labels"].shape == (8, 12)
+    assert len(set(saved["song_ids"])) == 8 and all(s.startswith("clip") for s in saved["song_ids"])
+    per_tag = list(csv.DictReader(open(folder / "test_per_tag.csv")))
+    assert [row["tag"] for row in per_tag] == list(saved["tag_names"])
+    valid = [j for j, row in enumerate(per_tag) if row["roc_auc"]]
+    labels, scores = saved["labels"], saved["scores"]
+    for j in valid:  # the saved predictions recompute the logged per-tag and macro metrics
+        assert float(per_tag[j]["roc_auc"]) == pytest.approx(
+            roc_auc_score(labels[:, j], scores[:, j]), abs=1e-5
+        )
+        assert float(per_tag[j]["pr_auc"]) == pytest.approx(
+            average_precision_score(labels[:, j], scores[:, j]), abs=1e-5
+        )
+    macro = np.mean([roc_auc_score(labels[:, j], scores[:, j]) for j in valid])
+    assert _metrics(folder / "metrics.csv")["test/roc_auc"] == pytest.approx(macro, abs=1e-5)
