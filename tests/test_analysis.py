@@ -1,0 +1,93 @@
+"""Runs of two architectures → load_runs, benchmark_table, plots, and the notebook executes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from musictag.analysis import benchmark_table, load_runs, plot_learning_curves, plot_per_tag
+from musictag.cli import main
+from musictag.testing import cli_args
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "experiments" / "notebooks" / "compare_runs.ipynb"
+TINY_MUSICNN = {
+    "model.init_args.arch": "musicnn",
+    "model.init_args.frontend": '{"name": "musicnn", "timbral_channels": 8, "temporal_channels": 4}',
+    "model.init_args.backend": '{"name": "musicnn_1d", "channels": 8}',
+    "model.init_args.head": '{"name": "mlp", "hidden": [16]}',
+}
+
+
+@pytest.fixture(scope="module")
+def two_architectures(tiny_corpus, tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    argv = sys.argv
+    sys.argv = ["musictag"]
+    try:
+        for name, extra in (("short", {}), ("musicnn", TINY_MUSICNN)):
+            fit = cli_args("fit", str(tiny_corpus), str(runs), **{"run.name": name, "trainer.max_epochs": 2})
+            fit = [a for a in fit if not any(a.startswith(f"--{k}=") for k in extra)] + [
+                f"--{k}={v}" for k, v in extra.items()
+            ]
+            main(fit)
+            main(
+                [("test" if a == "fit" else a) for a in fit if not a.startswith("--trainer.max_epochs")]
+                + ["--ckpt_path=best"]
+            )
+    finally:
+        sys.argv = argv
+    return runs
+
+
+def test_load_runs_and_benchmark_table(two_architectures):
+    runs = load_runs(two_architectures)
+    assert len(runs) == 4 and sorted(runs.subcommand) == ["fit", "fit", "test", "test"]
+    assert set(runs.arch) == {"short_chunk", "musicnn"} and set(runs.corpus) == {"synthetic"}
+    fit = runs[runs.subcommand == "fit"].iloc[0]
+    assert list(fit.history.dropna(subset=["val/pr_auc"]).epoch) == [0, 1]
+    assert fit["best/val/pr_auc"] == fit.history["val/pr_auc"].max()
+    table = benchmark_table(runs)
+    assert list(table.index) == ["musicnn", "short_chunk"]  # one row per architecture
+    assert list(table.columns) == [("synthetic", "PR-AUC"), ("synthetic", "ROC-AUC")]
+    tested = runs[runs.subcommand == "test"].set_index("arch")
+    for arch in table.index:
+        assert table.loc[arch, ("synthetic", "ROC-AUC")] == pytest.approx(
+            tested.loc[arch, "test/roc_auc"], abs=1e-4
+        )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert len(plot_learning_curves(runs[runs.subcommand == "fit"]).lines) == 2
+    ax = plot_per_tag(tested.reset_index().iloc[0], tested.reset_index().iloc[1])
+    assert len(ax.patches) == 2 * 12
+
+
+def test_benchmark_table_needs_test_runs(two_architectures):
+    runs = load_runs(two_architectures)
+    with pytest.raises(ValueError, match="run `musictag test` first"):
+        benchmark_table(
+            runs[runs.subcommand == "fit"].drop(columns=[c for c in runs if c.startswith("test/")])
+        )
+
+
+def test_the_notebook_executes(two_architectures):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    os.environ["MUSICTAG_RUNS"] = str(two_architectures)
+    try:
+        NotebookClient(
+            notebook,
+            timeout=180,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+        ).execute()
+    finally:
+        del os.environ["MUSICTAG_RUNS"]
+    table_output = "".join(str(o.get("data", {}).get("text/plain", "")) for o in notebook.cells[2].outputs)
+    assert "short_chunk" in table_output and "musicnn" in table_output
+    assert any("image/png" in o.get("data", {}) for o in notebook.cells[3].outputs)
