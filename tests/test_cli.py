@@ -124,7 +124,7 @@ def test_wandb_mode_resolution(monkeypatch, tmp_path):
 
 def test_every_experiment_config_parses(monkeypatch, capsys):
     for config in sorted((REPO / "experiments").rglob("*.yaml")):
-        if "sweeps" in config.parts:
+        if "sweeps" in config.parts or "presets" in config.parts:
             continue
         # a model preset composes with a corpus config; give it one
         extra = ["--data=datamodules.SyntheticDataModule"] if "models" in config.parts else []
@@ -208,3 +208,14 @@ def test_test_run_writes_predictions_and_per_tag_metrics(tiny_corpus, tmp_path, 
         )
     macro = np.mean([roc_auc_score(labels[:, j], scores[:, j]) for j in valid])
     assert _metrics(folder / "metrics.csv")["test/roc_auc"] == pytest.approx(macro, abs=1e-5)
+
+
+def test_distributed_presets_compose_with_a_recipe(monkeypatch, capsys):
+    for preset in ("ddp", "slurm"):
+        monkeypatch.setattr(sys, "argv", ["musictag"])
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", f"--config={REPO / 'experiments/mtat/short_chunk.yaml'}", f"--config={REPO / 'experiments/presets' / (preset + '.yaml')}", "--print_config"])
+        assert exit_info.value.code == 0
+        trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
+        assert trainer["strategy"] == "ddp" and trainer["precision"] == "bf16-mixed"
+        assert trainer["use_distributed_sampler"] is False  # the DataModules shard themselves
