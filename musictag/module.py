@@ -207,6 +207,13 @@ class TaggingModule(pl.LightningModule):
 
     # --- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
+        from musictag.schedules import ReferenceSchedule
+
+        schedules = (
+            [c for c in self.trainer.callbacks if isinstance(c, ReferenceSchedule)] if self._trainer else []
+        )
+        if schedules and schedules[0].stage > 0:  # resumed past the Adam stage: the SGD state follows
+            return schedules[0].sgd(self.parameters())
         optimizer = self.optimizer(self.parameters())
         if self.lr_scheduler is None:
             return optimizer

@@ -214,7 +214,14 @@ def test_distributed_presets_compose_with_a_recipe(monkeypatch, capsys):
     for preset in ("ddp", "slurm"):
         monkeypatch.setattr(sys, "argv", ["musictag"])
         with pytest.raises(SystemExit) as exit_info:
-            main(["fit", f"--config={REPO / 'experiments/mtat/short_chunk.yaml'}", f"--config={REPO / 'experiments/presets' / (preset + '.yaml')}", "--print_config"])
+            main(
+                [
+                    "fit",
+                    f"--config={REPO / 'experiments/mtat/short_chunk.yaml'}",
+                    f"--config={REPO / 'experiments/presets' / (preset + '.yaml')}",
+                    "--print_config",
+                ]
+            )
         assert exit_info.value.code == 0
         trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
         assert trainer["strategy"] == "ddp" and trainer["precision"] == "bf16-mixed"
