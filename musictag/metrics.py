@@ -101,9 +101,10 @@ class SongMetrics(Metric):
             self.indices.append(indices.detach().long())
 
     def gathered(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Song scores, targets and dataset indices of every process (call after ``compute``)."""
-        indices = dim_zero_cat(self.indices) if len(self.indices) else None
-        return dim_zero_cat(self.scores), dim_zero_cat(self.targets), indices
+        """Song scores, targets and dataset indices of every process (a collective under DDP)."""
+        with self.sync_context():
+            indices = dim_zero_cat(self.indices) if len(self.indices) else None
+            return dim_zero_cat(self.scores), dim_zero_cat(self.targets), indices
 
     def compute(self) -> TaggingScores:  # type: ignore[override]
         return tagging_scores(dim_zero_cat(self.scores), dim_zero_cat(self.targets))

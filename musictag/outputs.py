@@ -42,12 +42,13 @@ def write_test_outputs(
     indices: torch.Tensor | None,
 ) -> None:
     trainer = module.trainer
-    if trainer.global_rank != 0 or trainer.log_dir is None:
+    log_dir = trainer.log_dir  # on every process: under DDP it is a broadcast
+    if trainer.global_rank != 0 or log_dir is None:
         return
     if indices is not None:  # one row per song, in dataset order, whatever the process split was
         order = torch.argsort(indices)
         scores, targets, indices = scores[order], targets[order], indices[order]
-    folder = Path(trainer.log_dir)
+    folder = Path(log_dir)
     folder.mkdir(parents=True, exist_ok=True)
     ids = song_ids(module, indices, len(scores))
     tags = list(module.tag_names)

@@ -48,3 +48,9 @@ def test_two_processes_give_the_one_process_metrics(tmp_path, monkeypatch):
     assert "strategy: ddp_spawn" in config and "devices: '2'" in config
     for key in ("test/roc_auc", "test/pr_auc", "test/loss"):
         assert two[key] == pytest.approx(one[key], abs=1e-6)
+    import numpy as np
+
+    saved_one = np.load(tmp_path / "runs" / "tiny" / "version_1" / "test_predictions.npz")
+    saved_two = np.load(tmp_path / "runs" / "tiny" / "version_2" / "test_predictions.npz")
+    assert len(saved_two["song_ids"]) == 9 and list(saved_two["song_ids"]) == list(saved_one["song_ids"])
+    np.testing.assert_allclose(saved_two["scores"], saved_one["scores"], atol=1e-6)
