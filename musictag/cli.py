@@ -43,12 +43,14 @@ class RunSettings:
         project: W&B project.
         save_dir: root folder of all runs.
         wandb: ``auto`` (``$WANDB_MODE`` if set, else online with an API key, else offline), or a mode.
+        log_model: upload checkpoints as W&B artifacts (``true``: the best at the end; ``all``: each).
     """
 
     name: str = "default"
     project: str = "musictag"
     save_dir: str = "runs"
     wandb: WandbMode = "auto"
+    log_model: bool | Literal["all"] = False
 
 
 def wandb_mode(requested: WandbMode = "auto") -> str:
@@ -103,6 +105,7 @@ def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Lo
                 mode=mode,
                 id=run_id,
                 resume="allow" if run_id else None,
+                log_model=run.log_model,
             )
         )
     return loggers

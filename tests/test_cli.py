@@ -112,6 +112,16 @@ def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch
     assert len(list((tested / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
 
 
+def test_log_model_reaches_the_wandb_logger(tmp_path):
+    from lightning.pytorch.loggers import WandbLogger
+
+    from musictag.cli import RunSettings, default_loggers
+
+    loggers = default_loggers(RunSettings(name="x", save_dir=str(tmp_path), wandb="offline", log_model="all"))
+    wandb_logger = next(logger for logger in loggers if isinstance(logger, WandbLogger))
+    assert wandb_logger._log_model == "all"
+
+
 def test_wandb_mode_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert wandb_mode("auto") == "disabled"
