@@ -96,6 +96,10 @@ def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Lo
         run_dir = Path(csv_logger.log_dir)
         previous = sorted(run_dir.glob("wandb/*run-*-*"))
         run_id = previous[-1].name.rsplit("-", 1)[-1] if resume_dir is not None and previous else None
+        if run.log_model and mode != "online":
+            warnings.warn(
+                f"run.log_model needs W&B online (it is {mode}): checkpoints stay local", stacklevel=2
+            )
         loggers.append(
             WandbLogger(
                 name=f"{run.name}/{run_dir.name}",
@@ -105,7 +109,7 @@ def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Lo
                 mode=mode,
                 id=run_id,
                 resume="allow" if run_id else None,
-                log_model=run.log_model,
+                log_model=run.log_model if mode == "online" else False,
             )
         )
     return loggers

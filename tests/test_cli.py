@@ -117,9 +117,15 @@ def test_log_model_reaches_the_wandb_logger(tmp_path):
 
     from musictag.cli import RunSettings, default_loggers
 
-    loggers = default_loggers(RunSettings(name="x", save_dir=str(tmp_path), wandb="offline", log_model="all"))
-    wandb_logger = next(logger for logger in loggers if isinstance(logger, WandbLogger))
-    assert wandb_logger._log_model == "all"
+    online = default_loggers(RunSettings(name="x", save_dir=str(tmp_path), wandb="online", log_model="all"))
+    assert (
+        next(lg for lg in online if isinstance(lg, WandbLogger))._log_model == "all"
+    )  # built lazily: no network
+    with pytest.warns(UserWarning, match="log_model needs W&B online"):
+        offline = default_loggers(
+            RunSettings(name="y", save_dir=str(tmp_path), wandb="offline", log_model=True)
+        )
+    assert next(lg for lg in offline if isinstance(lg, WandbLogger))._log_model is False
 
 
 def test_wandb_mode_resolution(monkeypatch, tmp_path):
