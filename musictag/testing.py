@@ -84,3 +84,14 @@ def write_bad_files(folder: str | os.PathLike) -> dict[str, str]:
     open(os.path.join(folder, "empty.wav"), "wb").close()
     write_audio(os.path.join(folder, "silent.flac"), np.zeros(16000, np.float32), 16000)
     return {"corrupt.mp3": "unreadable", "empty.wav": "empty", "silent.flac": "silent"}
+
+
+def last_logged(metrics_csv: str | os.PathLike) -> dict[str, float]:
+    """The last value logged for every column of a run's ``metrics.csv``."""
+    import csv
+
+    values: dict[str, float] = {}
+    with open(metrics_csv) as f:
+        for row in csv.DictReader(f):
+            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return values

@@ -11,18 +11,9 @@ import yaml
 
 from musictag.cli import main, wandb_mode
 from musictag.registry import BACKENDS
-from musictag.testing import cli_args
+from musictag.testing import cli_args, last_logged
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _metrics(path: Path) -> dict[str, float]:
-    """The last non-empty value of every column of a CSV log."""
-    values: dict[str, float] = {}
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
-    return values
 
 
 def _run(args: list[str], monkeypatch) -> None:
@@ -37,7 +28,7 @@ def test_fit_then_test_reproduces_the_checkpoint_scores(tiny_corpus, tmp_path, m
     assert (version / "checkpoints" / "best.ckpt").is_file()
     assert (version / "checkpoints" / "last.ckpt").is_file()
     assert (version / "config.yaml").is_file()
-    fit_log = _metrics(version / "metrics.csv")
+    fit_log = last_logged(version / "metrics.csv")
     assert {"val/roc_auc", "val/pr_auc", "val/loss", "train/loss_epoch"} <= set(fit_log)
 
     # `validate` of best.ckpt gives the val/pr_auc the checkpoint was chosen by
@@ -45,7 +36,7 @@ def test_fit_then_test_reproduces_the_checkpoint_scores(tiny_corpus, tmp_path, m
         float(r["val/pr_auc"]) for r in csv.DictReader(open(version / "metrics.csv")) if r.get("val/pr_auc")
     )
     _run(cli_args("validate", str(tiny_corpus), str(runs), ckpt_path="best"), monkeypatch)
-    assert _metrics(runs / "tiny" / "version_1" / "metrics.csv")["val/pr_auc"] == pytest.approx(
+    assert last_logged(runs / "tiny" / "version_1" / "metrics.csv")["val/pr_auc"] == pytest.approx(
         best_score, abs=1e-6
     )
 
@@ -55,8 +46,8 @@ def test_fit_then_test_reproduces_the_checkpoint_scores(tiny_corpus, tmp_path, m
         cli_args("test", str(tiny_corpus), str(runs), ckpt_path=str(version / "checkpoints" / "best.ckpt")),
         monkeypatch,
     )
-    first = _metrics(runs / "tiny" / "version_2" / "metrics.csv")
-    second = _metrics(runs / "tiny" / "version_3" / "metrics.csv")
+    first = last_logged(runs / "tiny" / "version_2" / "metrics.csv")
+    second = last_logged(runs / "tiny" / "version_3" / "metrics.csv")
     for key in ("test/roc_auc", "test/pr_auc", "test/loss"):
         assert 0 <= first[key] and first[key] == pytest.approx(second[key], abs=1e-7)
 
@@ -102,7 +93,7 @@ def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch
     )
     _run(args, monkeypatch)
     version = tmp_path / "runs" / "tiny" / "version_0"
-    assert "val/pr_auc" in _metrics(version / "metrics.csv")
+    assert "val/pr_auc" in last_logged(version / "metrics.csv")
     offline_runs = list((version / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1 and list(offline_runs[0].glob("run-*.wandb"))
     # the test run logs its per-tag table and curves to its own offline W&B run
@@ -223,7 +214,7 @@ def test_test_run_writes_predictions_and_per_tag_metrics(tiny_corpus, tmp_path, 
             average_precision_score(labels[:, j], scores[:, j]), abs=1e-5
         )
     macro = np.mean([roc_auc_score(labels[:, j], scores[:, j]) for j in valid])
-    assert _metrics(folder / "metrics.csv")["test/roc_auc"] == pytest.approx(macro, abs=1e-5)
+    assert last_logged(folder / "metrics.csv")["test/roc_auc"] == pytest.approx(macro, abs=1e-5)
 
 
 def test_distributed_presets_compose_with_a_recipe(monkeypatch, capsys):

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import sys
-from pathlib import Path
 
 import pytest
 
 from musictag.cli import main
-from musictag.testing import cli_args
-
-
-def _last(path: Path) -> dict[str, float]:
-    values: dict[str, float] = {}
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
-    return values
+from musictag.testing import cli_args, last_logged
 
 
 def test_two_processes_give_the_one_process_metrics(tmp_path, monkeypatch):
@@ -42,8 +32,8 @@ def test_two_processes_give_the_one_process_metrics(tmp_path, monkeypatch):
     ]
     main(test_args)
     main([*test_args, "--trainer.devices=2", "--trainer.strategy=ddp_spawn"])
-    one = _last(tmp_path / "runs" / "tiny" / "version_1" / "metrics.csv")
-    two = _last(tmp_path / "runs" / "tiny" / "version_2" / "metrics.csv")
+    one = last_logged(tmp_path / "runs" / "tiny" / "version_1" / "metrics.csv")
+    two = last_logged(tmp_path / "runs" / "tiny" / "version_2" / "metrics.csv")
     config = (tmp_path / "runs" / "tiny" / "version_2" / "config.yaml").read_text()
     assert "strategy: ddp_spawn" in config and "devices: '2'" in config
     for key in ("test/roc_auc", "test/pr_auc", "test/loss"):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from musictag.registry import REPRESENTATIONS
+from musictag.representations.stft import power_spectrogram
 
 
 def harmonic_centre_frequencies(
@@ -80,20 +81,8 @@ class HarmonicFilterbank(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(wave.device.type, enabled=False):
-            spec = (
-                torch.stft(
-                    wave.float(),
-                    self.n_fft,
-                    self.hop_length,
-                    self.n_fft,
-                    self.window,
-                    center=True,
-                    pad_mode="reflect",
-                    onesided=True,
-                    return_complex=True,
-                )
-                .abs()
-                .pow(2)
+            spec = power_spectrogram(
+                wave, self.n_fft, self.hop_length, self.n_fft, self.window
             )  # (B, n_bins, T)
             harmonic = torch.matmul(spec.transpose(1, 2), self.filterbank().float()).transpose(1, 2)
             batch, _, frames = harmonic.shape

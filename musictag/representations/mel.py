@@ -10,6 +10,7 @@ import torchaudio.functional as AF
 from torch import nn
 
 from musictag.registry import REPRESENTATIONS, ConfigError
+from musictag.representations.stft import power_spectrogram
 
 
 @REPRESENTATIONS.register("mel")
@@ -85,20 +86,9 @@ class MelSpectrogram(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(wave.device.type, enabled=False):
-            spec = torch.stft(
-                wave.float(),
-                self.n_fft,
-                self.hop_length,
-                self.win_length,
-                self.window,
-                center=True,
-                pad_mode="reflect",
-                normalized=False,
-                onesided=True,
-                return_complex=True,
-            ).abs()  # (B, n_freqs, T)
-            if self.power != 1.0:
-                spec = spec.pow(self.power)
+            spec = power_spectrogram(
+                wave, self.n_fft, self.hop_length, self.win_length, self.window, self.power
+            )
             mel = torch.matmul(spec.transpose(-1, -2), self.fb).transpose(-1, -2)  # (B, n_mels, T)
             if self.compression == "db":
                 mel = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))

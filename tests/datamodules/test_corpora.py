@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from datamodules.cache import AudioCache
 from datamodules.dummies import make_folder_corpus, make_jamendo_corpus, make_msd_corpus, make_mtat_corpus
 from musictag.cli import main
-from musictag.testing import TINY_SHORT_CHUNK, _yaml
+from musictag.testing import TINY_SHORT_CHUNK, _yaml, last_logged
 
 LAYOUTS = {
     "mtat": (
@@ -31,14 +30,6 @@ LAYOUTS = {
         lambda c: {"csv": c.metadata, "split_column": "split"},
     ),
 }
-
-
-def _last_values(path: Path) -> dict[str, float]:
-    values: dict[str, float] = {}
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
-    return values
 
 
 @pytest.mark.parametrize("corpus", sorted(LAYOUTS))
@@ -73,7 +64,7 @@ def test_prepare_fit_and_test(corpus, tmp_path, monkeypatch, capsys):
     assert dummy.short in cache and dummy.stereo in cache
     assert cache.length(dummy.stereo) == 4 * 16000  # 44.1 kHz stereo → 16 kHz mono
     main(["test", *args, "--ckpt_path=best"])
-    metrics = _last_values(tmp_path / "runs" / corpus / "version_1" / "metrics.csv")
+    metrics = last_logged(tmp_path / "runs" / corpus / "version_1" / "metrics.csv")
     assert 0.0 <= metrics["test/roc_auc"] <= 1.0 and 0.0 <= metrics["test/pr_auc"] <= 1.0
     assert metrics["test/skipped_tags"] < len(cache_tags(cache_dir))
 

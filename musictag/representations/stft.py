@@ -1,0 +1,20 @@
+"""The STFT every spectrogram representation starts from."""
+
+from __future__ import annotations
+
+import torch
+
+
+def power_spectrogram(
+    wave: torch.Tensor, n_fft: int, hop_length: int, win_length: int, window: torch.Tensor, power: float = 2.0
+) -> torch.Tensor:
+    """``(B, S)`` → ``|STFT|^power`` ``(B, n_fft // 2 + 1, S // hop_length + 1)``, in float32.
+
+    Centred, reflect-padded frames, one-sided, not normalised: torchaudio's ``Spectrogram`` defaults,
+    so that published front ends are reproduced exactly.
+    """
+    spec = torch.stft(
+        wave.float(), n_fft, hop_length, win_length, window,
+        center=True, pad_mode="reflect", normalized=False, onesided=True, return_complex=True,
+    ).abs()  # fmt: skip
+    return spec if power == 1.0 else spec.pow(power)
