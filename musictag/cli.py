@@ -186,6 +186,10 @@ class MusictagCLI(LightningCLI):
             # Only fit chooses checkpoints. Elsewhere the callback would try to restore its state into the
             # new run's folder, and Lightning's note that it is missing is no news to the user.
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+            if self.subcommand == "predict":
+                from musictag.outputs import SongScoresWriter
+
+                callbacks.append(SongScoresWriter())
             warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used")
         return super()._instantiate_trainer(config, callbacks)
 
@@ -219,7 +223,12 @@ def config_error_in(err: BaseException) -> ConfigError | None:
 
 
 #: Subcommands that are not LightningCLI's: name → "module:function" taking the remaining arguments.
-TOOLS = {"bench": "musictag.bench:main", "prepare": "musictag.prepare:main"}
+TOOLS = {
+    "bench": "musictag.bench:main",
+    "prepare": "musictag.prepare:main",
+    "tag": "musictag.inference:main",
+    "import-pretrained": "musictag.models.pretrained:main",
+}
 
 
 def main(args: Any = None) -> None:

@@ -21,8 +21,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
+from musictag.chunks import ChunkMode
 from musictag.metrics import Aggregation, SongMetrics, TaggingScores, aggregate_chunks
-from musictag.models import Tagger, resolve_architecture
+from musictag.models import STAGE_KEYS, Tagger, resolve_architecture
 from musictag.outputs import write_test_outputs
 from musictag.registry import ConfigError, StageSpec
 
@@ -48,6 +49,11 @@ class TaggingModule(pl.LightningModule):
             class per song, e.g. genre: softmax, cross-entropy, and ``accuracy`` logged too).
         eval_chunk_batch: at most this many chunks go through the network at once in evaluation (memory
             only: results do not depend on it).
+        tag_chunks, tag_chunk_mode: how ``musictag tag`` cuts a file by default (an imported published
+            model carries its original setting: 16 chunks placed by the ``sota`` rule).
+        pretrained: a musictag checkpoint whose weights start this model (fine-tuning). Its architecture
+            is used unless stages are given here; tensors that do not fit (the output layer of another
+            tag set) start fresh.
         optimizer: a callable taking the parameters (YAML: ``class_path: torch.optim.Adam`` ...).
         lr_scheduler: an optional callable taking the optimizer; stepped each epoch, and given
             ``val/loss`` to monitor (for ``ReduceLROnPlateau``).
@@ -68,21 +74,30 @@ class TaggingModule(pl.LightningModule):
         aggregate: Aggregation = "mean",
         task: Task = "multilabel",
         eval_chunk_batch: int = 64,
+        tag_chunks: int = 16,
+        tag_chunk_mode: ChunkMode = "even",
+        pretrained: str | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        architecture = resolve_architecture(
-            arch,
-            arch_args,
-            representation=representation,
-            frontend=frontend,
-            backend=backend,
-            head=head,
-            input_len=input_len,
-            sample_rate=sample_rate,
-        )
+        overrides = {
+            "representation": representation,
+            "frontend": frontend,
+            "backend": backend,
+            "head": head,
+            "input_len": input_len,
+            "sample_rate": sample_rate,
+        }
+        source = load_checkpoint(pretrained) if pretrained else None
+        if source is not None:  # the checkpoint's architecture, stage by stage replaced by what is given
+            saved = source.get("hyper_parameters", {})
+            architecture = {k: saved[k] for k in STAGE_KEYS if k in saved}
+            architecture.update({k: v for k, v in overrides.items() if v is not None})
+            self.hparams.update(arch=saved.get("arch"), pretrained=None)
+        else:
+            architecture = resolve_architecture(arch, arch_args, **overrides)
         # Checkpoints carry the resolved stages, so they rebuild the same network even if a preset changes.
         self.hparams.update(architecture)
         if tag_names is not None and len(tag_names) != n_tags:
@@ -92,6 +107,9 @@ class TaggingModule(pl.LightningModule):
         if eval_chunk_batch < 1:
             raise ConfigError(f"eval_chunk_batch must be at least 1, got {eval_chunk_batch}")
         self.net = Tagger(n_tags=n_tags, **architecture)
+        if source is not None:
+            load_matching_weights(self, source["state_dict"], str(pretrained))
+        self.tag_chunks, self.tag_chunk_mode = tag_chunks, tag_chunk_mode
         self.tag_names = list(tag_names) if tag_names is not None else [f"tag_{i}" for i in range(n_tags)]
         self.aggregate = aggregate
         self.task = task
@@ -222,3 +240,29 @@ class TaggingModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val/loss"},
         }
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """A musictag (Lightning) checkpoint, loaded with ``weights_only=True``."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"no checkpoint at {path}") from None
+    except Exception as err:  # noqa: BLE001  (torch raises several kinds for a bad file)
+        raise ConfigError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(
+            f"{path} is not a musictag checkpoint (no state_dict); import published weights first"
+        )
+    return checkpoint
+
+
+def load_matching_weights(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Copy every tensor of ``state_dict`` whose name and shape fit ``module``; report the rest."""
+    own = module.state_dict()
+    fitting = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(fitting, strict=False)
+    fresh = sorted(k for k in own if k not in fitting and not k.endswith("num_batches_tracked"))
+    rank_zero_info(
+        f"initial weights from {source}: {len(fitting)} tensors; new: {', '.join(fresh) or 'none'}"
+    )

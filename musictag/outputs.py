@@ -119,3 +119,55 @@ def _log_to_wandb(
                 )
         if curves:
             logger.experiment.log(curves)
+
+
+class SongScoresWriter:
+    """``musictag predict``: the song-level scores of the predicted split, written to the run folder as
+    ``predictions_<split>.npz`` (``song_ids``, ``tag_names``, ``scores``) and ``predictions_<split>.csv``
+    (``id`` then one column per tag); one file per process under DDP (``...-rank<r>``)."""
+
+    def __new__(cls) -> Any:  # a Lightning callback, built lazily so this module stays light to import
+        from lightning.pytorch.callbacks import BasePredictionWriter
+
+        class _Writer(BasePredictionWriter):
+            def __init__(self) -> None:
+                super().__init__(write_interval="epoch")
+
+            def write_on_epoch_end(
+                self, trainer: Any, pl_module: Any, predictions: Any, batch_indices: Any
+            ) -> None:
+                outputs = [
+                    o
+                    for group in (
+                        predictions if predictions and isinstance(predictions[0], list) else [predictions]
+                    )
+                    for o in group
+                ]
+                if not outputs:
+                    return
+                indices = torch.cat([o["index"] for o in outputs]).cpu()
+                scores = torch.cat([o["scores"] for o in outputs]).float().cpu()
+                datamodule = trainer.datamodule
+                split = getattr(datamodule, "predict_split", "predict")
+                dataset = getattr(datamodule, "datasets", {}).get(split)
+                manifest = getattr(dataset, "manifest", None)
+                ids = [manifest.ids[int(i)] if manifest is not None else str(int(i)) for i in indices]
+                folder = Path(trainer.log_dir or ".")
+                folder.mkdir(parents=True, exist_ok=True)
+                suffix = f"-rank{trainer.global_rank}" if trainer.world_size > 1 else ""
+                tags = list(pl_module.tag_names)
+                np.savez_compressed(
+                    folder / f"predictions_{split}{suffix}.npz",
+                    song_ids=np.array(ids),
+                    tag_names=np.array(tags),
+                    scores=scores.numpy(),
+                )
+                with open(folder / f"predictions_{split}{suffix}.csv", "w", newline="") as f:
+                    writer = csv.writer(f)
+                    writer.writerow(["id", *tags])
+                    writer.writerows(
+                        [song, *(f"{v:.6f}" for v in row)]
+                        for song, row in zip(ids, scores.tolist(), strict=True)
+                    )
+
+        return _Writer()

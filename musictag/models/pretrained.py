@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
@@ -86,3 +87,69 @@ def convert_sota_state_dict(state_dict: Mapping[str, torch.Tensor], net: Tagger)
             )
         converted[dst_key] = src.to(dst.dtype)
     return converted
+
+
+def import_sota(arch: str, dataset: str, weights: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """A sota-music-tagging-models ``best_model.pth`` as a musictag checkpoint at ``out``.
+
+    The checkpoint carries the original's tag order and evaluation setting (16 chunks placed by its
+    rule, mean of the probabilities); it works with ``musictag tag``, ``musictag test`` and as the
+    ``pretrained`` weights of a ``fit``.
+    """
+    import lightning
+
+    from musictag.models.sota_tags import SOTA_TAGS
+    from musictag.module import TaggingModule
+
+    if dataset not in SOTA_TAGS:
+        raise ConfigError(f"unknown dataset {dataset!r}; the published models are for {', '.join(SOTA_TAGS)}")
+    tags = list(SOTA_TAGS[dataset])
+    module = TaggingModule(
+        n_tags=len(tags),
+        arch=sota_preset(arch, dataset),
+        tag_names=tags,
+        aggregate="mean",
+        tag_chunks=16,
+        tag_chunk_mode="sota",
+    )
+    module.net.load_state_dict(convert_sota_state_dict(load_state_dict_file(weights), module.net))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+        "musictag_source": {
+            "source": "sota-music-tagging-models",
+            "arch": arch,
+            "dataset": dataset,
+            "weights": str(weights),
+        },
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``musictag import-pretrained --source sota --arch ARCH --dataset DATASET --weights PTH --out CKPT``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="musictag import-pretrained", description=main.__doc__)
+    parser.add_argument(
+        "--source", choices=["sota"], default="sota", help="sota-music-tagging-models (Won et al. 2020)"
+    )
+    parser.add_argument("--arch", required=True, help=f"one of {', '.join(sorted(SOTA_ARCHITECTURES))}")
+    parser.add_argument("--dataset", required=True, choices=["mtat", "msd", "jamendo"])
+    parser.add_argument("--weights", required=True, help="the published best_model.pth")
+    parser.add_argument("--out", required=True, help="the musictag checkpoint to write")
+    args = parser.parse_args(argv)
+    try:
+        path = import_sota(args.arch, args.dataset, args.weights, args.out)
+    except ConfigError as err:
+        print(f"musictag import-pretrained: error: {err}", file=sys.stderr)
+        return 2
+    print(f"musictag import-pretrained: wrote {path}")
+    return 0
