@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 from datamodules.base import TaggingDataModule
@@ -130,12 +130,24 @@ def newest_checkpoint(run: RunSettings, which: str) -> Path:
     return found[-1]
 
 
+class SaveConfigToLoggers(SaveConfigCallback):
+    """``config.yaml`` in the run folder, and the same resolved config in every W&B run."""
+
+    def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
+
+
 class MusictagCLI(LightningCLI):
     """LightningCLI with musictag's links, checkpointing, loggers and error reporting."""
 
     def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("save_config_callback", SaveConfigToLoggers)
         # the DataModules shard themselves under DDP, evaluation without repeating songs
         kwargs.setdefault("trainer_defaults", {"use_distributed_sampler": False})
         super().__init__(

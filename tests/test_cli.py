@@ -96,6 +96,8 @@ def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch
     assert "val/pr_auc" in last_logged(version / "metrics.csv")
     offline_runs = list((version / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1 and list(offline_runs[0].glob("run-*.wandb"))
+    record = next(offline_runs[0].glob("run-*.wandb")).read_bytes()  # the resolved config is in the W&B run
+    assert b"datamodules.SyntheticDataModule" in record and b"n_clips" in record
     # the test run logs its per-tag table and curves to its own offline W&B run
     _run(cli_args("test", str(tiny_corpus), str(tmp_path / "runs"), ckpt_path="best"), monkeypatch)
     tested = tmp_path / "runs" / "tiny" / "version_1"
