@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -34,15 +35,16 @@ def test_forward_backward_and_checkpoint_round_trip(name, tmp_path):
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
 
-    # a Lightning checkpoint (as Trainer.save_checkpoint writes it) rebuilds the same network
+    # a checkpoint written by Lightning's Trainer rebuilds the same network
     path = tmp_path / "model.ckpt"
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "hyper_parameters": dict(module.hparams),
-            "pytorch-lightning_version": "2.6",
-        },
-        path,
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    assert {"state_dict", "hyper_parameters", "loops", "pytorch-lightning_version"} <= set(
+        torch.load(path, weights_only=True)
     )
     reloaded = TaggingModule.load_from_checkpoint(path, weights_only=True).eval()
     module.eval()
