@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,17 @@ from musictag.metrics import TaggingScores
 
 if TYPE_CHECKING:
     from musictag.module import TaggingModule
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary sibling to write; renamed to ``path`` only when the block completes."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def song_ids(module: TaggingModule, indices: torch.Tensor | None, n_songs: int) -> list[str]:
@@ -52,15 +65,14 @@ def write_test_outputs(
     folder.mkdir(parents=True, exist_ok=True)
     ids = song_ids(module, indices, len(scores))
     tags = list(module.tag_names)
-    tmp = folder / "test_predictions.tmp.npz"
-    np.savez_compressed(
-        tmp,
-        song_ids=np.array(ids),
-        tag_names=np.array(tags),
-        scores=scores.cpu().numpy().astype(np.float32),
-        labels=targets.cpu().numpy().round().astype(np.uint8),
-    )
-    os.replace(tmp, folder / "test_predictions.npz")
+    with atomic_output(folder / "test_predictions.npz") as tmp:
+        np.savez_compressed(
+            tmp,
+            song_ids=np.array(ids),
+            tag_names=np.array(tags),
+            scores=scores.cpu().numpy().astype(np.float32),
+            labels=targets.cpu().numpy().round().astype(np.uint8),
+        )
     positives = targets.round().sum(dim=0).long().tolist()
     rows = [
         {
@@ -74,7 +86,7 @@ def write_test_outputs(
             zip(tags, result.per_tag_roc_auc.tolist(), result.per_tag_pr_auc.tolist(), strict=True)
         )
     ]
-    with open(folder / "test_per_tag.csv", "w", newline="") as f:
+    with atomic_output(folder / "test_per_tag.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -156,13 +168,14 @@ class SongScoresWriter:
                 folder.mkdir(parents=True, exist_ok=True)
                 suffix = f"-rank{trainer.global_rank}" if trainer.world_size > 1 else ""
                 tags = list(pl_module.tag_names)
-                np.savez_compressed(
-                    folder / f"predictions_{split}{suffix}.npz",
-                    song_ids=np.array(ids),
-                    tag_names=np.array(tags),
-                    scores=scores.numpy(),
-                )
-                with open(folder / f"predictions_{split}{suffix}.csv", "w", newline="") as f:
+                with atomic_output(folder / f"predictions_{split}{suffix}.npz") as tmp:
+                    np.savez_compressed(
+                        tmp, song_ids=np.array(ids), tag_names=np.array(tags), scores=scores.numpy()
+                    )
+                with (
+                    atomic_output(folder / f"predictions_{split}{suffix}.csv") as tmp,
+                    open(tmp, "w", newline="") as f,
+                ):
                     writer = csv.writer(f)
                     writer.writerow(["id", *tags])
                     writer.writerows(
