@@ -49,9 +49,7 @@ def tag_file(model: Any, path: Path, n_chunks: int, mode: str, hop: int | None =
     audio, rate = load_audio(path, model.sample_rate)
     starts = chunk_starts(len(audio), model.input_len, n_chunks, mode, hop)  # type: ignore[arg-type]
     chunks = torch.from_numpy(cut_chunks(audio, starts, model.input_len)).to(model.device)
-    chunk_scores = model.probabilities(
-        torch.cat([model.net(part) for part in chunks.split(model.eval_chunk_batch)])
-    )
+    chunk_scores = model.probabilities(model.chunk_logits(chunks.unsqueeze(0)))[0]  # (n_chunks, n_tags)
     song = aggregate_chunks(chunk_scores.unsqueeze(0), model.aggregate)[0]
     tags = list(model.tag_names)
     return {

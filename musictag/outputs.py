@@ -36,9 +36,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def song_ids(module: TaggingModule, indices: torch.Tensor | None, n_songs: int) -> list[str]:
-    """The test songs' ids from the DataModule's test dataset, else their positions."""
-    dataset = getattr(getattr(module.trainer, "datamodule", None), "datasets", {}).get("test")
+def song_ids(trainer: Any, split: str, indices: torch.Tensor | None, n_songs: int) -> list[str]:
+    """The ids of a split's songs from the DataModule's dataset, else their positions."""
+    dataset = getattr(getattr(trainer, "datamodule", None), "datasets", {}).get(split)
     manifest = getattr(dataset, "manifest", None)
     if indices is None:
         return [str(i) for i in range(n_songs)]
@@ -63,7 +63,7 @@ def write_test_outputs(
         scores, targets, indices = scores[order], targets[order], indices[order]
     folder = Path(log_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    ids = song_ids(module, indices, len(scores))
+    ids = song_ids(trainer, "test", indices, len(scores))
     tags = list(module.tag_names)
     with atomic_output(folder / "test_predictions.npz") as tmp:
         np.savez_compressed(
@@ -159,11 +159,8 @@ class SongScoresWriter:
                     return
                 indices = torch.cat([o["index"] for o in outputs]).cpu()
                 scores = torch.cat([o["scores"] for o in outputs]).float().cpu()
-                datamodule = trainer.datamodule
-                split = getattr(datamodule, "predict_split", "predict")
-                dataset = getattr(datamodule, "datasets", {}).get(split)
-                manifest = getattr(dataset, "manifest", None)
-                ids = [manifest.ids[int(i)] if manifest is not None else str(int(i)) for i in indices]
+                split = getattr(trainer.datamodule, "predict_split", "predict")
+                ids = song_ids(trainer, split, indices, len(scores))
                 folder = Path(trainer.log_dir or ".")
                 folder.mkdir(parents=True, exist_ok=True)
                 suffix = f"-rank{trainer.global_rank}" if trainer.world_size > 1 else ""
