@@ -181,16 +181,23 @@ class MSDDataModule(CorpusDataModule):
         metadata_dir: str | None = None,
         n_train: int | None = None,
         skip_missing: bool = False,
+        exclude_published_skips: bool = False,
         **kwargs: Any,
     ) -> None:
         self.metadata_dir, self.n_train, self.skip_missing = metadata_dir, n_train, skip_missing
+        self.exclude_published_skips = exclude_published_skips
         super().__init__(cache_dir, audio_root, **kwargs)
 
     def read_metadata(self) -> Manifest:
-        from datamodules.msd import N_TRAIN, read_msd
+        from datamodules.msd import N_TRAIN, PUBLISHED_SKIPS, read_msd
 
         metadata = _need(self.metadata_dir, "metadata_dir", self.corpus)
-        return read_msd(metadata, n_train=self.n_train or N_TRAIN, skip_missing=self.skip_missing)
+        return read_msd(
+            metadata,
+            n_train=self.n_train or N_TRAIN,
+            skip_missing=self.skip_missing,
+            exclude=PUBLISHED_SKIPS if self.exclude_published_skips else (),
+        )
 
 
 class JamendoDataModule(CorpusDataModule):

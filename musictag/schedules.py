@@ -1,9 +1,15 @@
 """The training schedule of the field's benchmark (Won et al. 2020, sota-music-tagging-models).
 
-Adam at 1e-4; when it stops improving, reload the best model (lowest validation loss) and continue
-with SGD (Nesterov momentum 0.9, weight decay 1e-4) at 1e-3, then 1e-4, then 1e-5, reloading the best
-model at each drop. Early stopping and cosine schedules need nothing special: Lightning's
-``EarlyStopping`` callback and ``torch.optim.lr_scheduler.CosineAnnealingLR`` as ``lr_scheduler``.
+The published training loop counts epochs: Adam (lr 1e-4, weight decay 1e-4) for exactly 80 epochs,
+then, each time reloading the best model so far by validation loss, SGD with Nesterov momentum 0.9 and
+weight decay 1e-4 at 1e-3 for 20 epochs, 1e-4 for 20 epochs and 1e-5 to the end (200 epochs in all).
+Its stage counter grows by one every epoch and restarts only when the optimizer changes, never when
+validation improves. That is ``count="epochs"``, the default here. ``count="since_improvement"`` is a
+variant (a stage ends after that many epochs *without a better* validation loss, like a patience);
+it is not what the published code does.
+
+Early stopping and cosine schedules need nothing special: Lightning's ``EarlyStopping`` callback and
+``torch.optim.lr_scheduler.CosineAnnealingLR`` as ``lr_scheduler``.
 """
 
 from __future__ import annotations
@@ -20,12 +26,20 @@ from lightning.pytorch.utilities import rank_zero_info
 class ReferenceSchedule(pl.Callback):
     """Adam → SGD 1e-3 → 1e-4 → 1e-5, each switch from the best model so far (by ``monitor``).
 
+    With the defaults and validation every epoch, epochs 0–79 train with the module's optimizer (Adam in
+    the recipes), epochs 80–99 with SGD at 1e-3, 100–119 at 1e-4 and 120 onwards at 1e-5, as the
+    published code does.
+
     Args:
-        adam_epochs: epochs of the Adam stage; then ``sgd_epochs`` for each SGD rate but the last, which
-            runs to the end.
-        count: ``since_improvement`` (the reference implementation: a stage ends after that many epochs
-            without a better ``monitor``; its counter restarts at every improvement) or ``epochs``
-            (a stage ends after that many epochs, as the paper describes the schedule).
+        adam_epochs: epochs of the first stage (the module's own optimizer); then ``sgd_epochs`` for each
+            SGD rate but the last, which runs to the end.
+        sgd_lrs: the SGD learning rates, one stage each.
+        sgd_epochs: the length of every SGD stage but the last.
+        momentum, weight_decay: of the SGD stages (Nesterov momentum).
+        count: ``epochs`` (the published code: a stage ends after that many validated epochs; the counter
+            restarts only when the optimizer changes) or ``since_improvement`` (a variant, not the
+            reference: a stage ends after that many epochs without a better ``monitor``, its counter
+            restarting at every improvement, so a model that keeps improving stays on Adam).
         monitor: the validation metric that selects the model to reload (lower is better).
     """
 
@@ -36,7 +50,7 @@ class ReferenceSchedule(pl.Callback):
         sgd_epochs: Sequence[int] = (20, 20),
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
-        count: Literal["since_improvement", "epochs"] = "since_improvement",
+        count: Literal["epochs", "since_improvement"] = "epochs",
         monitor: str = "val/loss",
     ) -> None:
         if len(sgd_epochs) != len(sgd_lrs) - 1:

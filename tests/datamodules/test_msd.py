@@ -11,6 +11,7 @@ from datamodules.msd import (
     METADATA_FILES,
     N_TRAIN,
     N_VALID,
+    PUBLISHED_SKIPS,
     read_msd,
     read_tag_list,
     train_valid_boundary,
@@ -71,6 +72,20 @@ def test_tiny_metadata_dir_gives_the_manifest(tmp_path):
     assert manifest.paths[0] == "0/0/8000000.clip.mp3" and manifest.paths[12] == "2/5/8000012.clip.mp3"
     assert manifest.targets.dtype == np.uint8 and manifest.targets.shape == (13, 4)
     np.testing.assert_array_equal(manifest.targets, np.stack([v[:, 0] for v in vectors.values()]))
+
+
+def test_excluded_ids_leave_every_split_after_the_boundary(tmp_path):
+    write_metadata(tmp_path)
+    manifest = read_msd(tmp_path, n_train=8, exclude={track_id(2), track_id(9), track_id(11)})
+    # the boundary is counted on the published list, before the exclusion (as the published code does)
+    assert manifest.splits == ("train",) * 7 + ("valid",) * 1 + ("test",) * 2
+    assert {track_id(2), track_id(9), track_id(11)}.isdisjoint(manifest.ids)
+
+
+def test_published_skips_in_the_real_test_list():
+    assert len(PUBLISHED_SKIPS) == 55 and all(len(t) == 18 and t.startswith("TR") for t in PUBLISHED_SKIPS)
+    test_ids = load_restricted_pickle(reference_file("filtered_list_test.cP"))
+    assert len(set(test_ids) - PUBLISHED_SKIPS) == 28_434  # the published evaluation's test songs
 
 
 def test_short_train_list_needs_a_decision(tmp_path):
