@@ -6,11 +6,16 @@ from typing import Literal
 
 import numpy as np
 
-ChunkMode = Literal["even", "sota", "sliding"]
+ChunkMode = Literal["even", "sota", "sliding", "patches"]
 
 
 def chunk_starts(
-    n_samples: int, chunk_len: int, n_chunks: int, mode: ChunkMode = "even", hop: int | None = None
+    n_samples: int,
+    chunk_len: int,
+    n_chunks: int,
+    mode: ChunkMode = "even",
+    hop: int | None = None,
+    n_fft: int | None = None,
 ) -> np.ndarray:
     """Start sample of each chunk of ``chunk_len`` in a song of ``n_samples``.
 
@@ -23,13 +28,22 @@ def chunk_starts(
         ``sliding``: a window every ``hop`` samples (default ``chunk_len``, no overlap) plus one ending at
             the song's end if the last window stops short of it; ``n_chunks`` is ignored, so songs of
             different lengths get different numbers of chunks.
+        ``patches``: the musicnn library's rule, for a model whose spectrogram takes uncentred frames of
+            ``n_fft`` every ``hop`` samples: the whole song's centred, zero-padded spectrogram
+            (``n_samples // hop + 1`` frames) is cut into non-overlapping patches of the frames one chunk
+            holds, ``(chunk_len - n_fft) // hop + 1``, and the incomplete last patch is dropped. Patch
+            ``i`` is the chunk starting ``n_fft // 2`` samples before its first frame's centre (the first
+            starts before the song: :func:`cut_chunks` zero-pads). ``n_chunks`` is ignored.
 
-    A song no longer than one chunk gives ``n_chunks`` starts at 0 (the chunk is zero-padded).
+    A song no longer than one chunk gives ``n_chunks`` starts at 0 (the chunk is zero-padded); in
+    ``patches`` mode, a song shorter than one patch gives one zero-padded patch.
     """
     if n_chunks < 1 and mode != "sliding":
         raise ValueError(f"n_chunks must be at least 1, got {n_chunks}")
     if chunk_len < 1:
         raise ValueError(f"chunk_len must be at least 1, got {chunk_len}")
+    if mode == "patches":
+        return patch_starts(n_samples, chunk_len, hop, n_fft)
     room = max(0, n_samples - chunk_len)
     if mode == "sliding":
         step = hop or chunk_len
@@ -41,13 +55,32 @@ def chunk_starts(
         return np.rint(np.linspace(0, room, n_chunks)).astype(np.int64)
     if mode == "sota":
         return np.arange(n_chunks, dtype=np.int64) * (room // n_chunks)
-    raise ValueError(f"unknown chunk mode {mode!r}; use 'even', 'sota' or 'sliding'")
+    raise ValueError(f"unknown chunk mode {mode!r}; use 'even', 'sota', 'sliding' or 'patches'")
+
+
+def patch_starts(n_samples: int, chunk_len: int, hop: int | None, n_fft: int | None) -> np.ndarray:
+    """Chunk starts of the ``patches`` mode (see :func:`chunk_starts`); may be negative."""
+    if not hop or not n_fft or hop < 1 or n_fft < 1:
+        raise ValueError("chunk mode 'patches' needs the spectrogram's hop and n_fft")
+    frames = (chunk_len - n_fft) // hop + 1
+    if frames < 1 or (frames - 1) * hop + n_fft != chunk_len:
+        raise ValueError(f"chunk_len {chunk_len} is not a whole number of frames of {n_fft} every {hop}")
+    n_patches = max(1, (n_samples // hop + 1) // frames)
+    return np.arange(n_patches, dtype=np.int64) * (frames * hop) - n_fft // 2
+
+
+def spectrogram_frames(net: object) -> tuple[int, int] | None:
+    """``(hop_length, n_fft)`` of a network's spectrogram representation, or None if it has none."""
+    representation = getattr(net, "representation", None)
+    hop, n_fft = getattr(representation, "hop_length", None), getattr(representation, "n_fft", None)
+    return (int(hop), int(n_fft)) if hop and n_fft else None
 
 
 def cut_chunks(audio: np.ndarray, starts: np.ndarray, chunk_len: int) -> np.ndarray:
-    """``(n_samples,)`` → ``(len(starts), chunk_len)``, zero-padding chunks that run past the end."""
+    """``(n_samples,)`` → ``(len(starts), chunk_len)``, zero-padding chunks that run past either end."""
     chunks = np.zeros((len(starts), chunk_len), dtype=audio.dtype)
     for row, start in enumerate(starts):
-        piece = audio[start : start + chunk_len]
-        chunks[row, : len(piece)] = piece
+        skip = max(0, -int(start))
+        piece = audio[start + skip : start + chunk_len]
+        chunks[row, skip : skip + len(piece)] = piece
     return chunks

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from musictag.audio import AUDIO_EXTENSIONS, AudioError, load_audio
-from musictag.chunks import chunk_starts, cut_chunks
+from musictag.chunks import chunk_starts, cut_chunks, spectrogram_frames
 from musictag.metrics import aggregate_chunks
 
 
@@ -47,8 +47,13 @@ def tag_file(model: Any, path: Path, n_chunks: int, mode: str, hop: int | None =
     """Song-level scores of one file, with the per-chunk scores and start times."""
     info_rate = _native_rate(path)
     audio, rate = load_audio(path, model.sample_rate)
-    starts = chunk_starts(len(audio), model.input_len, n_chunks, mode, hop)  # type: ignore[arg-type]
+    frames = spectrogram_frames(model.net) if mode == "patches" else None
+    if frames is not None:  # patches of the whole file's spectrogram (the musicnn library's rule)
+        hop, n_fft = frames
+    starts = chunk_starts(len(audio), model.input_len, n_chunks, mode, hop, n_fft if frames else None)  # type: ignore[arg-type]
     chunks = torch.from_numpy(cut_chunks(audio, starts, model.input_len)).to(model.device)
+    if frames is not None:  # a patch starts at its first frame's centre
+        starts = starts + frames[1] // 2
     chunk_scores = model.probabilities(model.chunk_logits(chunks.unsqueeze(0)))[0]  # (n_chunks, n_tags)
     song = aggregate_chunks(chunk_scores.unsqueeze(0), model.aggregate)[0]
     tags = list(model.tag_names)
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--n-chunks", type=int, default=None, help="chunks per file (default: the checkpoint's)"
     )
-    parser.add_argument("--chunk-mode", choices=["even", "sota", "sliding"], default=None)
+    parser.add_argument("--chunk-mode", choices=["even", "sota", "sliding", "patches"], default=None)
     parser.add_argument("--hop", type=int, default=None, help="sliding windows: hop in samples")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, ...")
     args = parser.parse_args(argv)

@@ -17,7 +17,8 @@ class MusicnnBackEnd(nn.Module):
 
     ``n_layers`` conv1d blocks of ``kernel_size`` (the 2nd and later with a residual connection); the
     input and every block's output are concatenated over channels and pooled over time by max and
-    mean. Defaults: the MTAT MusiCNN (64 channels; the MSD model uses 512).
+    mean. Defaults: the MTAT MusiCNN (64 channels; the MSD model uses 512). ``bn_after_relu``: each conv
+    block is conv → ReLU → BN (the musicnn library's order).
 
     References: J. Pons et al., "End-to-end learning for music audio tagging at scale", ISMIR 2018.
     """
@@ -25,12 +26,18 @@ class MusicnnBackEnd(nn.Module):
     input_ndim = 2
 
     def __init__(
-        self, in_shape: Sequence[int], channels: int = 64, kernel_size: int = 7, n_layers: int = 3
+        self,
+        in_shape: Sequence[int],
+        channels: int = 64,
+        kernel_size: int = 7,
+        n_layers: int = 3,
+        bn_after_relu: bool = False,
     ) -> None:
         super().__init__()
         widths = [in_shape[0]] + [channels] * n_layers
         self.layers = nn.ModuleList(
-            ConvBlock1d(widths[i], widths[i + 1], kernel_size, pool=1) for i in range(n_layers)
+            ConvBlock1d(widths[i], widths[i + 1], kernel_size, pool=1, bn_after_relu=bn_after_relu)
+            for i in range(n_layers)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

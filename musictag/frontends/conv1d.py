@@ -16,19 +16,31 @@ def _pool1d(pool: int) -> nn.Module:
 
 
 class ConvBlock1d(nn.Module):
-    """Conv1d ("same" padding, optional stride) → BatchNorm1d → ReLU → MaxPool1d (Won 2020: ``Conv_1d``)."""
+    """Conv1d ("same" padding, optional stride) → BatchNorm1d → ReLU → MaxPool1d (Won 2020: ``Conv_1d``).
+
+    ``bn_after_relu``: conv → ReLU → BN instead (the musicnn library's order).
+    """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, pool: int = 3
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        pool: int = 3,
+        bn_after_relu: bool = False,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
         self.bn = nn.BatchNorm1d(out_channels)
         self.relu = nn.ReLU()
         self.pool = _pool1d(pool)
+        self.bn_after_relu = bn_after_relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.relu(self.bn(self.conv(x))))
+        out = self.conv(x)
+        out = self.bn(self.relu(out)) if self.bn_after_relu else self.relu(self.bn(out))
+        return self.pool(out)
 
 
 class ResSEBlock1d(nn.Module):

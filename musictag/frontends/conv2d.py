@@ -27,14 +27,18 @@ def _activation(name: Activation) -> nn.Module:
     raise ConfigError(f"unknown activation {name!r}; use 'relu' or 'elu'")
 
 
-def _pool(pool: Pool) -> nn.Module:
-    return nn.MaxPool2d(_pair(pool)) if _pair(pool) != (1, 1) else nn.Identity()
+def _pool(pool: Pool, stride: Pool | None = None) -> nn.Module:
+    if _pair(pool) == (1, 1) and (stride is None or _pair(stride) == (1, 1)):
+        return nn.Identity()
+    return nn.MaxPool2d(_pair(pool), _pair(stride) if stride is not None else None)
 
 
 class ConvBlock2d(nn.Module):
     """Conv2d ("same" padding) → BatchNorm2d → activation → MaxPool2d.
 
     The block of the FCN, the Short-chunk CNN and the CRNN's CNN (Choi 2016/2017; Won 2020: ``Conv_2d``).
+    ``pool_stride`` (default: the pool size) and ``bn_after_relu`` (conv → activation → BN) give the
+    musicnn library's VGG blocks.
     """
 
     def __init__(
@@ -44,15 +48,20 @@ class ConvBlock2d(nn.Module):
         kernel_size: int = 3,
         pool: Pool = 2,
         activation: Activation = "relu",
+        pool_stride: Pool | None = None,
+        bn_after_relu: bool = False,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         self.bn = nn.BatchNorm2d(out_channels)
         self.act = _activation(activation)
-        self.pool = _pool(pool)
+        self.pool = _pool(pool, pool_stride)
+        self.bn_after_relu = bn_after_relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.act(self.bn(conv2d_fast_input_grad(x, self.conv))))
+        out = conv2d_fast_input_grad(x, self.conv)
+        out = self.bn(self.act(out)) if self.bn_after_relu else self.act(self.bn(out))
+        return self.pool(out)
 
 
 class ResPoolBlock2d(nn.Module):
@@ -134,6 +143,8 @@ class Conv2dStack(nn.Module):
         blocks: ``conv`` (:class:`ConvBlock2d`) or ``res`` (:class:`ResPoolBlock2d`), for every block or
             per block; the Harmonic CNN alternates them.
         activation: of the plain blocks, ``relu`` or ``elu``.
+        pool_strides: strides of the plain blocks' pools, like ``pools`` (default: the pool sizes).
+        bn_after_relu: plain blocks as conv → activation → BN (the musicnn library's VGG).
         channels_last: run in channels-last memory format, which oneDNN (CPU) and cuDNN (GPU, mixed
             precision) convolve faster: 25-35% more training throughput on CPU for the Short-chunk CNN
             and the FCN (``musictag bench``). Numerically the same network.
@@ -150,15 +161,22 @@ class Conv2dStack(nn.Module):
         blocks: str | Sequence[str] = "conv",
         activation: Activation = "relu",
         channels_last: bool = True,
+        pool_strides: Pool | Sequence[Pool] | None = None,
+        bn_after_relu: bool = False,
     ) -> None:
         super().__init__()
         pool_list = _per_block(pools, len(channels), "pools")
         block_list = _per_block(blocks, len(channels), "block types")
+        stride_list = (
+            [None] * len(channels)
+            if pool_strides is None
+            else _per_block(pool_strides, len(channels), "pool_strides")
+        )
         layers: list[nn.Module] = []
         width = in_shape[0]
-        for out, pool, kind in zip(channels, pool_list, block_list, strict=True):
+        for out, pool, stride, kind in zip(channels, pool_list, stride_list, block_list, strict=True):
             if kind == "conv":
-                layers.append(ConvBlock2d(width, out, kernel_size, pool, activation))
+                layers.append(ConvBlock2d(width, out, kernel_size, pool, activation, stride, bn_after_relu))
             elif kind == "res":
                 layers.append(ResPoolBlock2d(width, out, pool))
             else:

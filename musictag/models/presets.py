@@ -237,6 +237,88 @@ register_preset(
     )
 )
 
+#: The musicnn library's front end (Pons et al.): librosa's default 96-band mel (Slaney scale and norm,
+#: 0-8 kHz) of 16 kHz audio, rounded to float16, ``log10(1 + 10000·x)``, input BatchNorm. Uncentred
+#: frames: a 48,128-sample chunk is one 187-frame (3 s) patch of a whole file's centred spectrogram
+#: (chunk mode ``patches``).
+MUSICNN_LIB_MEL = {
+    "name": "mel",
+    "n_mels": 96,
+    "f_max": None,
+    "mel_scale": "slaney",
+    "norm": "slaney",
+    "compression": "log10_1p",
+    "log1p_scale": 10000.0,
+    "float16": True,
+    "center": False,
+}
+MUSICNN_LIB_INPUT = 186 * 256 + 512  # 187 frames of 512 samples, hop 256
+MUSICNN_LIB = (
+    "J. Pons, X. Serra, 'musicnn: pre-trained convolutional neural networks for music audio tagging', "
+    "ISMIR 2019 late-breaking demo (the musicnn library, pip install musicnn)"
+)
+
+register_preset(
+    Preset(
+        name="musicnn_tf",
+        description=(
+            "MusiCNN as the musicnn library (TensorFlow) builds it, the architecture of its MTT_musicnn and "
+            "MSD_musicnn models: 204 timbral filters of 38 and 67 bands x 7 frames and 51 temporal filters "
+            "of 1 x 128, 64, 32 frames on every band (max over frequency), each conv -> ReLU -> BN; three 1-D "
+            "convs of 64 channels (kernel 7, residual); max + mean over time; BN, dense 200 + ReLU + BN, "
+            "dropout 0.5, dense n_tags. Input: 48,128 samples at 16 kHz (187 frames, 3 s)."
+        ),
+        reference=MUSICNN_LIB + "; J. Pons et al., 'End-to-end learning for music audio tagging at scale', "
+        "ISMIR 2018",
+        input_len=MUSICNN_LIB_INPUT,
+        representation=MUSICNN_LIB_MEL,
+        frontend={
+            "name": "musicnn",
+            "timbral_heights": [0.4, 0.7],
+            "temporal_lengths": [128, 64, 32],
+            "temporal_pooling": "max",
+            "bn_after_relu": True,
+        },
+        backend={"name": "musicnn_1d", "channels": 64, "bn_after_relu": True},
+        head={
+            "name": "mlp",
+            "hidden": [200],
+            "dropout": 0.5,
+            "input_batch_norm": True,
+            "input_dropout": 0.5,
+            "bn_after_relu": True,
+        },
+        params_at_50_tags=787_159,
+        notes="musictag import-pretrained --source musicnn --model MTT_musicnn|MSD_musicnn loads its weights",
+    )
+)
+
+register_preset(
+    Preset(
+        name="musicnn_vgg",
+        description=(
+            "The musicnn library's VGG-like baseline (its MTT_vgg and MSD_vgg models): input BN, five blocks "
+            "of 3x3 conv (128) -> ReLU -> BN -> max-pool (4x1 time x freq with stride 2, then 2x2, 2x2, "
+            "2x2, 4x4), flattened, dropout 0.5, dense n_tags. Input: 48,128 samples at 16 kHz (187 frames, "
+            "3 s); takes exactly that length."
+        ),
+        reference=MUSICNN_LIB,
+        input_len=MUSICNN_LIB_INPUT,
+        representation=MUSICNN_LIB_MEL,
+        frontend={
+            "name": "conv2d_stack",
+            "channels": [128, 128, 128, 128, 128],
+            "pools": [[1, 4], 2, 2, 2, 4],
+            "pool_strides": [2, 2, 2, 2, 4],
+            "bn_after_relu": True,
+        },
+        backend={"name": "flatten"},
+        head={"name": "linear", "dropout": 0.5},
+        params_at_50_tags=605_748,
+        notes="musictag import-pretrained --source musicnn --model MTT_vgg|MSD_vgg loads its weights",
+    )
+)
+
 register_preset(
     Preset(
         name="sample_cnn",

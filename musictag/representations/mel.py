@@ -26,8 +26,15 @@ class MelSpectrogram(nn.Module):
 
     Args:
         power: 2 for a power spectrogram, 1 for magnitudes.
+        mel_scale, norm: ``htk`` / ``None`` (torchaudio's defaults), or ``slaney`` / ``slaney`` (librosa's
+            defaults, the musicnn library's front end).
         compression: ``db`` (``10·log10(max(x, amin))``), ``log1p`` (``log(1 + log1p_scale·x)``, Pons et al.
-            2016) or ``none``.
+            2016), ``log10_1p`` (``log10(1 + log1p_scale·x)``, the musicnn library) or ``none``.
+        float16: round the mel powers to float16 before the compression (the musicnn library casts its
+            spectrograms to float16; numpy < 2 then compresses them in float32).
+        center: centred, reflect-padded frames (``S // hop + 1``); ``False``: the frames as they lie in the
+            input (``1 + (S - n_fft) // hop``), for chunks cut from a whole file's zero-padded frames
+            (chunk mode ``patches``).
         input_bn: a BatchNorm2d(1) on the result (Won et al. 2020), learned with the network.
         freq_masks, freq_mask_width, time_masks, time_mask_width: SpecAugment (Park et al. 2019) in
             training only: that many bands / frame ranges of random width up to the given width are set
@@ -48,7 +55,7 @@ class MelSpectrogram(nn.Module):
         mel_scale: str = "htk",
         norm: str | None = None,
         power: float = 2.0,
-        compression: Literal["db", "log1p", "none"] = "db",
+        compression: Literal["db", "log1p", "log10_1p", "none"] = "db",
         log1p_scale: float = 10000.0,
         amin: float = 1e-10,
         input_bn: bool = True,
@@ -56,6 +63,8 @@ class MelSpectrogram(nn.Module):
         freq_mask_width: int = 0,
         time_masks: int = 0,
         time_mask_width: int = 0,
+        float16: bool = False,
+        center: bool = True,
     ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
@@ -63,8 +72,11 @@ class MelSpectrogram(nn.Module):
         self.hop_length = hop_length
         self.win_length = win_length or n_fft
         self.n_mels = n_mels
-        if compression not in ("db", "log1p", "none"):
-            raise ConfigError(f"mel: unknown compression {compression!r}; use 'db', 'log1p' or 'none'")
+        if compression not in ("db", "log1p", "log10_1p", "none"):
+            raise ConfigError(
+                f"mel: unknown compression {compression!r}; use 'db', 'log1p', 'log10_1p' or 'none'"
+            )
+        self.float16, self.center = float16, center
         self.power = power
         self.compression = compression
         self.log1p_scale = log1p_scale
@@ -87,17 +99,23 @@ class MelSpectrogram(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(wave.device.type, enabled=False):
             spec = power_spectrogram(
-                wave, self.n_fft, self.hop_length, self.win_length, self.window, self.power
+                wave, self.n_fft, self.hop_length, self.win_length, self.window, self.power, self.center
             )
             mel = torch.matmul(spec.transpose(-1, -2), self.fb).transpose(-1, -2)  # (B, n_mels, T)
+            if self.float16:
+                mel = mel.half().float()
             if self.compression == "db":
                 mel = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))
             elif self.compression == "log1p":
                 mel = torch.log1p(self.log1p_scale * mel)
+            elif self.compression == "log10_1p":
+                mel = torch.log10(1.0 + self.log1p_scale * mel)
             out = self.bn(mel.unsqueeze(1))
             return spec_augment(out, self.masks) if self.training else out
 
     def n_frames(self, n_samples: int) -> int:
+        if not self.center:
+            return 1 + (n_samples - self.n_fft) // self.hop_length
         return n_samples // self.hop_length + 1
 
     def extra_repr(self) -> str:

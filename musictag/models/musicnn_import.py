@@ -1,0 +1,239 @@
+"""The musicnn library's published models (``pip install musicnn``) as musictag networks.
+
+The musicnn wheel (version 0.1.0) ships four TensorFlow 1 checkpoints, ``musicnn/<model>/`` with
+``.index`` and ``.data-00000-of-00001``: ``MTT_musicnn`` and ``MSD_musicnn`` (preset ``musicnn_tf``),
+``MTT_vgg`` and ``MSD_vgg`` (preset ``musicnn_vgg``). :func:`convert_musicnn` maps every tensor by its
+TensorFlow name onto the preset's ``state_dict``, read with :class:`~musictag.models.tf_checkpoint.TFCheckpoint`
+(no TensorFlow needed), checking each shape:
+
+- TensorFlow's input is ``(time, freq)`` with conv kernels ``(height=time, width=freq, in, out)``;
+  musictag's spectrograms are ``(freq, time)``, so a kernel becomes ``(out, in, freq, time)`` and the
+  1-D convs over the mid-end's features ``(out, in, time)``; dense kernels ``(in, out)`` are transposed.
+- TensorFlow's ``batch_normalization`` adds ``epsilon = 1e-3`` to the moving variance, PyTorch's 1e-5:
+  the imported running variance holds ``var + 1e-3 - 1e-5``, so inference is exact.
+- MusiCNN's temporal pooling stacks max and mean per feature (``[max_0, mean_0, max_1, …]``) where the
+  ``musicnn_1d`` back end concatenates all maxima, then all means; the VGG flattens ``(time, freq,
+  channels)`` where musictag flattens ``(channels, freq, time)``: the following layer's inputs are
+  permuted to match.
+
+The imported checkpoint carries the library's tags (``configuration.py``'s order) and its chunking:
+non-overlapping 187-frame patches of the whole file's spectrogram, song score = mean of the patch
+probabilities (chunk mode ``patches``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musictag.models.tagger import Tagger
+from musictag.models.tf_checkpoint import CheckpointError, TFCheckpoint
+from musictag.registry import ConfigError
+
+#: The library's MagnaTagATune tags, in the order of its models' outputs.
+MTT_TAGS = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+    "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing",
+    "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal",
+    "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice",
+    "female vocal", "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice",
+    "choral",
+)  # fmt: skip
+#: The library's Million Song Dataset tags, in the order of its models' outputs.
+MSD_TAGS = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
+    "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk",
+    "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist", "guitar",
+    "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy", "funk", "electro",
+    "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+)  # fmt: skip
+
+#: The wheel's model folders → (musictag preset, tags).
+MUSICNN_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "MTT_musicnn": ("musicnn_tf", MTT_TAGS),
+    "MSD_musicnn": ("musicnn_tf", MSD_TAGS),
+    "MTT_vgg": ("musicnn_vgg", MTT_TAGS),
+    "MSD_vgg": ("musicnn_vgg", MSD_TAGS),
+}
+
+TF_BN_EPSILON = 1e-3
+#: Checkpoint entries that are optimiser state, not the model's.
+OPTIMIZER_SUFFIXES = ("/Adam", "/Adam_1")
+OPTIMIZER_NAMES = ("beta1_power", "beta2_power", "global_step")
+
+
+def _tf_names(prefix: str, count: int, first: int = 0) -> list[str]:
+    """TensorFlow's automatic layer names: ``conv2d``, ``conv2d_1``, …"""
+    return [prefix if i == 0 else f"{prefix}_{i}" for i in range(first, first + count)]
+
+
+# TF tensor → musictag tensor, and the TF shape a musictag shape comes from
+def _conv2d(kernel: np.ndarray) -> np.ndarray:  # (time, freq, in, out) → (out, in, freq, time)
+    return kernel.transpose(3, 2, 1, 0)
+
+
+def _conv2d_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[3], shape[2], shape[1], shape[0])
+
+
+def _conv1d(kernel: np.ndarray) -> np.ndarray:  # (time, in, 1, out) → (out, in, time)
+    return kernel[:, :, 0, :].transpose(2, 1, 0)
+
+
+def _conv1d_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[2], shape[1], 1, shape[0])
+
+
+def _same(array: np.ndarray) -> np.ndarray:
+    return array
+
+
+def _same_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return shape
+
+
+Rule = tuple[str, Callable[[np.ndarray], np.ndarray], Callable[[tuple[int, ...]], tuple[int, ...]]]
+
+
+def _conv(tf_name: str, ours: str, kind: str = "2d") -> dict[str, Rule]:
+    convert, shape = (_conv2d, _conv2d_shape) if kind == "2d" else (_conv1d, _conv1d_shape)
+    return {
+        f"{ours}.weight": (f"{tf_name}/kernel", convert, shape),
+        f"{ours}.bias": (f"{tf_name}/bias", _same, _same_shape),
+    }
+
+
+def _bn(tf_name: str, ours: str) -> dict[str, Rule]:
+    def variance(var: np.ndarray) -> np.ndarray:
+        return var + np.float32(TF_BN_EPSILON - 1e-5)  # PyTorch's BatchNorm adds eps=1e-5
+
+    return {
+        f"{ours}.weight": (f"{tf_name}/gamma", _same, _same_shape),
+        f"{ours}.bias": (f"{tf_name}/beta", _same, _same_shape),
+        f"{ours}.running_mean": (f"{tf_name}/moving_mean", _same, _same_shape),
+        f"{ours}.running_var": (f"{tf_name}/moving_variance", variance, _same_shape),
+    }
+
+
+def _dense(tf_name: str, ours: str, inputs: np.ndarray | None = None) -> dict[str, Rule]:
+    """``inputs[j]``: the TF input feature that musictag's input ``j`` is."""
+
+    def kernel(k: np.ndarray) -> np.ndarray:
+        return (k if inputs is None else k[inputs]).T
+
+    def shape(s: tuple[int, ...]) -> tuple[int, ...]:
+        return (s[1], s[0])
+
+    return {
+        f"{ours}.weight": (f"{tf_name}/kernel", kernel, shape),
+        f"{ours}.bias": (f"{tf_name}/bias", _same, _same_shape),
+    }
+
+
+def _permuted_bn(tf_name: str, ours: str, order: np.ndarray) -> dict[str, Rule]:
+    rules = _bn(tf_name, ours)
+    return {
+        key: (name, (lambda a, f=convert: f(a)[order]), shape)
+        for key, (name, convert, shape) in rules.items()
+    }
+
+
+def musicnn_rules(net: Tagger) -> dict[str, Rule]:
+    """TF name and conversion of every tensor of a ``musicnn_tf`` network."""
+    n_features = net.shapes["backend"][0] // 2
+    # musictag's pooled vector is [max_0 … max_{C-1}, mean_0 … mean_{C-1}]; TF's is [max_0, mean_0, …]
+    order = np.concatenate([np.arange(n_features) * 2, np.arange(n_features) * 2 + 1])
+    rules = _bn("batch_normalization", "representation.bn")
+    convs, bns = _tf_names("conv2d", 8), _tf_names("batch_normalization", 10, first=1)
+    for i in range(5):  # f74, f77, s1, s2, s3
+        rules |= _conv(convs[i], f"frontend.layers.{i}.conv") | _bn(bns[i], f"frontend.layers.{i}.bn")
+    for i in range(3):  # the mid-end's 1-D convs
+        rules |= _conv(convs[5 + i], f"backend.layers.{i}.conv", "1d") | _bn(
+            bns[5 + i], f"backend.layers.{i}.bn"
+        )
+    rules |= _permuted_bn(bns[8], "head.layers.0", order)
+    rules |= _dense("dense", "head.layers.2", order)
+    rules |= _bn(bns[9], "head.layers.4")
+    rules |= _dense("dense_1", "head.layers.6")
+    return rules
+
+
+def vgg_rules(net: Tagger) -> dict[str, Rule]:
+    """TF name and conversion of every tensor of a ``musicnn_vgg`` network."""
+    channels, freq, time = net.shapes["frontend"]
+    # musictag flattens (channels, freq, time), TF (time, freq, channels)
+    c, f, t = np.meshgrid(np.arange(channels), np.arange(freq), np.arange(time), indexing="ij")
+    order = (t * freq * channels + f * channels + c).reshape(-1)
+    rules = _bn("batch_normalization", "representation.bn")
+    for i in range(5):
+        rules |= _conv(f"{i + 1}CNN", f"frontend.blocks.{i}.conv")
+        rules |= _bn(f"batch_normalization_{i + 1}", f"frontend.blocks.{i}.bn")
+    rules |= _dense("dense", "head.layers.1", order)
+    return rules
+
+
+def _model_tensor(name: str) -> bool:
+    return not (name.endswith(OPTIMIZER_SUFFIXES) or name in OPTIMIZER_NAMES)
+
+
+def convert_musicnn(checkpoint: TFCheckpoint, net: Tagger, preset: str) -> dict[str, torch.Tensor]:
+    """Every tensor of ``net.state_dict()`` from the TF checkpoint, by name; shape-checked.
+
+    Raises :class:`~musictag.models.tf_checkpoint.CheckpointError` naming a tensor that is missing, of
+    another shape, or left over (a model tensor of the checkpoint that the network has no place for).
+    """
+    rules = musicnn_rules(net) if preset == "musicnn_tf" else vgg_rules(net)
+    target = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    if set(rules) != set(target):  # a defect of this module, not of the user's files
+        raise RuntimeError(f"musicnn rules do not cover {sorted(set(target) ^ set(rules))}")
+    converted = {}
+    for key, (tf_name, convert, tf_shape) in rules.items():
+        array = convert(checkpoint.get(tf_name, tf_shape(tuple(target[key].shape))))
+        converted[key] = torch.from_numpy(np.ascontiguousarray(array)).to(target[key].dtype)
+    used = {name for name, _, _ in rules.values()}
+    extra = sorted(n for n in checkpoint.names() if _model_tensor(n) and n not in used)
+    if extra:
+        raise CheckpointError(
+            f"{checkpoint.prefix} holds tensors the {preset} network has no place for: {', '.join(extra[:5])}"
+            f"{' …' if len(extra) > 5 else ''} (another model's checkpoint?)"
+        )
+    return converted
+
+
+def import_musicnn(model: str, weights: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """One of the musicnn library's models (its folder in the wheel) as a musictag checkpoint at ``out``."""
+    import lightning
+
+    from musictag.module import TaggingModule
+
+    if model not in MUSICNN_MODELS:
+        raise ConfigError(f"unknown musicnn model {model!r}; the library ships {', '.join(MUSICNN_MODELS)}")
+    preset, tags = MUSICNN_MODELS[model]
+    try:
+        checkpoint = TFCheckpoint(weights)
+    except CheckpointError as err:
+        raise ConfigError(str(err)) from None
+    module = TaggingModule(
+        n_tags=len(tags), arch=preset, tag_names=list(tags), aggregate="mean", tag_chunk_mode="patches"
+    )
+    try:
+        module.net.load_state_dict(convert_musicnn(checkpoint, module.net, preset), strict=False)
+    except CheckpointError as err:
+        raise ConfigError(f"{err} (is {weights} the {model} folder?)") from None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    saved = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+        "musictag_source": {"source": "musicnn", "model": model, "weights": str(weights)},
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(saved, tmp)
+    os.replace(tmp, out)
+    return out

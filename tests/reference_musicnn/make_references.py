@@ -1,0 +1,130 @@
+"""Make the musicnn reference data of ``tests/models/test_musicnn_import.py`` (run once; never imported by tests).
+
+Needs a scratch environment OUTSIDE the project with the musicnn library and the TensorFlow it works
+with (TensorFlow 2.16+ with tf_keras restores MTT_musicnn wrongly)::
+
+    python3.11 -m venv /tmp/tfvenv
+    /tmp/tfvenv/bin/pip install "tensorflow-cpu==2.15.1" "numpy<2" "librosa==0.11.*" soundfile
+    /tmp/tfvenv/bin/pip install --no-deps musicnn==0.1.0
+    /tmp/tfvenv/bin/python tests/reference_musicnn/make_references.py tests/reference_musicnn
+
+It writes into the given folder:
+- ``song_44k_stereo.mp3`` (44.1 kHz stereo MP3, 10 s) and ``song_16k_mono.wav`` (16 kHz mono, 6.2 s):
+  synthesized music (drums, bass, chords), deterministic;
+- ``taggrams.npz``: for every model and file, ``<model>/<file>`` = the library's taggram
+  ``(n_patches, 50)`` from ``musicnn.extractor.extractor(file, model, extract_features=False)``;
+- ``tiny_tf_checkpoint/tiny.index`` + ``.data-00000-of-00001``: a small checkpoint written by TensorFlow's
+  own ``SaveV2`` (many names sharing prefixes, several dtypes and shapes), with ``tiny_expected.npz``
+  holding its tensors, for the bundle reader's test.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+MODELS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
+
+
+def synth_song(seconds: float, rate: int, seed: int, bpm: float, root_hz: float, channels: int) -> np.ndarray:
+    """Drums (kick, noise snare, hi-hat), a bass line and sawtooth chords: ``(n, channels)`` float32."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    beat = 60.0 / bpm
+    out = np.zeros(n)
+    for k in range(int(seconds / beat) + 1):
+        start = int(k * beat * rate)
+        length = min(n - start, int(0.25 * rate))
+        if length <= 0:
+            continue
+        env = np.exp(-np.arange(length) / (0.04 * rate))
+        tt = np.arange(length) / rate
+        if k % 2 == 0:  # kick
+            out[start : start + length] += 0.8 * env * np.sin(2 * np.pi * (60 + 60 * np.exp(-tt * 30)) * tt)
+        else:  # snare
+            out[start : start + length] += 0.4 * env * rng.standard_normal(length)
+        hat = start + int(beat * rate / 2)
+        if hat < n:
+            h = min(n - hat, int(0.05 * rate))
+            out[hat : hat + h] += 0.15 * np.exp(-np.arange(h) / (0.01 * rate)) * rng.standard_normal(h)
+    progression = (0, 5, 3, 4)
+    for k, step in enumerate(progression * int(seconds // (4 * beat) + 1)):
+        start, stop = int(k * 4 * beat * rate), min(n, int((k + 1) * 4 * beat * rate))
+        if start >= n:
+            break
+        tt = t[start:stop]
+        f0 = root_hz * 2 ** (step / 12)
+        out[start:stop] += 0.3 * np.sin(2 * np.pi * f0 / 2 * tt)  # bass
+        for interval in (0, 4, 7):  # sawtooth chord
+            f = 2 * f0 * 2 ** (interval / 12)
+            out[start:stop] += 0.06 * (2 * ((f * tt) % 1.0) - 1)
+    out /= np.abs(out).max() * 1.25
+    if channels == 1:
+        return out[:, None].astype(np.float32)
+    delayed = np.roll(out, int(0.01 * rate)) * 0.8 + 0.05 * rng.standard_normal(n) * 0.1
+    return np.stack([out, delayed], axis=1).astype(np.float32)
+
+
+def write_audio(folder: Path) -> list[Path]:
+    mp3 = folder / "song_44k_stereo.mp3"
+    sf.write(mp3, synth_song(10.0, 44100, 1, 128, 110.0, 2), 44100, format="MP3", subtype="MPEG_LAYER_III")
+    wav = folder / "song_16k_mono.wav"
+    sf.write(wav, synth_song(6.2, 16000, 2, 90, 82.4, 1), 16000, subtype="PCM_16")
+    return [mp3, wav]
+
+
+def write_taggrams(folder: Path, files: list[Path]) -> None:
+    from musicnn.extractor import extractor
+
+    taggrams = {}
+    for model in MODELS:
+        for path in files:
+            taggram, tags = extractor(str(path), model=model, extract_features=False)
+            taggrams[f"{model}/{path.name}"] = np.asarray(taggram, dtype=np.float32)
+            taggrams[f"{model}/tags"] = np.asarray(tags)
+            top = np.argsort(taggram.mean(axis=0))[::-1][:5]
+            print(model, path.name, taggram.shape, [tags[i] for i in top])
+    np.savez_compressed(folder / "taggrams.npz", **taggrams)
+
+
+def write_tiny_checkpoint(folder: Path) -> None:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    tensors: dict[str, np.ndarray] = {
+        "scalar_int64": np.array(-123456789012, dtype=np.int64),
+        "conv/kernel": rng.standard_normal((3, 2, 1, 4)).astype(np.float32),
+        "conv/bias": rng.standard_normal(4).astype(np.float32),
+        "half/values": rng.standard_normal(7).astype(np.float16),
+        "double/matrix": rng.standard_normal((2, 3)).astype(np.float64),
+        "ints/vector": np.arange(-5, 6, dtype=np.int32),
+        "flags": np.array([True, False, True]),
+        "empty": np.zeros((0, 3), dtype=np.float32),
+    }
+    for i in range(150):  # enough names for several restart points and data blocks of the index table
+        tensors[f"layer_{i:03d}/batch_normalization/moving_variance"] = rng.random(i % 5 + 1).astype(np.float32)
+    prefix = folder / "tiny_tf_checkpoint" / "tiny"
+    prefix.parent.mkdir(exist_ok=True)
+    names = list(tensors)
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(tensors[k]) for k in names],
+    )
+    np.savez_compressed(folder / "tiny_expected.npz", **{k.replace("/", "|"): v for k, v in tensors.items()})
+
+
+def main(folder: str) -> None:
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tiny_checkpoint(out)
+    write_taggrams(out, write_audio(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).parent))
