@@ -25,7 +25,7 @@ from datamodules.cache import AudioCache
 from datamodules.datasets import SongChunks, TrainChunks, WaveAugment, collate_songs
 from datamodules.manifest import Manifest
 from datamodules.samplers import EpochSampler, UnrepeatedDistributedSampler
-from musictag.chunks import ChunkMode
+from musictag.chunks import ChunkMode, spectrogram_frames
 from musictag.registry import ConfigError
 
 SPLITS = ("train", "valid", "test")
@@ -41,8 +41,10 @@ class TaggingDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes (they slice the memory-mapped cache).
         chunk_len: samples per chunk; default: the model's ``input_len``.
         n_chunks: chunks per evaluation song.
-        chunk_mode: ``even`` (chunks cover the whole song), ``sota`` (sota-music-tagging-models' rule) or
-            ``sliding`` (a window every ``chunk_hop`` samples: songs get different numbers of chunks).
+        chunk_mode: ``even`` (chunks cover the whole song), ``sota`` (sota-music-tagging-models' rule),
+            ``sliding`` (a window every ``chunk_hop`` samples: songs get different numbers of chunks) or
+            ``patches`` (the musicnn library's non-overlapping patches of the whole song's spectrogram;
+            the model's spectrogram hop and n_fft place them).
         chunk_hop: hop of the sliding windows (default: ``chunk_len``).
         train_crop: ``random``, ``center`` or ``start``.
         augment: training waveform augmentation (:class:`~datamodules.datasets.WaveAugment` arguments,
@@ -106,6 +108,15 @@ class TaggingDataModule(pl.LightningDataModule):
                 f"the model expects {model.sample_rate} Hz audio but the data is at {self.sample_rate} Hz; "
                 "set data sample_rate (and prepare the cache) at the model's rate"
             )
+        chunk_hop, n_fft = self.chunk_hop, None
+        if self.chunk_mode == "patches":
+            frames = spectrogram_frames(getattr(model, "net", None))
+            if frames is None:
+                raise ConfigError(
+                    "chunk_mode 'patches' cuts a spectrogram's frames: it needs a model whose representation "
+                    "is a spectrogram (hop_length, n_fft)"
+                )
+            chunk_hop, n_fft = frames
         manifest, cache = self.load()
         if cache.sample_rate != self.sample_rate:
             raise ConfigError(
@@ -128,7 +139,7 @@ class TaggingDataModule(pl.LightningDataModule):
             ),
             **{
                 split: SongChunks(
-                    manifest.split(split), cache, chunk_len, self.n_chunks, self.chunk_mode, self.chunk_hop
+                    manifest.split(split), cache, chunk_len, self.n_chunks, self.chunk_mode, chunk_hop, n_fft
                 )
                 for split in ("valid", "test")
             },

@@ -110,9 +110,11 @@ class SongChunks(Dataset):
         n_chunks: int,
         mode: ChunkMode = "even",
         hop: int | None = None,
+        n_fft: int | None = None,
     ) -> None:
         self.manifest, self.cache = manifest, cache
         self.chunk_len, self.n_chunks, self.mode, self.hop = chunk_len, n_chunks, mode, hop
+        self.n_fft = n_fft  # mode "patches": the spectrogram's frame length (``hop`` is its frame hop)
         self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
 
     def __len__(self) -> int:
@@ -121,7 +123,7 @@ class SongChunks(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         track_id = self.manifest.ids[index]
         audio = self.cache.read(track_id)
-        starts = chunk_starts(len(audio), self.chunk_len, self.n_chunks, self.mode, self.hop)
+        starts = chunk_starts(len(audio), self.chunk_len, self.n_chunks, self.mode, self.hop, self.n_fft)
         chunks = cut_chunks(audio, starts, self.chunk_len)
         return {
             "audio": torch.from_numpy(chunks),

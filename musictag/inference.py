@@ -14,9 +14,11 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from musictag.audio import AUDIO_EXTENSIONS, AudioError, load_audio
@@ -42,31 +44,62 @@ def load_model(ckpt: str, device: torch.device) -> Any:
     return TaggingModule.load_from_checkpoint(ckpt, map_location=device, weights_only=True).eval()
 
 
-@torch.no_grad()
-def tag_file(model: Any, path: Path, n_chunks: int, mode: str, hop: int | None = None) -> dict[str, Any]:
-    """Song-level scores of one file, with the per-chunk scores and start times."""
+@dataclass
+class FileChunks:
+    """One file cut into the model's chunks: ``chunks`` ``(n_chunks, input_len)`` and where they start."""
+
+    path: Path
+    native_rate: int
+    rate: int
+    n_samples: int
+    chunks: torch.Tensor
+    starts: np.ndarray  # in samples at ``rate``: where each chunk's audio (a patch's first frame) starts
+
+
+def file_chunks(model: Any, path: Path, n_chunks: int, mode: str, hop: int | None = None) -> FileChunks:
+    """Decode, downmix and resample a file to the model's rate and cut it as the checkpoint says."""
     info_rate = _native_rate(path)
     audio, rate = load_audio(path, model.sample_rate)
-    frames = spectrogram_frames(model.net) if mode == "patches" else None
-    if frames is not None:  # patches of the whole file's spectrogram (the musicnn library's rule)
+    n_fft = None
+    if mode == "patches":  # patches of the whole file's spectrogram (the musicnn library's rule)
+        frames = spectrogram_frames(model.net)
+        if frames is None:
+            raise ValueError("chunk mode 'patches' needs a model whose representation is a spectrogram")
         hop, n_fft = frames
-    starts = chunk_starts(len(audio), model.input_len, n_chunks, mode, hop, n_fft if frames else None)  # type: ignore[arg-type]
-    chunks = torch.from_numpy(cut_chunks(audio, starts, model.input_len)).to(model.device)
-    if frames is not None:  # a patch starts at its first frame's centre
-        starts = starts + frames[1] // 2
-    chunk_scores = model.probabilities(model.chunk_logits(chunks.unsqueeze(0)))[0]  # (n_chunks, n_tags)
+    starts = chunk_starts(len(audio), model.input_len, n_chunks, mode, hop, n_fft)  # type: ignore[arg-type]
+    chunks = torch.from_numpy(cut_chunks(audio, starts, model.input_len))
+    if n_fft is not None:  # a patch starts at its first frame's centre
+        starts = starts + n_fft // 2
+    return FileChunks(path, info_rate, rate, len(audio), chunks, starts)
+
+
+def file_result(model: Any, item: FileChunks, chunk_scores: torch.Tensor) -> dict[str, Any]:
+    """The ``--format json`` object of a file (``top`` left out) from its chunk probabilities
+    ``(n_chunks, n_tags)``."""
     song = aggregate_chunks(chunk_scores.unsqueeze(0), model.aggregate)[0]
     tags = list(model.tag_names)
     return {
-        "path": str(path),
-        "sample_rate": info_rate,
-        "duration_s": round(len(audio) / rate, 3),
+        "path": str(item.path),
+        "sample_rate": item.native_rate,
+        "duration_s": round(item.n_samples / item.rate, 3),
         "scores": dict(zip(tags, song.tolist(), strict=True)),
         "timeline": [
-            {"start_s": round(int(start) / rate, 3), "scores": dict(zip(tags, row.tolist(), strict=True))}
-            for start, row in zip(starts, chunk_scores.cpu(), strict=True)
+            {
+                "start_s": round(int(start) / item.rate, 3),
+                "scores": dict(zip(tags, row.tolist(), strict=True)),
+            }
+            for start, row in zip(item.starts, chunk_scores.cpu(), strict=True)
         ],
     }
+
+
+@torch.no_grad()
+def tag_file(model: Any, path: Path, n_chunks: int, mode: str, hop: int | None = None) -> dict[str, Any]:
+    """Song-level scores of one file, with the per-chunk scores and start times."""
+    item = file_chunks(model, path, n_chunks, mode, hop)
+    chunks = item.chunks.to(model.device)
+    chunk_scores = model.probabilities(model.chunk_logits(chunks.unsqueeze(0)))[0]  # (n_chunks, n_tags)
+    return file_result(model, item, chunk_scores)
 
 
 def _native_rate(path: Path) -> int:
@@ -97,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-mode", choices=["even", "sota", "sliding", "patches"], default=None)
     parser.add_argument("--hop", type=int, default=None, help="sliding windows: hop in samples")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, ...")
+    parser.add_argument(
+        "--plot",
+        metavar="DIR",
+        default=None,
+        help="also draw each file's taggram (chunk scores over time beside the song scores) as DIR/<name>.png",
+    )
     args = parser.parse_args(argv)
 
     from tqdm import tqdm
@@ -113,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     n_chunks = args.n_chunks or model.tag_chunks
     mode = args.chunk_mode or model.tag_chunk_mode
+    if mode == "patches" and spectrogram_frames(model.net) is None:
+        print("musictag tag: error: --chunk-mode patches needs a spectrogram model", file=sys.stderr)
+        return 2
+    plotted: set[Path] = set()
     files = list(audio_files(args.audio))
     failed = 0
     writer = None
@@ -124,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"musictag tag: skipped {err}", file=sys.stderr)
             continue
         result["top"] = _top(result["scores"], args.top_k)
+        if args.plot:
+            from musictag.taggram import plot_path, plot_taggram
+
+            plot_taggram(result, plot_path(args.plot, path, plotted))
         timeline = result.pop("timeline")
         if args.format == "json":
             if args.timeline:

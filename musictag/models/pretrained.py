@@ -1,4 +1,4 @@
-"""Published weights into musictag networks.
+"""Published weights into musictag networks (the musicnn library's: :mod:`musictag.models.musicnn_import`).
 
 sota-music-tagging-models (Won et al. 2020) saves plain state_dicts whose parameters come in the same
 order and shapes as the matching presets' (its ``spec.*`` buffers, the STFT window and mel filterbank,
@@ -133,21 +133,39 @@ def import_sota(arch: str, dataset: str, weights: str | os.PathLike, out: str | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``musictag import-pretrained --source sota --arch ARCH --dataset DATASET --weights PTH --out CKPT``."""
+    """``musictag import-pretrained --source sota --arch ARCH --dataset DATASET --weights PTH --out CKPT``,
+    or ``--source musicnn --model MODEL --weights DIR --out CKPT``."""
     import argparse
     import sys
 
+    from musictag.models.musicnn_import import MUSICNN_MODELS, import_musicnn
+
     parser = argparse.ArgumentParser(prog="musictag import-pretrained", description=main.__doc__)
     parser.add_argument(
-        "--source", choices=["sota"], default="sota", help="sota-music-tagging-models (Won et al. 2020)"
+        "--source",
+        choices=["sota", "musicnn"],
+        default="sota",
+        help="sota-music-tagging-models (Won et al. 2020), or the musicnn library (pip install musicnn)",
     )
-    parser.add_argument("--arch", required=True, help=f"one of {', '.join(sorted(SOTA_ARCHITECTURES))}")
-    parser.add_argument("--dataset", required=True, choices=["mtat", "msd", "jamendo"])
-    parser.add_argument("--weights", required=True, help="the published best_model.pth")
+    parser.add_argument("--arch", help=f"sota: one of {', '.join(sorted(SOTA_ARCHITECTURES))}")
+    parser.add_argument("--dataset", choices=["mtat", "msd", "jamendo"], help="sota: the training corpus")
+    parser.add_argument(
+        "--model", choices=list(MUSICNN_MODELS), help="musicnn: the model (its folder in the musicnn wheel)"
+    )
+    parser.add_argument(
+        "--weights", required=True, help="sota: the published best_model.pth; musicnn: the model's folder"
+    )
     parser.add_argument("--out", required=True, help="the musictag checkpoint to write")
     args = parser.parse_args(argv)
+    if args.source == "sota" and not (args.arch and args.dataset):
+        parser.error("--source sota needs --arch and --dataset")
+    if args.source == "musicnn" and not args.model:
+        parser.error(f"--source musicnn needs --model ({', '.join(MUSICNN_MODELS)})")
     try:
-        path = import_sota(args.arch, args.dataset, args.weights, args.out)
+        if args.source == "musicnn":
+            path = import_musicnn(args.model, args.weights, args.out)
+        else:
+            path = import_sota(args.arch, args.dataset, args.weights, args.out)
     except ConfigError as err:
         print(f"musictag import-pretrained: error: {err}", file=sys.stderr)
         return 2
