@@ -95,3 +95,28 @@ def last_logged(metrics_csv: str | os.PathLike) -> dict[str, float]:
         for row in csv.DictReader(f):
             values.update({k: float(v) for k, v in row.items() if v not in ("", None)})
     return values
+
+
+#: Set (to 1) where every test's reference data must be present (CI: ``.ci/run``): tests that need data
+#: that is missing then fail instead of skipping.
+REQUIRE_REFERENCE_ENV = "MUSICTAG_REQUIRE_REFERENCE"
+
+
+def require_reference(path: str | os.PathLike, what: str, how: str) -> str:
+    """``path`` if it exists; else skip the calling test naming ``what`` is missing and ``how`` to get it,
+    or fail when ``$MUSICTAG_REQUIRE_REFERENCE`` is set."""
+    import pytest
+
+    if os.path.exists(path):
+        return os.fspath(path)
+    message = f"{what} not found at {os.fspath(path)}: {how}"
+    if os.environ.get(REQUIRE_REFERENCE_ENV, "").strip() not in ("", "0"):
+        pytest.fail(f"{message} ({REQUIRE_REFERENCE_ENV} is set)")
+    pytest.skip(message)
+
+
+def musicnn_models_dir() -> str:
+    """Where the musicnn wheel's model folders are: ``$MUSICNN_MODELS``, else the wheel that ``make install``
+    unpacks into ``.venv/musicnn-0.1.0/musicnn``."""
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "musicnn-0.1.0", "musicnn")
+    return os.environ.get("MUSICNN_MODELS", default)

@@ -13,6 +13,9 @@ It writes into the given folder:
   synthesized music (drums, bass, chords), deterministic;
 - ``taggrams.npz``: for every model and file, ``<model>/<file>`` = the library's taggram
   ``(n_patches, 50)`` from ``musicnn.extractor.extractor(file, model, extract_features=False)``;
+- ``spectrograms.npz``: for every file, the float16 mel power ``(frames, 96)`` behind the library's
+  whole-file log-mel spectrogram (``musicnn.extractor.batch_data``, which is ``log10(10000·x + 1)`` of
+  it), and ``mel_fb``, librosa's default filterbank ``(96, 257)``;
 - ``tiny_tf_checkpoint/tiny.index`` + ``.data-00000-of-00001``: a small checkpoint written by TensorFlow's
   own ``SaveV2`` (many names sharing prefixes, several dtypes and shapes), with ``tiny_expected.npz``
   holding its tensors, for the bundle reader's test.
@@ -91,6 +94,20 @@ def write_taggrams(folder: Path, files: list[Path]) -> None:
     np.savez_compressed(folder / "taggrams.npz", **taggrams)
 
 
+def write_spectrograms(folder: Path, files: list[Path]) -> None:
+    import librosa
+    from musicnn.extractor import batch_data
+
+    arrays = {}
+    for path in files:
+        log_mel = batch_data(str(path), 187, 187)[1]  # log10(10000·x + 1) of the float16 mel power x
+        power = ((10.0 ** log_mel.astype(np.float64) - 1.0) / 10000.0).astype(np.float16)  # x, exactly
+        assert np.array_equal(np.log10(10000 * power + 1), log_mel)
+        arrays[path.name] = power
+    arrays["mel_fb"] = librosa.filters.mel(sr=16000, n_fft=512, n_mels=96).astype(np.float32)
+    np.savez_compressed(folder / "spectrograms.npz", **arrays)
+
+
 def write_tiny_checkpoint(folder: Path) -> None:
     import tensorflow as tf
 
@@ -106,7 +123,9 @@ def write_tiny_checkpoint(folder: Path) -> None:
         "empty": np.zeros((0, 3), dtype=np.float32),
     }
     for i in range(150):  # enough names for several restart points and data blocks of the index table
-        tensors[f"layer_{i:03d}/batch_normalization/moving_variance"] = rng.random(i % 5 + 1).astype(np.float32)
+        tensors[f"layer_{i:03d}/batch_normalization/moving_variance"] = rng.random(i % 5 + 1).astype(
+            np.float32
+        )
     prefix = folder / "tiny_tf_checkpoint" / "tiny"
     prefix.parent.mkdir(exist_ok=True)
     names = list(tensors)
@@ -123,7 +142,9 @@ def main(folder: str) -> None:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     write_tiny_checkpoint(out)
-    write_taggrams(out, write_audio(out))
+    files = write_audio(out)
+    write_spectrograms(out, files)
+    write_taggrams(out, files)
 
 
 if __name__ == "__main__":

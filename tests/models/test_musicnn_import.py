@@ -1,0 +1,219 @@
+"""The musicnn library's models reproduce its taggrams; its preprocessing and patches without the models.
+
+References (``tests/reference_musicnn``, made by ``make_references.py`` with the library itself): two
+files (44.1 kHz stereo MP3, 16 kHz mono WAV), the library's taggram of each with each model, its
+whole-file log-mel spectrograms and librosa's mel filterbank. The tests that need the models read the
+musicnn wheel that ``make install`` unpacks into ``.venv/musicnn-0.1.0`` (or ``$MUSICNN_MODELS``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musictag.audio import load_audio
+from musictag.chunks import chunk_starts, cut_chunks
+from musictag.models import build
+from musictag.models.musicnn_import import MSD_TAGS, MTT_TAGS, MUSICNN_MODELS, convert_musicnn, import_musicnn
+from musictag.models.presets import MUSICNN_LIB_MEL
+from musictag.models.tf_checkpoint import CheckpointError, TFCheckpoint
+from musictag.registry import ConfigError
+from musictag.representations.mel import MelSpectrogram
+from musictag.testing import musicnn_models_dir, require_reference
+
+REFERENCE = Path(__file__).resolve().parents[1] / "reference_musicnn"
+FILES = ("song_44k_stereo.mp3", "song_16k_mono.wav")
+
+
+def models_dir() -> Path:
+    return Path(
+        require_reference(
+            musicnn_models_dir(),
+            "the musicnn wheel's models",
+            "run `make install` (it unpacks musicnn 0.1.0 from the package index) or set $MUSICNN_MODELS",
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def taggrams() -> dict[str, np.ndarray]:
+    with np.load(REFERENCE / "taggrams.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="module")
+def spectrograms() -> dict[str, np.ndarray]:
+    with np.load(REFERENCE / "spectrograms.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+# --- without the models -------------------------------------------------------------------------
+def library_mel(**changes: object) -> MelSpectrogram:
+    args = {k: v for k, v in MUSICNN_LIB_MEL.items() if k != "name"} | changes
+    return MelSpectrogram(**args, input_bn=False).eval()
+
+
+def test_mel_filterbank_is_librosas(spectrograms):
+    np.testing.assert_allclose(library_mel().fb.T.numpy(), spectrograms["mel_fb"], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_patches_are_the_librarys_spectrogram_patches(name, spectrograms):
+    """Chunks cut by the ``patches`` rule, through the representation, are the library's whole-file
+    float16 mel spectrogram cut into 187-frame patches: equal, or one float16 step apart where the
+    float32 powers fall either side of a rounding boundary."""
+    audio, _ = load_audio(REFERENCE / name, 16000)
+    library = spectrograms[name]  # (frames, 96) float16
+    starts = chunk_starts(len(audio), 48128, 16, "patches", 256, 512)
+    assert len(starts) == len(library) // 187 >= 2
+    with torch.no_grad():
+        chunks = torch.from_numpy(cut_chunks(audio, starts, 48128))
+        power = library_mel(compression="none")(chunks)[:, 0].numpy().astype(np.float16)  # (patches, 96, 187)
+        log_mel = library_mel()(chunks)[:, 0].numpy()
+    expected = library[: len(starts) * 187].reshape(len(starts), 187, 96).transpose(0, 2, 1)
+    steps = np.abs(power.view(np.int16).astype(np.int32) - expected.view(np.int16).astype(np.int32))
+    assert steps.max() <= 1 and np.mean(steps == 0) > 0.99
+    expected_log = np.log10(10000 * expected.astype(np.float32) + 1)
+    assert np.abs(log_mel - expected_log).max() < 2e-3
+
+
+def test_patch_starts_follow_the_whole_file_frames():
+    # 10 s at 16 kHz: 626 centred frames -> 3 patches of 187; patch i starts n_fft/2 before frame 187·i
+    np.testing.assert_array_equal(chunk_starts(160000, 48128, 16, "patches", 256, 512), [-256, 47616, 95488])
+    assert len(chunk_starts(1000, 48128, 16, "patches", 256, 512)) == 1  # shorter than a patch: one, padded
+    chunk = cut_chunks(np.arange(1, 11, dtype=np.float32), np.array([-3]), 6)
+    np.testing.assert_array_equal(chunk[0], [0, 0, 0, 1, 2, 3])
+    with pytest.raises(ValueError, match="needs the spectrogram's hop and n_fft"):
+        chunk_starts(160000, 48128, 16, "patches")
+
+
+# --- with the models ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory) -> dict[str, Path]:
+    folder = models_dir()
+    out = tmp_path_factory.mktemp("musicnn")
+    return {model: import_musicnn(model, folder / model, out / f"{model}.ckpt") for model in MUSICNN_MODELS}
+
+
+@pytest.fixture(scope="module")
+def taggers(imported) -> dict[str, object]:
+    import musictag
+
+    return {model: musictag.load(ckpt, device="cpu") for model, ckpt in imported.items()}
+
+
+@pytest.mark.parametrize("model", list(MUSICNN_MODELS))
+def test_parameter_counts_equal_the_checkpoint_tensors(model):
+    checkpoint = TFCheckpoint(models_dir() / model)
+    trainable = [
+        n
+        for n in checkpoint.names()
+        if not n.endswith(("/Adam", "/Adam_1", "moving_mean", "moving_variance")) and "power" not in n
+    ]
+    preset = MUSICNN_MODELS[model][0]
+    count = sum(int(np.prod(checkpoint.shape(n))) for n in trainable)
+    assert (
+        build(preset, n_tags=50).n_params()
+        == count
+        == {"musicnn_tf": 787_159, "musicnn_vgg": 605_748}[preset]
+    )
+
+
+@pytest.mark.parametrize("model", list(MUSICNN_MODELS))
+def test_taggrams_reproduce_the_library(model, taggers, taggrams):
+    tagger = taggers[model]
+    assert tagger.tags == list(MTT_TAGS if model.startswith("MTT") else MSD_TAGS)
+    assert tagger.tags == list(taggrams[f"{model}/tags"])
+    for name, result in zip(FILES, tagger.tag_many([REFERENCE / n for n in FILES]), strict=True):
+        ours = np.array([[chunk["scores"][t] for t in tagger.tags] for chunk in result["timeline"]])
+        library = taggrams[f"{model}/{name}"]
+        assert ours.shape == library.shape
+        np.testing.assert_allclose(ours, library, atol=1e-3, err_msg=f"{model} {name}")
+        song = library.mean(axis=0)
+        library_top = [tagger.tags[i] for i in np.argsort(song)[::-1][:5]]
+        assert [tag for tag, _ in result["top"]] == library_top
+        np.testing.assert_allclose(list(result["scores"].values()), song, atol=1e-3)
+        assert [c["start_s"] for c in result["timeline"]] == [
+            round(i * 187 * 256 / 16000, 3) for i in range(len(library))
+        ]
+
+
+def test_one_file_and_a_batch_of_files_agree(taggers):
+    tagger = taggers["MTT_musicnn"]
+    alone = tagger.tag(REFERENCE / FILES[1])
+    together = tagger.tag_many([REFERENCE / FILES[0], REFERENCE / FILES[1]], batch_chunks=4)[1]
+    assert alone["path"] == together["path"] and list(alone) == list(together)
+    np.testing.assert_allclose(list(alone["scores"].values()), list(together["scores"].values()), atol=1e-6)
+
+
+def test_another_models_folder_or_a_changed_shape_is_refused(imported, monkeypatch, tmp_path):
+    folder = models_dir()
+    with pytest.raises(ConfigError, match=r"^tensor conv2d/kernel is not in the checkpoint .*MTT_vgg"):
+        import_musicnn("MTT_musicnn", folder / "MTT_vgg", tmp_path / "x.ckpt")
+    with pytest.raises(ConfigError, match=r"is not a TensorFlow checkpoint folder"):
+        import_musicnn("MSD_vgg", tmp_path, tmp_path / "x.ckpt")
+    with pytest.raises(ConfigError, match="unknown musicnn model 'MSD_musicnn_big'"):
+        import_musicnn("MSD_musicnn_big", folder / "MTT_vgg", tmp_path / "x.ckpt")
+    checkpoint = TFCheckpoint(folder / "MTT_vgg")
+    entry = checkpoint.entries["dense/kernel"]
+    monkeypatch.setitem(
+        checkpoint.entries, "dense/kernel", entry.__class__(**{**entry.__dict__, "shape": (128, 50)})
+    )
+    with pytest.raises(
+        CheckpointError, match=r"^tensor dense/kernel in .* has shape \(128, 50\), expected \(256, 50\)$"
+    ):
+        convert_musicnn(checkpoint, build("musicnn_vgg", n_tags=50), "musicnn_vgg")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_cli_imports_tags_as_json_and_plots(tmp_path, capsys, taggers):
+    from musictag.cli import main
+
+    ckpt = tmp_path / "MTT_musicnn.ckpt"
+    weights = models_dir() / "MTT_musicnn"
+    with pytest.raises(SystemExit) as done:
+        main(
+            [
+                "import-pretrained",
+                "--source",
+                "musicnn",
+                "--model",
+                "MTT_musicnn",
+                "--weights",
+                str(weights),
+                "--out",
+                str(ckpt),
+            ]
+        )
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"musictag import-pretrained: wrote {ckpt}"
+    song = REFERENCE / FILES[0]
+    plots = tmp_path / "plots"
+    with pytest.raises(SystemExit) as done:
+        main(
+            [
+                "tag",
+                str(song),
+                "--ckpt",
+                str(ckpt),
+                "--format",
+                "json",
+                "--timeline",
+                "--plot",
+                str(plots),
+                "--device",
+                "cpu",
+            ]
+        )
+    assert done.value.code == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = json.loads(json.dumps(taggers["MTT_musicnn"].tag(song)))
+    assert list(result) == list(expected) and result["top"] == expected["top"]
+    np.testing.assert_allclose(list(result["scores"].values()), list(expected["scores"].values()), atol=1e-6)
+    png = (plots / "song_44k_stereo.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    assert [p.name for p in plots.iterdir()] == ["song_44k_stereo.png"]
