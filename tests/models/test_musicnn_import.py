@@ -91,6 +91,28 @@ def test_patch_starts_follow_the_whole_file_frames():
         chunk_starts(160000, 48128, 16, "patches")
 
 
+def test_evaluation_cuts_patches_with_the_models_frames(tiny_corpus):
+    """``chunk_mode: patches`` in a DataModule (``musictag test``) takes hop and n_fft from the model."""
+    from types import SimpleNamespace
+
+    from datamodules.synthetic import SyntheticDataModule
+    from musictag.module import TaggingModule
+    from musictag.testing import tiny_synthetic_args
+
+    data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus), chunk_mode="patches"))
+    data.trainer = SimpleNamespace(lightning_module=TaggingModule(n_tags=data.n_tags, arch="musicnn_tf"))
+    data.setup("test")
+    song = data.datasets["test"][0]["audio"]  # 4 s: 251 frames, one patch of 187 starting 256 samples early
+    assert song.shape == (1, 48128)
+    audio = data.datasets["test"].cache.read(data.datasets["test"].manifest.ids[0])
+    torch.testing.assert_close(song[0, 256:], torch.from_numpy(audio[: 48128 - 256]))
+    assert not song[0, :256].any()
+    waveform = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus), chunk_mode="patches"))
+    waveform.trainer = SimpleNamespace(lightning_module=TaggingModule(n_tags=data.n_tags, arch="sample_cnn"))
+    with pytest.raises(ConfigError, match="chunk_mode 'patches' cuts a spectrogram's frames"):
+        waveform.setup("test")
+
+
 # --- with the models ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> dict[str, Path]:
