@@ -9,6 +9,7 @@ musicnn wheel that ``make install`` unpacks into ``.venv/musicnn-0.1.0`` (or ``$
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +240,42 @@ def test_cli_imports_tags_as_json_and_plots(tmp_path, capsys, taggers):
     png = (plots / "song_44k_stereo.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     assert [p.name for p in plots.iterdir()] == ["song_44k_stereo.png"]
+
+
+def test_musictag_test_scores_songs_as_tag_does(imported, taggers, tmp_path, monkeypatch):
+    """``musictag test`` with ``chunk_mode: patches`` and the imported checkpoint gives each song the
+    scores ``musictag tag`` gives its file (up to the cache's int16 samples)."""
+    import csv
+
+    from datamodules.dummies import make_mtat_corpus
+    from musictag.cli import main
+
+    corpus = make_mtat_corpus(tmp_path / "corpus", seconds=7.0)
+    monkeypatch.setattr(sys, "argv", ["musictag"])
+    main(
+        [
+            "test",
+            "--data=datamodules.MTATDataModule",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+            f"--data.init_args.audio_root={corpus.audio_root}",
+            f"--data.init_args.annotations={corpus.metadata}",
+            "--data.init_args.split=all",
+            "--data.init_args.chunk_mode=patches",
+            "--model=musictag.TaggingModule",
+            "--model.init_args.arch=musicnn_tf",
+            "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false",
+            f"--run.save_dir={tmp_path / 'runs'}",
+            f"--ckpt_path={imported['MTT_musicnn']}",
+        ]
+    )
+    predictions = np.load(next((tmp_path / "runs").rglob("test_predictions.npz")))
+    with open(tmp_path / "cache" / "manifest.csv") as f:
+        paths = {
+            row["id"]: row["path"] for row in csv.DictReader(line for line in f if not line.startswith("#"))
+        }
+    assert list(predictions["tag_names"]) == list(MTT_TAGS) and len(predictions["song_ids"]) == 3
+    for song_id, scores in zip(predictions["song_ids"], predictions["scores"], strict=True):
+        tagged = taggers["MTT_musicnn"].tag(corpus.audio_root / paths[song_id])
+        assert len(tagged["timeline"]) == 2
+        np.testing.assert_allclose(scores, list(tagged["scores"].values()), atol=1e-3)
