@@ -44,7 +44,8 @@ class TaggingDataModule(pl.LightningDataModule):
         chunk_mode: ``even`` (chunks cover the whole song), ``sota`` (sota-music-tagging-models' rule),
             ``sliding`` (a window every ``chunk_hop`` samples: songs get different numbers of chunks) or
             ``patches`` (the musicnn library's non-overlapping patches of the whole song's spectrogram;
-            the model's spectrogram hop and n_fft place them).
+            the model's spectrogram hop and n_fft place them). Unset: the model's ``tag_chunk_mode`` (the
+            setting an imported published model carries; ``even`` for models trained here).
         chunk_hop: hop of the sliding windows (default: ``chunk_len``).
         train_crop: ``random``, ``center`` or ``start``.
         augment: training waveform augmentation (:class:`~datamodules.datasets.WaveAugment` arguments,
@@ -62,7 +63,7 @@ class TaggingDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         chunk_len: int | None = None,
         n_chunks: int = 16,
-        chunk_mode: ChunkMode = "even",
+        chunk_mode: ChunkMode | None = None,
         chunk_hop: int | None = None,
         train_crop: str = "random",
         augment: dict[str, Any] | None = None,
@@ -77,7 +78,7 @@ class TaggingDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.chunk_len = chunk_len
         self.n_chunks = n_chunks
-        self.chunk_mode: ChunkMode = chunk_mode
+        self.chunk_mode: ChunkMode | None = chunk_mode
         self.chunk_hop = chunk_hop
         self.train_crop = train_crop
         try:
@@ -108,6 +109,8 @@ class TaggingDataModule(pl.LightningDataModule):
                 f"the model expects {model.sample_rate} Hz audio but the data is at {self.sample_rate} Hz; "
                 "set data sample_rate (and prepare the cache) at the model's rate"
             )
+        if self.chunk_mode is None:
+            self.chunk_mode = getattr(model, "tag_chunk_mode", None) or "even"
         chunk_hop, n_fft = self.chunk_hop, None
         if self.chunk_mode == "patches":
             frames = spectrogram_frames(getattr(model, "net", None))

@@ -49,8 +49,10 @@ class TaggingModule(pl.LightningModule):
             class per song, e.g. genre: softmax, cross-entropy, and ``accuracy`` logged too).
         eval_chunk_batch: at most this many chunks go through the network at once in evaluation (memory
             only: results do not depend on it).
-        tag_chunks, tag_chunk_mode: how ``musictag tag`` cuts a file by default (an imported published
-            model carries its original setting: 16 chunks placed by the ``sota`` rule).
+        tag_chunks, tag_chunk_mode: how ``musictag tag`` cuts a file by default, and the evaluation chunk
+            mode of a DataModule that sets none (an imported published model carries its original
+            setting: 16 chunks placed by the ``sota`` rule, the musicnn library's ``patches``). Unset: the
+            ``pretrained`` checkpoint's, else ``even``.
         pretrained: a musictag checkpoint whose weights start this model (fine-tuning). Its architecture
             is used unless stages are given here; tensors that do not fit (the output layer of another
             tag set) start fresh.
@@ -75,7 +77,7 @@ class TaggingModule(pl.LightningModule):
         task: Task = "multilabel",
         eval_chunk_batch: int = 64,
         tag_chunks: int = 16,
-        tag_chunk_mode: ChunkMode = "even",
+        tag_chunk_mode: ChunkMode | None = None,
         pretrained: str | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -109,7 +111,9 @@ class TaggingModule(pl.LightningModule):
         self.net = Tagger(n_tags=n_tags, **architecture)
         if source is not None:
             load_matching_weights(self, source["state_dict"], str(pretrained))
-        self.tag_chunks, self.tag_chunk_mode = tag_chunks, tag_chunk_mode
+        if tag_chunk_mode is None:  # the original's setting travels with its weights
+            tag_chunk_mode = source.get("hyper_parameters", {}).get("tag_chunk_mode") if source else None
+        self.tag_chunks, self.tag_chunk_mode = tag_chunks, tag_chunk_mode or "even"
         self.tag_names = list(tag_names) if tag_names is not None else [f"tag_{i}" for i in range(n_tags)]
         self.aggregate = aggregate
         self.task = task

@@ -243,8 +243,9 @@ def test_cli_imports_tags_as_json_and_plots(tmp_path, capsys, taggers):
 
 
 def test_musictag_test_scores_songs_as_tag_does(imported, taggers, tmp_path, monkeypatch):
-    """``musictag test`` with ``chunk_mode: patches`` and the imported checkpoint gives each song the
-    scores ``musictag tag`` gives its file (up to the cache's int16 samples)."""
+    """``musictag test`` of the imported checkpoint (as ``pretrained``: its architecture, weights and
+    ``patches`` chunking, no data ``chunk_mode`` given) gives each song the scores ``musictag tag`` gives
+    its file (up to the cache's int16 samples)."""
     import csv
 
     from datamodules.dummies import make_mtat_corpus
@@ -260,13 +261,11 @@ def test_musictag_test_scores_songs_as_tag_does(imported, taggers, tmp_path, mon
             f"--data.init_args.audio_root={corpus.audio_root}",
             f"--data.init_args.annotations={corpus.metadata}",
             "--data.init_args.split=all",
-            "--data.init_args.chunk_mode=patches",
             "--model=musictag.TaggingModule",
-            "--model.init_args.arch=musicnn_tf",
+            f"--model.init_args.pretrained={imported['MTT_musicnn']}",
             "--trainer.accelerator=cpu",
             "--trainer.enable_progress_bar=false",
             f"--run.save_dir={tmp_path / 'runs'}",
-            f"--ckpt_path={imported['MTT_musicnn']}",
         ]
     )
     predictions = np.load(next((tmp_path / "runs").rglob("test_predictions.npz")))
