@@ -118,5 +118,7 @@ def require_reference(path: str | os.PathLike, what: str, how: str) -> str:
 def musicnn_models_dir() -> str:
     """Where the musicnn wheel's model folders are: ``$MUSICNN_MODELS``, else the wheel that ``make install``
     unpacks into ``.venv/musicnn-0.1.0/musicnn``."""
-    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "musicnn-0.1.0", "musicnn")
+    default = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "musicnn-0.1.0", "musicnn"
+    )
     return os.environ.get("MUSICNN_MODELS", default)
