@@ -40,7 +40,6 @@ class AudioTagger:
         """One file's tags (raises :class:`~musictag.audio.AudioError` for a file that cannot be read)."""
         return self.tag_many([path], top_k=top_k, on_error="raise")[0]
 
-    @torch.no_grad()
     def tag_many(
         self, paths: Iterable[Pathlike], top_k: int = 5, batch_chunks: int = 64, on_error: str = "skip"
     ) -> list[dict[str, Any]]:
@@ -70,6 +69,7 @@ class AudioTagger:
             results += self._score(pending, top_k, batch_chunks)
         return results
 
+    @torch.no_grad()
     def _score(self, items: list[FileChunks], top_k: int, batch_chunks: int) -> list[dict[str, Any]]:
         chunks = torch.cat([item.chunks for item in items]).to(self.model.device)
         logits = torch.cat([self.model(part) for part in chunks.split(batch_chunks)])

@@ -53,8 +53,13 @@ def test_tag_many_batches_files_and_skips_unreadable_ones(tiny_ckpt, music, tmp_
     tagger = musictag.load(tiny_ckpt, device="cpu")
     bad = tmp_path / "bad"
     write_bad_files(bad)
-    with pytest.warns(UserWarning, match=r"skipped .*corrupt\.mp3: cannot decode"):
+    with pytest.warns(UserWarning) as warned:
         results = tagger.tag_many([music, bad], batch_chunks=3)
+    messages = [str(w.message) for w in warned]
+    assert len(messages) == 2
+    assert messages[0].startswith(f"musictag: skipped {bad / 'corrupt.mp3'}: cannot decode (")
+    assert messages[1] == f"musictag: skipped {bad / 'empty.wav'}: empty file (0 bytes)"
+    assert all(w.filename == __file__ for w in warned)  # the warning points at the caller
     assert [Path(r["path"]).name for r in results] == ["a.mp3", "b.wav", "silent.flac"]
     for result in results[:2]:
         alone = tagger.tag(result["path"])
