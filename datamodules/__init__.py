@@ -18,6 +18,7 @@ _EXPORTS = {
     "MSDDataModule": "datamodules.corpora",
     "JamendoDataModule": "datamodules.corpora",
     "FolderDataModule": "datamodules.corpora",
+    "EmbeddingDataModule": "datamodules.embeddings",
 }
 
 __all__ = sorted(_EXPORTS)

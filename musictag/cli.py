@@ -239,6 +239,7 @@ def config_error_in(err: BaseException) -> ConfigError | None:
 TOOLS = {
     "bench": "musictag.bench:main",
     "prepare": "musictag.prepare:main",
+    "embed": "musictag.embed:main",
     "tag": "musictag.inference:main",
     "import-pretrained": "musictag.models.pretrained:main",
 }

@@ -177,6 +177,13 @@ class TaggingModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
         return loss
 
+    def on_train_epoch_end(self) -> None:
+        """Values stages report about themselves (a learned layer weighting: ``train/layer_weights/<i>``)."""
+        for stage in self.net.modules():
+            if hasattr(stage, "logged_values"):
+                for name, value in stage.logged_values().items():
+                    self.log(f"train/{name}", value)
+
     # --- evaluation -----------------------------------------------------------------------------
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: SongMetrics) -> None:
         logits = self.chunk_logits(batch["audio"]).float()

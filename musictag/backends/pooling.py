@@ -16,6 +16,14 @@ class GlobalMax(nn.Module):
         return x.flatten(2).amax(dim=-1)
 
 
+@BACKENDS.register("global_mean")
+class GlobalMean(nn.Module):
+    """Mean over every axis but the channels: ``(B, C, ...)`` → ``(B, C)`` (probes' time pooling)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).mean(dim=-1)
+
+
 @BACKENDS.register("global_mean_max")
 class GlobalMeanMax(nn.Module):
     """Mean and max over every axis but the channels, concatenated: ``(B, C, ...)`` → ``(B, 2C)``."""

@@ -1,17 +1,22 @@
-"""Front ends: representation → local features (2-D and 1-D CNN stacks, MusiCNN filters, Pons filters)."""
+"""Front ends: representation → local features (2-D and 1-D CNN stacks, MusiCNN filters, Pons filters,
+pretrained Hugging Face encoders)."""
 
 from musictag.frontends.conv1d import Conv1dStack, ConvBlock1d, ResSEBlock1d, SampleLevel1d
 from musictag.frontends.conv2d import Conv2dStack, ConvBlock2d, Res2dStack, ResPoolBlock2d, ResStrideBlock2d
 from musictag.frontends.musicnn import MusicnnFrontEnd
 from musictag.frontends.pons import PonsFilters
+from musictag.frontends.pretrained import LayerMix, LayerMixFrontEnd, PretrainedEncoder
 
 __all__ = [
     "Conv1dStack",
     "Conv2dStack",
     "ConvBlock1d",
     "ConvBlock2d",
+    "LayerMix",
+    "LayerMixFrontEnd",
     "MusicnnFrontEnd",
     "PonsFilters",
+    "PretrainedEncoder",
     "Res2dStack",
     "ResPoolBlock2d",
     "ResSEBlock1d",

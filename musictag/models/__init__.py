@@ -25,9 +25,9 @@ def resolve_architecture(
         raise ConfigError("arch_args given without an arch")
     config = get_preset(arch, **(arch_args or {})).stages() if arch is not None else {}
     config.update({key: value for key, value in overrides.items() if value is not None})
-    missing = [
-        key for key in ("representation", "frontend", "backend", "head", "input_len") if key not in config
-    ]
+    # input_len may be left to a representation that fixes it (cached embeddings; Tagger checks)
+    config.setdefault("input_len", None)
+    missing = [key for key in ("representation", "frontend", "backend", "head") if key not in config]
     if missing:
         raise ConfigError(
             f"no architecture named and {', '.join(missing)} not given: set `arch` to one of "

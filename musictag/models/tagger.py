@@ -54,10 +54,12 @@ class Tagger(nn.Module):
         frontend: StageSpec,
         backend: StageSpec,
         head: StageSpec,
-        input_len: int,
+        input_len: int | None,
         sample_rate: int = 16000,
     ) -> None:
         super().__init__()
+        if input_len is None:
+            input_len = _input_len_of(representation)
         if n_tags < 1:
             raise ConfigError(f"n_tags must be at least 1, got {n_tags}")
         if input_len < 1:
@@ -100,6 +102,14 @@ class Tagger(nn.Module):
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _input_len_of(representation: StageSpec) -> int:
+    """The input length a representation fixes itself (cached embeddings), for a config without one."""
+    cls, kwargs, name = REPRESENTATIONS.resolve(representation)
+    if not hasattr(cls, "input_len_for"):
+        raise ConfigError(f"input_len is not set and representation {name!r} does not fix it: set input_len")
+    return int(cls.input_len_for(**kwargs))
 
 
 def _output_shape(

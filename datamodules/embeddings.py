@@ -1,0 +1,170 @@
+"""An embedding cache (hidden states of a frozen encoder, per chunk) and the DataModule that trains probes
+from it, so that a probing sweep runs the encoder once (``musictag embed``, :mod:`musictag.embed`).
+
+Layout of a cache folder::
+
+    index.json          written last: format, encoder, layers, frame_shape (T, D), chunking, tag_names,
+                        shards, and per split {track id: [shard, first row, n_chunks]}
+    manifest.csv        the corpus manifest of the embedded tracks
+    settings.json       what the folder is being written with (a resumed run must match it)
+    shards/<split>-00000.f16   float16 rows of shape (L, T, D), one per chunk, tracks back to back
+    shards/<split>-00000.json  the shard's commit record (written after the .f16)
+
+The chunks are the ones live training and evaluation take: each evaluation song's ``n_chunks`` chunks
+placed by ``chunk_mode``; for training, the fixed excerpt of ``train_crop: start|center``, or with
+``train_crop: random`` the song's evaluation chunks, of which training draws one per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from datamodules.base import TaggingDataModule
+from datamodules.manifest import Manifest
+from musictag.registry import ConfigError
+
+FORMAT = "musictag-embeddings/1"
+INDEX = "index.json"
+MANIFEST = "manifest.csv"
+Pathlike = str | os.PathLike
+
+
+def read_index(root: Pathlike) -> dict[str, Any]:
+    """The ``index.json`` of a complete embedding cache, or a one-line error."""
+    path = Path(root) / INDEX
+    if not path.is_file():
+        raise ConfigError(
+            f"no complete embedding cache at {root} (missing {INDEX}): run `musictag embed --encoder ... "
+            f"--data ... --out {root}`, or rerun it to finish an interrupted one"
+        )
+    index = json.loads(path.read_text())
+    if index.get("format") != FORMAT:
+        raise ConfigError(f"{path}: format {index.get('format')!r}, expected {FORMAT!r}; embed again")
+    return index
+
+
+class EmbeddingStore:
+    """Read side of an embedding cache; memmaps open lazily (safe to pickle into workers)."""
+
+    def __init__(self, root: Pathlike) -> None:
+        self.root = Path(root)
+        self.index = read_index(root)
+        self.row_shape = (len(self.index["layers"]), *self.index["frame_shape"])
+        self._maps: dict[int, np.memmap] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_maps": {}}
+
+    def tracks(self, split: str) -> dict[str, list[int]]:
+        return self.index["tracks"].get(split, {})
+
+    def rows(self, split: str, track_id: str) -> np.ndarray:
+        """The float16 hidden states of a track's chunks: ``(n_chunks, L, T, D)``."""
+        shard, first, count = self.tracks(split)[track_id]
+        if shard not in self._maps:
+            self._maps[shard] = np.memmap(
+                self.root / self.index["shards"][shard], dtype="<f2", mode="r"
+            ).reshape(-1, *self.row_shape)
+        return self._maps[shard][first : first + count]
+
+
+class EmbeddingTrainChunks(Dataset):
+    """One cached chunk per song per epoch: ``{"audio": (L·T·D,), "target", "index"}`` (float32).
+
+    A song with one cached training chunk (fixed crops) gives it every epoch; with several, the chunk is
+    drawn from (seed, epoch, index) like :class:`~datamodules.datasets.TrainChunks`' random crops."""
+
+    def __init__(self, manifest: Manifest, store: EmbeddingStore, seed: int = 0) -> None:
+        self.manifest, self.store, self.seed = manifest, store, seed
+        self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, epoch = key if isinstance(key, tuple) else (key, None)
+        rows = self.store.rows("train", self.manifest.ids[index])
+        pick = 0
+        if len(rows) > 1:
+            generator = (
+                torch.Generator().manual_seed(hash((self.seed, epoch, index)) % 2**63)
+                if epoch is not None
+                else None
+            )
+            pick = int(torch.randint(0, len(rows), (), generator=generator))
+        audio = torch.from_numpy(np.asarray(rows[pick], dtype=np.float32).reshape(-1))
+        return {"audio": audio, "target": self.targets[index], "index": torch.tensor(index)}
+
+
+class EmbeddingSongChunks(Dataset):
+    """Every cached chunk of an evaluation song: ``{"audio": (n_chunks, L·T·D), "target", "index"}``."""
+
+    def __init__(self, manifest: Manifest, store: EmbeddingStore, split: str) -> None:
+        self.manifest, self.store, self.split = manifest, store, split
+        self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rows = self.store.rows(self.split, self.manifest.ids[index])
+        audio = torch.from_numpy(np.asarray(rows, dtype=np.float32).reshape(len(rows), -1))
+        return {"audio": audio, "target": self.targets[index], "index": torch.tensor(index)}
+
+
+class EmbeddingDataModule(TaggingDataModule):
+    """Trains and evaluates probes from an embedding cache written by ``musictag embed``.
+
+    The model reads the cached hidden states with the ``embedding`` representation (same ``cache``
+    folder) in place of the encoder; batches have the shapes of the audio DataModules with each chunk's
+    waveform replaced by its flattened hidden states ``(L·T·D,)``. Chunking was fixed when the cache was
+    written (see the module docstring).
+
+    Args:
+        embeddings: the cache folder.
+        batch_size, eval_batch_size, num_workers, predict_split: as :class:`TaggingDataModule`.
+    """
+
+    def __init__(
+        self,
+        embeddings: str,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        predict_split: str = "test",
+    ) -> None:
+        self.embeddings = Path(embeddings)
+        index = read_index(self.embeddings)
+        super().__init__(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            chunk_len=int(index["chunk_len"]),
+            n_chunks=int(index["n_chunks"]),
+            sample_rate=int(index["sample_rate"]),
+            predict_split=predict_split,
+        )
+        self.tag_names = list(index["tag_names"])
+
+    def load(self) -> tuple[Manifest, Any]:
+        return Manifest.read_csv(self.embeddings / MANIFEST), EmbeddingStore(self.embeddings)
+
+    def setup(self, stage: str | None = None) -> None:
+        from datamodules.base import _global_seed
+
+        manifest, store = self.load()
+        self.manifest = manifest
+        self.datasets = {
+            "train": EmbeddingTrainChunks(manifest.split("train"), store, seed=_global_seed()),
+            "valid": EmbeddingSongChunks(manifest.split("valid"), store, "valid"),
+            "test": EmbeddingSongChunks(manifest.split("test"), store, "test"),
+        }
+        if self.predict_split not in self.datasets:
+            raise ConfigError(f"predict_split must be train, valid or test, got {self.predict_split!r}")

@@ -1,0 +1,243 @@
+"""``musictag embed --encoder PATH --data CONFIG --out DIR [--layers all] [--device auto]``.
+
+Runs a frozen pretrained encoder once over every chunk of a corpus and stores the chosen hidden layers
+(float16) in an embedding cache (:mod:`datamodules.embeddings`) from which ``EmbeddingDataModule``
+trains probes without the encoder. ``--data`` is a YAML file with a ``data:`` section (a fit config
+does): its DataModule gives the corpus and the chunking (``chunk_len``, ``n_chunks``, ``chunk_mode``,
+``train_crop``), so the cached chunks are those live training and evaluation take. Resumable: run it
+again after an interruption and it continues with the first shard not committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musictag.registry import ConfigError
+
+
+def load_datamodule(config_path: str, overrides: dict[str, Any] | None = None) -> Any:
+    """The DataModule of a YAML config's ``data:`` section (or of a file that is only that section)."""
+    from omegaconf import OmegaConf
+
+    if not Path(config_path).is_file():
+        raise ConfigError(f"no data config at {config_path}")
+    config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
+    section = config.get("data", config) if isinstance(config, dict) else None
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise ConfigError(f"{config_path} has no data section with a class_path (e.g. datamodules.MTATDataModule)")
+    module_name, _, name = section["class_path"].rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(f"{config_path}: cannot import {section['class_path']!r}: {err}") from None
+    return cls(**{**(section.get("init_args") or {}), **(overrides or {})})
+
+
+def train_starts(n_samples: int, chunk_len: int, datamodule: Any) -> np.ndarray:
+    """Where the cached training chunks of a song start: the fixed excerpt of ``train_crop: start`` /
+    ``center`` (as :class:`~datamodules.datasets.TrainChunks` cuts it), or every evaluation chunk for
+    ``random`` (training then draws one per epoch)."""
+    from musictag.chunks import chunk_starts
+
+    room = max(0, n_samples - chunk_len)
+    if datamodule.train_crop == "start":
+        return np.array([0])
+    if datamodule.train_crop == "center":
+        return np.array([room // 2])
+    return chunk_starts(n_samples, chunk_len, datamodule.n_chunks, datamodule.chunk_mode, datamodule.chunk_hop)
+
+
+def embed_corpus(
+    encoder: Any,
+    datamodule: Any,
+    out: str | os.PathLike,
+    batch_size: int = 16,
+    tracks_per_shard: int = 64,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Write the embedding cache of ``datamodule``'s corpus through ``encoder`` (a
+    :class:`~musictag.frontends.pretrained.PretrainedEncoder`) into ``out``; resumable."""
+    import torch
+    from tqdm import tqdm
+
+    from datamodules.cache import _atomic_write_text
+    from datamodules.embeddings import FORMAT, INDEX, MANIFEST
+    from musictag.chunks import chunk_starts, cut_chunks
+
+    out = Path(out)
+    if (out / INDEX).is_file():
+        return out
+    if not encoder.float16:
+        raise ConfigError("the embedding cache stores float16: build the encoder with float16: true")
+    chunk_len = int(datamodule.chunk_len)
+    if datamodule.augment is not None:
+        print("musictag embed: the DataModule's augment is ignored (cached chunks are not augmented)")
+    datamodule.prepare_data()
+    manifest, cache = datamodule.load()
+    manifest = manifest.take([i for i, track in enumerate(manifest.ids) if track in cache])
+    settings = {
+        "encoder": encoder.path,
+        "layers": encoder.layers,
+        "time_pool": encoder.time_pool,
+        "encoder_batch": encoder.encoder_batch,
+        "chunk_len": chunk_len,
+        "n_chunks": datamodule.n_chunks,
+        "chunk_mode": datamodule.chunk_mode,
+        "chunk_hop": datamodule.chunk_hop,
+        "train_crop": datamodule.train_crop,
+        "sample_rate": cache.sample_rate,
+        "tracks_per_shard": tracks_per_shard,
+    }
+    shard_dir = out / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    settings_path = out / "settings.json"
+    if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
+        raise ConfigError(
+            f"{out} holds an unfinished embedding cache with other settings ({settings_path}); "
+            "remove it or use another folder"
+        )
+    _atomic_write_text(settings_path, json.dumps(settings))
+    encoder = encoder.to(device).eval()
+    tasks = []
+    for split in ("train", "valid", "test"):
+        ids = list(manifest.split(split).ids)
+        for number, first in enumerate(range(0, len(ids), tracks_per_shard)):
+            tasks.append((split, f"shards/{split}-{number:05d}", ids[first : first + tracks_per_shard]))
+    bar = tqdm(total=len(manifest), unit="track", desc="embed", disable=not progress, file=sys.stderr)
+    for split, name, track_ids in tasks:
+        record_path = out / f"{name}.json"
+        if record_path.is_file() and json.loads(record_path.read_text()).get("task_ids") == track_ids:
+            bar.update(len(track_ids))
+            continue
+        entries, row = [], 0
+        tmp = out / f"{name}.f16.tmp"
+        with open(tmp, "wb") as f:
+            for track_id in track_ids:
+                audio = cache.read(track_id)
+                if split == "train":
+                    starts = train_starts(len(audio), chunk_len, datamodule)
+                else:
+                    starts = chunk_starts(
+                        len(audio), chunk_len, datamodule.n_chunks, datamodule.chunk_mode, datamodule.chunk_hop
+                    )
+                chunks = torch.from_numpy(cut_chunks(audio, starts, chunk_len))
+                with torch.inference_mode():
+                    for part in chunks.split(batch_size):
+                        hidden = encoder.hidden_states(part.to(device))
+                        f.write(hidden.to(torch.float16).cpu().numpy().astype("<f2").tobytes())
+                entries.append([track_id, row, len(chunks)])
+                row += len(chunks)
+                bar.update(1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out / f"{name}.f16")
+        _atomic_write_text(record_path, json.dumps({"split": split, "tracks": entries, "task_ids": track_ids}))
+    bar.close()
+    shards, tracks = [], {"train": {}, "valid": {}, "test": {}}
+    for split, name, _ in tasks:
+        record = json.loads((out / f"{name}.json").read_text())
+        for track_id, first, count in record["tracks"]:
+            tracks[split][track_id] = [len(shards), first, count]
+        shards.append(f"{name}.f16")
+    manifest.write_csv(out / MANIFEST)
+    index = {
+        "format": FORMAT,
+        "encoder": {"path": encoder.path, "family": encoder.family, "sample_rate": encoder.encoder_rate},
+        "time_pool": encoder.time_pool,
+        "layers": encoder.layers,
+        "frame_shape": list(encoder.frame_shape),
+        "dtype": "float16",
+        "chunk_len": chunk_len,
+        "sample_rate": cache.sample_rate,
+        "n_chunks": datamodule.n_chunks,
+        "chunk_mode": datamodule.chunk_mode,
+        "chunk_hop": datamodule.chunk_hop,
+        "train_crop": datamodule.train_crop,
+        "tag_names": list(manifest.tag_names),
+        "shards": shards,
+        "tracks": tracks,
+    }
+    _atomic_write_text(out / INDEX, json.dumps(index))
+    return out
+
+
+def parse_layers(text: str) -> int | list[int] | str:
+    """``all``, ``-1`` or ``0,4,8`` → what :class:`PretrainedEncoder` takes."""
+    if text == "all":
+        return text
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"layers must be 'all', an index or a comma list, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="musictag embed", description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", required=True, help="a Hugging Face model folder or a cached Hub id")
+    parser.add_argument("--data", required=True, help="a YAML config with a data: section (a fit config)")
+    parser.add_argument("--out", required=True, help="the embedding cache folder to write")
+    parser.add_argument("--layers", type=parse_layers, default="all", help="all (default), an index, or 0,4,8")
+    parser.add_argument("--chunk-len", type=int, help="samples per chunk (default: the data config's chunk_len)")
+    parser.add_argument("--batch-size", type=int, default=16, help="chunks moved to the device at once")
+    parser.add_argument(
+        "--encoder-batch",
+        type=int,
+        help="chunks per encoder forward (default: --batch-size); 1 gives features bit-identical to a "
+        "live front end with encoder_batch: 1",
+    )
+    parser.add_argument("--time-pool", choices=["none", "mean"], default="none", help="mean: one frame per chunk")
+    parser.add_argument("--tracks-per-shard", type=int, default=64, help="the unit a resumed run redoes")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the folder's model code (MERT)")
+    parser.add_argument("--download", action="store_true", help="let transformers download a Hub id")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+
+        from musictag.frontends.pretrained import PretrainedEncoder
+
+        datamodule = load_datamodule(args.data, {"chunk_len": args.chunk_len} if args.chunk_len else None)
+        if datamodule.chunk_len is None:
+            raise ConfigError(f"{args.data} sets no chunk_len: give --chunk-len (samples per chunk)")
+        encoder = PretrainedEncoder(
+            (1, int(datamodule.chunk_len)),
+            datamodule.sample_rate,
+            args.encoder,
+            layers=args.layers,
+            time_pool=args.time_pool,
+            encoder_batch=args.encoder_batch,
+            trust_remote_code=args.trust_remote_code,
+            download=args.download,
+        )
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+        out = embed_corpus(
+            encoder, datamodule, args.out, args.batch_size, args.tracks_per_shard, device, not args.quiet
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"musictag embed: error: {err}", file=sys.stderr)
+        return 2
+    from datamodules.embeddings import read_index
+
+    index = read_index(out)
+    counts = ", ".join(f"{len(t)} {split}" for split, t in index["tracks"].items())
+    print(
+        f"musictag embed: {counts} tracks in {out}: layers {index['layers']}, "
+        f"{index['frame_shape'][0]} frames x {index['frame_shape'][1]} per chunk"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,144 @@
+"""Probing frozen encoders: a probe trained live on a tiny random encoder of each family and one trained
+from its embedding cache (``musictag embed``) give the same metrics; the weighted layer sum learns and is
+logged; the frozen encoder is unchanged by fit."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+pytest.importorskip("transformers")
+
+from musictag.cli import main
+from musictag.testing import tiny_synthetic_args
+from musictag.testing_encoders import make_tiny_encoder
+
+CHUNK_LEN = 16000
+COMMON = [
+    "--trainer.accelerator=cpu",
+    "--trainer.max_epochs=1",
+    "--trainer.num_sanity_val_steps=0",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--seed_everything=0",
+    "--model=musictag.TaggingModule",
+    "--model.init_args.arch=null",
+    "--model.init_args.backend=global_mean",
+    '--model.init_args.head={"name": "mlp", "hidden": [16], "dropout": 0.2}',
+    '--model.init_args.optimizer={"class_path": "torch.optim.Adam", "init_args": {"lr": 0.01}}',
+]
+#: family → (layers, mix) exercised; CLAP's stages differ in width, so it probes its last stage
+SETTINGS = {
+    "wav2vec2": ("all", "weighted"),
+    "ast": ("all", "weighted"),
+    "whisper": ([1, 2], "concat"),
+    "clap": (-1, "concat"),
+    "hubert": ("all", "weighted"),
+    "wavlm": (-1, "concat"),
+}
+
+
+def data_args(corpus: Path) -> dict:
+    return {**tiny_synthetic_args(str(corpus)), "train_crop": "start", "chunk_len": CHUNK_LEN}
+
+
+def metrics(version_dir: Path) -> dict[str, list[float]]:
+    """Every logged value of every column of a run's metrics.csv, in order."""
+    values: dict[str, list[float]] = {}
+    with open(version_dir / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if value not in ("", None) and key not in ("epoch", "step"):
+                    values.setdefault(key, []).append(float(value))
+    return values
+
+
+def run(args: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code in (0, None), args
+
+
+def fit_and_test(data: list[str], model: list[str], save_dir: Path, name: str) -> dict[str, list[float]]:
+    for command in ("fit", "test"):
+        ckpt = ["--ckpt_path=last"] if command == "test" else []
+        main([command, *COMMON, *data, *model, f"--run.save_dir={save_dir}", f"--run.name={name}", *ckpt])
+    runs = sorted((save_dir / name).glob("version_*"))
+    assert len(runs) == 2
+    return {**metrics(runs[0]), **metrics(runs[1])}
+
+
+def live_and_cached(family: str, corpus: Path, tmp_path: Path) -> tuple[dict, dict, Path, Path]:
+    encoder = make_tiny_encoder(family, tmp_path / "encoder")
+    layers, mix = SETTINGS[family]
+    data = [f"--data.init_args.{k}={v}" for k, v in data_args(corpus).items()]
+    live_model = [
+        "--model.init_args.representation=waveform",
+        "--model.init_args.frontend="
+        + json.dumps({"name": "pretrained", "path": str(encoder), "layers": layers, "mix": mix, "encoder_batch": 1}),
+        f"--model.init_args.input_len={CHUNK_LEN}",
+    ]
+    live = fit_and_test(["--data=datamodules.SyntheticDataModule", *data], live_model, tmp_path, "live")
+
+    config = tmp_path / "data.yaml"
+    config.write_text(yaml.safe_dump({"data": {"class_path": "datamodules.SyntheticDataModule", "init_args": data_args(corpus)}}))
+    cache = tmp_path / "embeddings"
+    cli_layers = layers if isinstance(layers, str) else ",".join(map(str, [layers] if isinstance(layers, int) else layers))
+    assert main_tool(["embed", f"--encoder={encoder}", f"--data={config}", f"--out={cache}", f"--layers={cli_layers}", "--encoder-batch=1", "--quiet"]) == 0
+    cached_model = [
+        "--model.init_args.representation=" + json.dumps({"name": "embedding", "cache": str(cache)}),
+        "--model.init_args.frontend=" + json.dumps({"name": "layer_mix", "mix": mix}),
+    ]
+    cached_data = [
+        "--data=datamodules.EmbeddingDataModule",
+        f"--data.init_args.embeddings={cache}",
+        f"--data.init_args.batch_size={data_args(corpus)['batch_size']}",
+    ]
+    cached = fit_and_test(cached_data, cached_model, tmp_path, "cached")
+    return live, cached, encoder, cache
+
+
+def main_tool(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return exit_info.value.code
+
+
+def assert_same_metrics(live: dict, cached: dict) -> None:
+    compared = [k for k in live if k.startswith(("val/", "test/", "train/"))]
+    assert {"val/roc_auc", "val/pr_auc", "test/roc_auc", "test/pr_auc", "train/loss_epoch"} <= set(compared)
+    assert set(compared) <= set(cached)
+    for key in compared:
+        assert cached[key] == pytest.approx(live[key], abs=1e-5), key
+
+
+@pytest.mark.parametrize(
+    "family",
+    ["wav2vec2", "ast", "whisper", "clap", pytest.param("hubert", marks=pytest.mark.slow), pytest.param("wavlm", marks=pytest.mark.slow)],
+)
+def test_live_and_cached_probes_give_the_same_metrics(family, tiny_corpus, tmp_path):
+    live, cached, encoder, cache = live_and_cached(family, tiny_corpus, tmp_path)
+    assert_same_metrics(live, cached)
+    if SETTINGS[family][1] == "weighted":  # logged, and learned: no longer the equal start
+        weights = [live[f"train/layer_weights/{i}"] for i in range(3)]
+        assert all(len(w) == 1 for w in weights)
+        assert sum(w[-1] for w in weights) == pytest.approx(1.0, abs=1e-5)
+        assert max(abs(w[-1] - 1 / 3) for w in weights) > 1e-3
+    # the frozen encoder's weights in the checkpoint are those of the folder
+    from musictag.frontends.pretrained import load_encoder
+
+    _, original, _, _ = load_encoder(str(encoder))
+    (ckpt,) = (tmp_path / "live").glob("version_0/checkpoints/last.ckpt")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "net.frontend.encoder."
+    trained = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    assert trained.keys() == original.state_dict().keys()
+    for key, value in original.state_dict().items():
+        assert torch.equal(trained[key], value), key
+    index = json.loads((cache / "index.json").read_text())
+    assert index["dtype"] == "float16" and len(index["tracks"]["train"]) == 16
