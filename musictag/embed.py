@@ -32,7 +32,9 @@ def load_datamodule(config_path: str, overrides: dict[str, Any] | None = None) -
     config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
     section = config.get("data", config) if isinstance(config, dict) else None
     if not isinstance(section, dict) or "class_path" not in section:
-        raise ConfigError(f"{config_path} has no data section with a class_path (e.g. datamodules.MTATDataModule)")
+        raise ConfigError(
+            f"{config_path} has no data section with a class_path (e.g. datamodules.MTATDataModule)"
+        )
     module_name, _, name = section["class_path"].rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), name)
@@ -52,7 +54,9 @@ def train_starts(n_samples: int, chunk_len: int, datamodule: Any) -> np.ndarray:
         return np.array([0])
     if datamodule.train_crop == "center":
         return np.array([room // 2])
-    return chunk_starts(n_samples, chunk_len, datamodule.n_chunks, datamodule.chunk_mode, datamodule.chunk_hop)
+    return chunk_starts(
+        n_samples, chunk_len, datamodule.n_chunks, datamodule.chunk_mode, datamodule.chunk_hop
+    )
 
 
 def embed_corpus(
@@ -127,7 +131,11 @@ def embed_corpus(
                     starts = train_starts(len(audio), chunk_len, datamodule)
                 else:
                     starts = chunk_starts(
-                        len(audio), chunk_len, datamodule.n_chunks, datamodule.chunk_mode, datamodule.chunk_hop
+                        len(audio),
+                        chunk_len,
+                        datamodule.n_chunks,
+                        datamodule.chunk_mode,
+                        datamodule.chunk_hop,
                     )
                 chunks = torch.from_numpy(cut_chunks(audio, starts, chunk_len))
                 with torch.inference_mode():
@@ -140,7 +148,9 @@ def embed_corpus(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, out / f"{name}.f16")
-        _atomic_write_text(record_path, json.dumps({"split": split, "tracks": entries, "task_ids": track_ids}))
+        _atomic_write_text(
+            record_path, json.dumps({"split": split, "tracks": entries, "task_ids": track_ids})
+        )
     bar.close()
     shards, tracks = [], {"train": {}, "valid": {}, "test": {}}
     for split, name, _ in tasks:
@@ -177,7 +187,9 @@ def parse_layers(text: str) -> int | list[int] | str:
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"layers must be 'all', an index or a comma list, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"layers must be 'all', an index or a comma list, got {text!r}"
+        ) from None
     return values[0] if len(values) == 1 else values
 
 
@@ -186,8 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", required=True, help="a Hugging Face model folder or a cached Hub id")
     parser.add_argument("--data", required=True, help="a YAML config with a data: section (a fit config)")
     parser.add_argument("--out", required=True, help="the embedding cache folder to write")
-    parser.add_argument("--layers", type=parse_layers, default="all", help="all (default), an index, or 0,4,8")
-    parser.add_argument("--chunk-len", type=int, help="samples per chunk (default: the data config's chunk_len)")
+    parser.add_argument(
+        "--layers", type=parse_layers, default="all", help="all (default), an index, or 0,4,8"
+    )
+    parser.add_argument(
+        "--chunk-len", type=int, help="samples per chunk (default: the data config's chunk_len)"
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="chunks moved to the device at once")
     parser.add_argument(
         "--encoder-batch",
@@ -195,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         help="chunks per encoder forward (default: --batch-size); 1 gives features bit-identical to a "
         "live front end with encoder_batch: 1",
     )
-    parser.add_argument("--time-pool", choices=["none", "mean"], default="none", help="mean: one frame per chunk")
+    parser.add_argument(
+        "--time-pool", choices=["none", "mean"], default="none", help="mean: one frame per chunk"
+    )
     parser.add_argument("--tracks-per-shard", type=int, default=64, help="the unit a resumed run redoes")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
     parser.add_argument("--trust-remote-code", action="store_true", help="run the folder's model code (MERT)")
@@ -240,4 +258,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

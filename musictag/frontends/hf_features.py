@@ -142,7 +142,13 @@ class ClapInput(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         wave = self._pad(wave)
         stft = torch.stft(
-            wave, self.n_fft, self.hop, window=self.window, center=True, pad_mode="reflect", return_complex=True
+            wave,
+            self.n_fft,
+            self.hop,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
         )
         mel = torch.clamp(self.mel_filters.T @ (stft.abs() ** 2), min=1e-10)
         features = (10.0 * torch.log10(mel)).transpose(1, 2).unsqueeze(1)

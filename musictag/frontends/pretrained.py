@@ -98,7 +98,9 @@ def encoder_family(folder: Path, trust_remote_code: bool = False) -> tuple[str, 
         return MODEL_TYPES[model_type], config
     found = f"model_type {model_type!r}, architectures {config.get('architectures')}"
     preprocessor = folder / "preprocessor_config.json"
-    extractor = json.loads(preprocessor.read_text()).get("feature_extractor_type") if preprocessor.is_file() else None
+    extractor = (
+        json.loads(preprocessor.read_text()).get("feature_extractor_type") if preprocessor.is_file() else None
+    )
     remote = "auto_map" in config
     if remote and extractor == "Wav2Vec2FeatureExtractor":
         if not trust_remote_code:
@@ -127,16 +129,22 @@ def load_encoder(
     hf_logging = transformers.utils.logging
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in every process that builds a model
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(were not used|newly initialized|not initialized).*")
-        if family == "clap" and config.get("model_type") == "clap":
-            model = transformers.ClapModel.from_pretrained(folder).audio_model
-        else:
-            model = transformers.AutoModel.from_pretrained(folder, **kwargs)
-            if family == "whisper":
-                model = model.get_encoder()
-    if bar:
-        hf_logging.enable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(were not used|newly initialized|not initialized).*")
+            if family == "clap" and config.get("model_type") == "clap":
+                model = transformers.ClapModel.from_pretrained(folder).audio_model
+            else:
+                model = transformers.AutoModel.from_pretrained(folder, **kwargs)
+                if family == "whisper":
+                    model = model.get_encoder()
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"cannot load the {family} encoder in {folder}: {str(err).splitlines()[0]}"
+        ) from None
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     return family, model.float(), extractor, config
 
 
@@ -189,13 +197,20 @@ class LayerMix(nn.Module):
 
 
 @FRONTENDS.register("layer_mix")
-class LayerMixFrontEnd(LayerMix):
-    """Cached hidden states ``(B, L, T, D)`` (the ``embedding`` representation) → ``(B, D', T)``."""
+class LayerMixFrontEnd(nn.Module):
+    """Cached hidden states ``(B, L, T, D)`` (the ``embedding`` representation) → ``(B, D', T)``.
+
+    Its weights are named as in :class:`PretrainedEncoder` (``frontend.mix.layer_weights``), so a probe
+    trained from an embedding cache loads into the live model (``pretrained: probe.ckpt``) to tag audio."""
 
     input_ndim = 3
 
     def __init__(self, in_shape: Sequence[int], mix: str = "concat") -> None:
-        super().__init__(int(in_shape[0]), mix)
+        super().__init__()
+        self.mix = LayerMix(int(in_shape[0]), mix)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.mix(hidden)
 
 
 @FRONTENDS.register("pretrained")
@@ -265,7 +280,9 @@ class PretrainedEncoder(nn.Module):
             "wav2vec2": lambda: hf_features.Wav2Vec2Input(extractor),
             "ast": lambda: hf_features.ASTInput(extractor),
             "whisper": lambda: hf_features.WhisperInput(extractor),
-            "clap": lambda: hf_features.ClapInput(extractor, bool(getattr(self.encoder.config, "enable_fusion", False))),
+            "clap": lambda: hf_features.ClapInput(
+                extractor, bool(getattr(self.encoder.config, "enable_fusion", False))
+            ),
         }[self.family]()
         if not finetune:
             self.encoder.requires_grad_(False)

@@ -23,7 +23,9 @@ class EmbeddingInput(nn.Module):
 
     input_ndim = 1
 
-    def __init__(self, in_shape: Sequence[int], cache: str, layers: int | Sequence[int] | None = None) -> None:
+    def __init__(
+        self, in_shape: Sequence[int], cache: str, layers: int | Sequence[int] | None = None
+    ) -> None:
         super().__init__()
         from datamodules.embeddings import read_index
 
@@ -33,7 +35,9 @@ class EmbeddingInput(nn.Module):
         wanted = self.stored if layers is None else [layers] if isinstance(layers, int) else list(layers)
         missing = [i for i in wanted if i not in self.stored]
         if missing:
-            raise ConfigError(f"layer(s) {missing} are not in the embedding cache {cache}; it holds {self.stored}")
+            raise ConfigError(
+                f"layer(s) {missing} are not in the embedding cache {cache}; it holds {self.stored}"
+            )
         self.register_buffer(
             "positions", torch.tensor([self.stored.index(i) for i in wanted]), persistent=False
         )

@@ -49,7 +49,9 @@ def test_clap_fusion_features_equal_the_extractor():
 
     from musictag.frontends.hf_features import ClapInput
 
-    extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=48000, max_length_s=1, truncation="fusion")
+    extractor = ClapFeatureExtractor(
+        feature_size=16, sampling_rate=48000, max_length_s=1, truncation="fusion"
+    )
     wave = (0.1 * np.random.default_rng(1).standard_normal(30000)).astype(np.float32)
     reference = extractor(wave, sampling_rate=48000, return_tensors="np")["input_features"]
     ours = ClapInput(extractor, fusion=True)(torch.from_numpy(wave)[None]).numpy()
@@ -104,10 +106,14 @@ def test_a_folder_without_a_supported_encoder_says_what_it_found(tmp_path):
         PretrainedEncoder((1, 16000), 16000, str(tmp_path))
     message = str(err.value)
     assert "\n" not in message
-    assert message.startswith(f"{tmp_path} holds no supported encoder (found model_type 'bert', architectures ['BertModel']); supported: wav2vec2")
+    assert message.startswith(
+        f"{tmp_path} holds no supported encoder (found model_type 'bert', architectures ['BertModel']); supported: wav2vec2"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ConfigError, match="holds no config.json: not a Hugging Face model folder; supported encoders"):
+    with pytest.raises(
+        ConfigError, match="holds no config.json: not a Hugging Face model folder; supported encoders"
+    ):
         encoder_family(empty)
     with pytest.raises(ConfigError, match="no encoder folder at ./nowhere"):
         PretrainedEncoder((1, 16000), 16000, "./nowhere")
@@ -115,17 +121,30 @@ def test_a_folder_without_a_supported_encoder_says_what_it_found(tmp_path):
 
 def test_remote_code_only_when_asked_for(tmp_path):
     (tmp_path / "config.json").write_text(
-        json.dumps({"model_type": "mert_model", "architectures": ["MERTModel"], "auto_map": {"AutoModel": "x.MERTModel"}})
+        json.dumps(
+            {
+                "model_type": "mert_model",
+                "architectures": ["MERTModel"],
+                "auto_map": {"AutoModel": "x.MERTModel"},
+            }
+        )
     )
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"feature_extractor_type": "Wav2Vec2FeatureExtractor"}))
-    with pytest.raises(ConfigError, match="set trust_remote_code: true to run the Python code in that folder"):
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps({"feature_extractor_type": "Wav2Vec2FeatureExtractor"})
+    )
+    with pytest.raises(
+        ConfigError, match="set trust_remote_code: true to run the Python code in that folder"
+    ):
         encoder_family(tmp_path)
     assert encoder_family(tmp_path, trust_remote_code=True)[0] == "wav2vec2"
 
 
 def test_missing_transformers_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(ConfigError, match=r"^pretrained encoders need the transformers package: pip install musictag\[probe\]$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^pretrained encoders need the transformers package: pip install musictag\[probe\]$",
+    ):
         require_transformers()
 
 
