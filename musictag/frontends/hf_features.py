@@ -9,7 +9,8 @@ Families:
     ``wav2vec2`` (wav2vec 2.0, HuBERT, WavLM, data2vec-audio, MERT): the raw waveform, normalised to zero
         mean and unit variance per chunk when the extractor's ``do_normalize`` is set.
     ``ast`` (Audio Spectrogram Transformer): Kaldi log-mel filterbank (25 ms Hann-ing windows, 10 ms
-        hop), zero-padded or cut to ``max_length`` frames, then ``(x - mean) / (2 std)``.
+        hop), zero-padded to ``max_length`` frames (a longer chunk is refused where the extractor would
+        silently cut it), then ``(x - mean) / (2 std)``.
     ``whisper``: the waveform zero-padded to ``chunk_length`` seconds, log10-mel power spectrogram
         (Slaney filterbank), floored at 8 below its maximum, ``(x + 4) / 4``.
     ``clap``: the waveform repeated and zero-padded to ``max_length_s`` (``repeatpad``), power mel
@@ -67,7 +68,10 @@ class ASTInput(nn.Module):
                 window_type="hanning",
                 num_mel_bins=self.num_mel_bins,
             )
-            bank = bank[: self.max_length]
+            if len(bank) > self.max_length:  # the extractor would cut the chunk silently
+                raise ValueError(
+                    f"AST takes at most {self.max_length} frames (10 ms hop), the chunk gives {len(bank)}"
+                )
             banks.append(nn.functional.pad(bank, (0, 0, 0, self.max_length - len(bank))))
         features = torch.stack(banks)
         return (features - self.mean) / (self.std * 2) if self.do_normalize else features

@@ -288,8 +288,14 @@ class PretrainedEncoder(nn.Module):
             self.encoder.requires_grad_(False)
         self.encoder.train(finetune)
         n_samples = int(in_shape[-1])
-        with torch.no_grad():
-            hidden = self._hidden_states(torch.zeros(1, n_samples))
+        try:
+            with torch.no_grad():
+                hidden = self._hidden_states(torch.zeros(1, n_samples))
+        except (ValueError, RuntimeError) as err:
+            raise ConfigError(
+                f"pretrained {path} ({self.family}) cannot take chunks of {n_samples} samples at "
+                f"{self.sample_rate} Hz: {str(err).splitlines()[0]}"
+            ) from None
         self.n_layers_total = len(hidden)
         self.layers = self._layer_indices(layers, self.n_layers_total)
         widths = sorted({hidden[i].shape[-1] for i in self.layers})

@@ -155,3 +155,15 @@ def test_building_the_model_code_does_not_import_transformers():
     code = "import sys, musictag.models, musictag.frontends.pretrained; print('transformers' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_chunk_longer_than_the_encoder_takes_is_refused(encoder_dirs):
+    with pytest.raises(
+        ConfigError,
+        match=r"\(whisper\) cannot take chunks of 32000 samples at 16000 Hz: Whisper takes at most 16000 samples",
+    ):
+        PretrainedEncoder((1, 32000), 16000, str(encoder_dirs["whisper"]))
+    with pytest.raises(
+        ConfigError, match=r"\(ast\) cannot take chunks of 32000 samples .*AST takes at most 100 frames"
+    ):
+        PretrainedEncoder((1, 32000), 16000, str(encoder_dirs["ast"]))
