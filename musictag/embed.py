@@ -123,6 +123,7 @@ def embed_corpus(
             bar.update(len(track_ids))
             continue
         entries, row = [], 0
+        pending: list[torch.Tensor] = []  # chunks of several tracks fill one batch
         tmp = out / f"{name}.f16.tmp"
         with open(tmp, "wb") as f:
             for track_id in track_ids:
@@ -138,13 +139,12 @@ def embed_corpus(
                         datamodule.chunk_hop,
                     )
                 chunks = torch.from_numpy(cut_chunks(audio, starts, chunk_len))
-                with torch.inference_mode():
-                    for part in chunks.split(batch_size):
-                        hidden = encoder.hidden_states(part.to(device))
-                        f.write(hidden.to(torch.float16).cpu().numpy().astype("<f2").tobytes())
+                pending.extend(chunks)
+                _encode(encoder, pending, batch_size, device, f, keep=batch_size - 1)
                 entries.append([track_id, row, len(chunks)])
                 row += len(chunks)
                 bar.update(1)
+            _encode(encoder, pending, batch_size, device, f, keep=0)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, out / f"{name}.f16")
@@ -180,6 +180,18 @@ def embed_corpus(
     return out
 
 
+def _encode(encoder: Any, pending: list, batch_size: int, device: str, f: Any, keep: int) -> None:
+    """Encode and write (float16, in order) all but the last ``keep`` pending chunks, ``batch_size`` at a time."""
+    import torch
+
+    while len(pending) > keep:
+        batch = torch.stack(pending[:batch_size])
+        del pending[: len(batch)]
+        with torch.inference_mode():
+            hidden = encoder.hidden_states(batch.to(device))
+        f.write(hidden.to(torch.float16).cpu().numpy().astype("<f2").tobytes())
+
+
 def parse_layers(text: str) -> int | list[int] | str:
     """``all``, ``-1`` or ``0,4,8`` → what :class:`PretrainedEncoder` takes."""
     if text == "all":
@@ -204,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chunk-len", type=int, help="samples per chunk (default: the data config's chunk_len)"
     )
-    parser.add_argument("--batch-size", type=int, default=16, help="chunks moved to the device at once")
+    parser.add_argument("--batch-size", type=int, default=16, help="chunks (of one or more tracks) per batch")
     parser.add_argument(
         "--encoder-batch",
         type=int,

@@ -54,7 +54,7 @@ def test_embed_stores_the_chunks_of_every_split_and_resumes(encoder, tiny_corpus
 
     config = data_config(tmp_path, tiny_corpus)
     out = tmp_path / "embeddings"
-    args = [f"--encoder={encoder}", f"--data={config}", f"--out={out}", "--layers=0,2"]
+    args = [f"--encoder={encoder}", f"--data={config}", f"--out={out}", "--layers=0,2", "--encoder-batch=1"]
     assert embed(*args, "--tracks-per-shard=5") == 0
     assert "16 train, 8 valid, 8 test tracks" in capsys.readouterr().out
     index = json.loads((out / "index.json").read_text())
@@ -62,7 +62,7 @@ def test_embed_stores_the_chunks_of_every_split_and_resumes(encoder, tiny_corpus
     assert (index["chunk_len"], index["n_chunks"], index["train_crop"]) == (CHUNK_LEN, 2, "random")
     assert len(index["shards"]) == 4 + 2 + 2  # 16 / 8 / 8 tracks, 5 per shard
     # the cached rows are the encoder's float16 hidden states of the chunks evaluation cuts
-    stage = PretrainedEncoder((1, CHUNK_LEN), 16000, str(encoder), layers=[0, 2]).eval()
+    stage = PretrainedEncoder((1, CHUNK_LEN), 16000, str(encoder), layers=[0, 2], encoder_batch=1).eval()
     cache = AudioCache(tiny_corpus / "cache")
     store = EmbeddingStore(out)
     manifest = Manifest.read_csv(out / "manifest.csv")
