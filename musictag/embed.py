@@ -87,12 +87,18 @@ def embed_corpus(
         print("musictag embed: the DataModule's augment is ignored (cached chunks are not augmented)")
     datamodule.prepare_data()
     manifest, cache = datamodule.load()
+    if cache.sample_rate != encoder.sample_rate:
+        raise ConfigError(
+            f"the audio cache at {cache.root} holds {cache.sample_rate} Hz audio but the data config asks "
+            f"for {encoder.sample_rate} Hz; set its sample_rate to the cache's"
+        )
     manifest = manifest.take([i for i, track in enumerate(manifest.ids) if track in cache])
     settings = {
         "encoder": encoder.path,
         "layers": encoder.layers,
         "time_pool": encoder.time_pool,
         "encoder_batch": encoder.encoder_batch,
+        "batch_size": batch_size,  # float32 results may depend on it (see PretrainedEncoder)
         "chunk_len": chunk_len,
         "n_chunks": datamodule.n_chunks,
         "chunk_mode": datamodule.chunk_mode,
