@@ -83,6 +83,12 @@ def embed_corpus(
     if not encoder.float16:
         raise ConfigError("the embedding cache stores float16: build the encoder with float16: true")
     chunk_len = int(datamodule.chunk_len)
+    # unset, a DataModule takes the model's tag_chunk_mode: `even` for a probe trained here
+    datamodule.chunk_mode = datamodule.chunk_mode or "even"
+    if datamodule.chunk_mode == "patches":
+        raise ConfigError(
+            "chunk_mode 'patches' cuts spectrogram frames; embed with even, sota or sliding chunks"
+        )
     if datamodule.augment is not None:
         print("musictag embed: the DataModule's augment is ignored (cached chunks are not augmented)")
     datamodule.prepare_data()
