@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from datamodules.cache import AudioCache
-from datamodules.datasets import SongChunks, TrainChunks, WaveAugment, collate_songs
+from datamodules.datasets import SongChunks, TrainChunks, WaveAugment
+from datamodules.loader import BatchLoader, default_workers, make_loader
 from datamodules.manifest import Manifest
 from datamodules.samplers import EpochSampler, UnrepeatedDistributedSampler
 from musictag.chunks import ChunkMode, spectrogram_frames
@@ -38,7 +39,10 @@ class TaggingDataModule(pl.LightningDataModule):
         batch_size: training chunks per batch.
         eval_batch_size: songs per evaluation batch (each with ``n_chunks`` chunks); default
             ``max(1, batch_size // 4)``.
-        num_workers: DataLoader worker processes (they slice the memory-mapped cache).
+        num_workers: readers fetching whole batches ahead of the training loop (default: the cores
+            this process may use, at most 4; 0 reads in the loop itself).
+        worker_type: ``thread`` (default: batches cross no process boundary, see
+            :mod:`datamodules.loader`) or ``process`` (torch's ``DataLoader`` workers).
         chunk_len: samples per chunk; default: the model's ``input_len``.
         n_chunks: chunks per evaluation song.
         chunk_mode: ``even`` (chunks cover the whole song), ``sota`` (sota-music-tagging-models' rule),
@@ -60,7 +64,8 @@ class TaggingDataModule(pl.LightningDataModule):
         self,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | None = None,
+        worker_type: Literal["thread", "process"] = "thread",
         chunk_len: int | None = None,
         n_chunks: int = 16,
         chunk_mode: ChunkMode | None = None,
@@ -75,7 +80,13 @@ class TaggingDataModule(pl.LightningDataModule):
             raise ConfigError(f"batch_size and n_chunks must be at least 1, got {batch_size} and {n_chunks}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or max(1, batch_size // 4)
-        self.num_workers = num_workers
+        self.num_workers = default_workers() if num_workers is None else num_workers
+        if self.num_workers < 0 or worker_type not in ("thread", "process"):
+            raise ConfigError(
+                f"num_workers must be >= 0 and worker_type 'thread' or 'process', got {num_workers} and "
+                f"{worker_type!r}"
+            )
+        self.worker_type = worker_type
         self.chunk_len = chunk_len
         self.n_chunks = n_chunks
         self.chunk_mode: ChunkMode | None = chunk_mode
@@ -130,10 +141,19 @@ class TaggingDataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"the manifest's tags {manifest.tag_names} differ from the DataModule's {self.tag_names}"
             )
-        missing = [i for i, track in enumerate(manifest.ids) if track not in cache]
-        if missing:
-            rank_zero_warn(f"{len(missing)} track(s) of the manifest are not in the cache and are left out")
-            manifest = manifest.take([i for i in range(len(manifest)) if i not in set(missing)])
+        damaged = cache.damaged_tracks()
+        if damaged:
+            first = next(iter(damaged.values()))
+            rank_zero_warn(
+                f"{len(damaged)} track(s) of the cache cannot be read and are left out ({first}); "
+                "prepare the cache again to restore them"
+            )
+        keep = [i for i, track in enumerate(manifest.ids) if track in cache and track not in damaged]
+        if len(keep) < len(manifest):
+            missing = len(manifest) - len(keep) - sum(t in damaged for t in manifest.ids)
+            if missing:
+                rank_zero_warn(f"{missing} track(s) of the manifest are not in the cache and are left out")
+            manifest = manifest.take(keep)
         self.manifest = manifest
         chunk_len = self.chunk_len
         self.datasets = {
@@ -150,43 +170,43 @@ class TaggingDataModule(pl.LightningDataModule):
         if self.predict_split not in self.datasets:
             raise ConfigError(f"predict_split must be one of {', '.join(SPLITS)}, got {self.predict_split!r}")
 
-    def _loader(self, split: str, train: bool = False) -> DataLoader:
-        """Training is shuffled by :class:`EpochSampler` (seeded by (seed, epoch), sharded under DDP);
+    def _loader(self, split: str, train: bool = False) -> BatchLoader | DataLoader:
+        """Whole batches (``__getitems__``) of int16 audio, read ahead by ``num_workers`` readers.
+
+        Training is shuffled by :class:`EpochSampler` (seeded by (seed, epoch), sharded under DDP);
         under DDP (the CLI sets ``use_distributed_sampler=False``) evaluation is split by
-        :class:`UnrepeatedDistributedSampler`, so every song is scored exactly once across processes."""
+        :class:`UnrepeatedDistributedSampler`, so every song is scored exactly once across processes.
+        Memory is pinned for CUDA devices."""
         dataset = self.datasets[split]
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ConfigError(f"the {split} split of {type(self).__name__} is empty")
         trainer = self.trainer
-        pin = trainer is not None and trainer.accelerator.__class__.__name__ != "CPUAccelerator"
+        pin = trainer is not None and trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        sampler: Sampler | None = None
+        sampler: Sampler
         if train:
             sampler = EpochSampler(dataset, world, rank, seed=_global_seed())
         elif world > 1:
             sampler = UnrepeatedDistributedSampler(dataset, world, rank)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=False,  # the EpochSampler shuffles
-            sampler=sampler,
+        else:
+            sampler = SequentialSampler(dataset)
+        batch_sampler = BatchSampler(
+            sampler,
+            self.batch_size if train else self.eval_batch_size,
             drop_last=train and len(dataset) > self.batch_size,  # type: ignore[arg-type]
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=pin,
-            collate_fn=None if train else collate_songs,
         )
+        return make_loader(dataset, batch_sampler, self.num_workers, self.worker_type, pin)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> BatchLoader | DataLoader:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> BatchLoader | DataLoader:
         return self._loader("valid")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> BatchLoader | DataLoader:
         return self._loader("test")
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> BatchLoader | DataLoader:
         return self._loader(self.predict_split)
 
 

@@ -65,7 +65,7 @@ class AudioCache:
         self.source: Any = index.get("source")
         self.shards: list[str] = list(index["shards"])
         self.tracks: dict[str, tuple[int, int, int]] = {k: tuple(v) for k, v in index["tracks"].items()}
-        self._maps: dict[int, np.memmap] = {}
+        self._maps: dict[int, np.ndarray] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -81,21 +81,78 @@ class AudioCache:
     def length(self, track_id: str) -> int:
         return self.tracks[track_id][2]
 
-    def _shard(self, shard: int) -> np.memmap:
+    def _shard(self, shard: int) -> np.ndarray:
+        """The shard's samples, memory-mapped (a plain ndarray view: slicing it is cheaper than a memmap's)."""
         if shard not in self._maps:
-            self._maps[shard] = np.memmap(self.root / self.shards[shard], dtype="<i2", mode="r")
+            self._maps[shard] = np.memmap(self.root / self.shards[shard], dtype="<i2", mode="r").view(
+                np.ndarray
+            )
         return self._maps[shard]
 
     def read(self, track_id: str, start: int = 0, length: int | None = None) -> np.ndarray:
         """Float32 samples ``[start, start + length)`` of a track, zero-padded past its end."""
+        return self.read_int16(track_id, start, length).astype(np.float32) / np.float32(INT16_SCALE)
+
+    def read_int16(self, track_id: str, start: int = 0, length: int | None = None) -> np.ndarray:
+        """The stored int16 samples ``[start, start + length)`` of a track, zero-padded past its end."""
         shard, offset, n = self.tracks[track_id]
         length = n - start if length is None else length
-        out = np.zeros(length, dtype=np.float32)
-        stop = min(n, start + length)
-        if stop > start:
-            out[: stop - start] = self._shard(shard)[offset + start : offset + stop]
-            out /= INT16_SCALE
+        out = np.zeros((1, length), dtype=np.int16)
+        self.read_chunks(np.array([[shard, offset, n]]), np.array([start]), length, out)
+        return out[0]
+
+    def locations(self, track_ids: Sequence[str]) -> np.ndarray:
+        """``(len(track_ids), 3)`` int64 rows of (shard, offset, length), for :meth:`read_chunks`."""
+        return np.array([self.tracks[t] for t in track_ids], dtype=np.int64).reshape(-1, 3)
+
+    def read_chunks(
+        self, locations: np.ndarray, starts: np.ndarray, length: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Chunks of many tracks in one pass: ``(B, length)`` int16, row ``i`` the samples
+        ``[starts[i], starts[i] + length)`` of the track at ``locations[i]``, zero-padded before its
+        start (a negative start: the ``patches`` chunk mode) and past its end.
+
+        Rows are read in (shard, offset) order, so a batch touches each shard file front to back; every
+        row is one memmap slice copied straight into ``out`` (no float conversion, no per-row arrays).
+        """
+        if out is None:
+            out = np.empty((len(locations), length), dtype=np.int16)
+        order = np.lexsort((locations[:, 1] + starts, locations[:, 0]))
+        shards, offsets, lengths = locations.T.tolist()
+        firsts = starts.tolist()
+        for row in order.tolist():
+            start, n = firsts[row], lengths[row]
+            skip = max(0, -start)  # samples before the track's first
+            first, stop = start + skip, min(n, start + length)
+            if stop > first:
+                offset = offsets[row]
+                if skip:
+                    out[row, :skip] = 0
+                out[row, skip : skip + stop - first] = self._shard(shards[row])[
+                    offset + first : offset + stop
+                ]
+                if skip + stop - first < length:
+                    out[row, skip + stop - first :] = 0
+            else:
+                out[row] = 0
         return out
+
+    def damaged_tracks(self) -> dict[str, str]:
+        """Tracks whose samples a shard file does not hold (a missing or truncated ``.i16``) → why.
+
+        Checked once when a DataModule loads the cache, so a damaged file leaves its tracks out with a
+        warning instead of failing a read in the middle of an epoch.
+        """
+        sizes: dict[int, int] = {}
+        for number, name in enumerate(self.shards):
+            path = self.root / name
+            sizes[number] = path.stat().st_size // 2 if path.is_file() else -1
+        damaged = {}
+        for track_id, (shard, offset, n) in self.tracks.items():
+            if sizes[shard] < offset + n:
+                what = "missing" if sizes[shard] < 0 else f"truncated to {sizes[shard]} samples"
+                damaged[track_id] = f"{self.root / self.shards[shard]} is {what}"
+        return damaged
 
     def report(self) -> list[dict[str, str]]:
         """The tracks left out when the cache was prepared (``id``, ``path``, ``problem``, ``detail``)."""

@@ -1,21 +1,67 @@
-"""Datasets over a manifest + cache: random training chunks and whole songs cut into chunks."""
+"""Datasets over a manifest + cache: random training chunks and whole songs cut into chunks.
+
+The loaders fetch whole batches (``dataset.__getitems__(keys)``): one pass over the memory-mapped
+cache per batch, int16 samples straight from the shards, no per-item tensors. The module converts
+the int16 batch to float32 on its device (``TaggingModule.on_after_batch_transfer``) and applies the
+waveform augmentation there; ``dataset[key]`` gives one float32 item, for inspection and tests.
+
+Batch schemas (``B`` items, int16 audio in ``[-32768, 32767]``, ``/ 32768`` is the float waveform):
+    train: ``{"audio": (B, chunk_len) int16, "target": (B, n_tags), "index": (B,)}``, plus with
+        augmentation ``"gain": (B,)`` (linear factor) and ``"noise_snr_db": (B,)`` (``inf``: no noise).
+    evaluation: ``{"audio": (B, n_chunks, chunk_len) int16, "target": (B, n_tags), "index": (B,)}``,
+        plus ``"chunk_mask": (B, n_chunks)`` when songs have different numbers of chunks.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.cache import AudioCache
+from datamodules.cache import INT16_SCALE, AudioCache
 from datamodules.manifest import Manifest
 from musictag.chunks import ChunkMode, chunk_starts, cut_chunks
+
+TrainKey = int | tuple[int, int]
+
+# Independent uniform draws per training item, by purpose (the stream of random_uniforms).
+_CROP, _SHIFT, _GAIN_ON, _GAIN, _NOISE_ON, _SNR = range(6)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: a bijective scramble of uint64 values (wrapping arithmetic)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def random_uniforms(seed: int, epoch: np.ndarray, index: np.ndarray, n_draws: int) -> np.ndarray:
+    """``(B, n_draws)`` uniform floats in [0, 1), a pure function of (seed, epoch, index, draw).
+
+    A counter-based generator (splitmix64 of the key): the crop and augmentation of an item depend on
+    nothing but its key, so any number of workers, any batch composition and a resumed run give the
+    same data, and a batch of keys is drawn in one vectorised step rather than one generator per item.
+    """
+    with np.errstate(over="ignore"):
+        key = _mix64(np.full(len(index), seed % 2**64, dtype=np.uint64))
+        key = _mix64(key ^ np.asarray(epoch, dtype=np.int64).astype(np.uint64))
+        key = _mix64(key ^ np.asarray(index, dtype=np.int64).astype(np.uint64))
+        draws = np.arange(1, n_draws + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        bits = _mix64(key[:, None] + draws[None, :])
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 @dataclass(frozen=True)
 class WaveAugment:
-    """Training-time waveform augmentation, each applied with probability ``p`` (torch's RNG).
+    """Training-time waveform augmentation, each applied with probability ``p``.
+
+    The per-item parameters (whether, which gain, which SNR) are drawn with the item's crop from
+    (seed, epoch, index) and travel with the batch; the arithmetic runs on the model's device
+    (:func:`apply_wave_augment`), where the noise comes from the device's generator, which the module
+    seeds from (seed, epoch).
 
     Args:
         gain_db: a random gain in ``[-gain_db, gain_db]`` dB.
@@ -29,27 +75,54 @@ class WaveAugment:
     max_shift: int = 0
     p: float = 0.5
 
-    def __call__(self, audio: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        def rand() -> torch.Tensor:
-            return torch.rand((), generator=generator)
-
-        if self.gain_db > 0 and rand() < self.p:
-            audio = audio * 10 ** ((rand() * 2 - 1) * self.gain_db / 20)
-        if self.noise_snr_db is not None and rand() < self.p:
+    def parameters(self, uniforms: np.ndarray) -> dict[str, torch.Tensor]:
+        """Per-item ``gain`` (linear) and ``noise_snr_db`` (``inf``: none) from ``(B, 6)`` uniforms."""
+        gain = np.ones(len(uniforms), dtype=np.float32)
+        if self.gain_db > 0:
+            db = (uniforms[:, _GAIN] * 2 - 1) * self.gain_db
+            gain = np.where(uniforms[:, _GAIN_ON] < self.p, 10 ** (db / 20), 1.0).astype(np.float32)
+        snr = np.full(len(uniforms), np.inf, dtype=np.float32)
+        if self.noise_snr_db is not None:
             low, high = self.noise_snr_db
-            snr = low + (high - low) * rand()
-            power = audio.pow(2).mean().clamp(min=1e-10)
-            noise = torch.randn(audio.shape, generator=generator)
-            audio = audio + noise * (power / 10 ** (snr / 10)).sqrt()
-        return audio
+            drawn = low + (high - low) * uniforms[:, _SNR]
+            snr = np.where(uniforms[:, _NOISE_ON] < self.p, drawn, np.inf).astype(np.float32)
+        return {"gain": torch.from_numpy(gain), "noise_snr_db": torch.from_numpy(snr)}
+
+    def __call__(self, audio: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Augment float audio ``(S,)`` or ``(B, S)`` with parameters drawn from torch's RNG."""
+        batch = audio.reshape(-1, audio.shape[-1])
+        uniforms = torch.rand(len(batch), 6, generator=generator, dtype=torch.float64).numpy()
+        params = self.parameters(uniforms)
+        noise = torch.randn(batch.shape, generator=generator)
+        return apply_wave_augment(batch, params["gain"], params["noise_snr_db"], noise).reshape(audio.shape)
+
+
+def apply_wave_augment(
+    audio: torch.Tensor, gain: torch.Tensor, noise_snr_db: torch.Tensor, noise: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(B, S)`` float audio × ``gain`` ``(B,)``, plus white noise at ``noise_snr_db`` ``(B,)`` (``inf``:
+    none). Branch-free, so it never waits for the host; ``noise`` defaults to ``randn`` on the device."""
+    audio = audio * gain.to(audio.dtype)[:, None]
+    power = audio.pow(2).mean(dim=-1, keepdim=True).clamp(min=1e-10)
+    scale = (power / torch.pow(10.0, noise_snr_db.to(audio.dtype)[:, None] / 10)).sqrt()  # inf dB → 0
+    if noise is None:
+        noise = torch.randn_like(audio)
+    return audio + noise * scale
+
+
+def to_float(audio: torch.Tensor) -> torch.Tensor:
+    """int16 samples → float32 waveform in [-1, 1) (float input is returned as it is)."""
+    return audio.float() / INT16_SCALE if audio.dtype == torch.int16 else audio
 
 
 class TrainChunks(Dataset):
-    """One chunk per song per epoch: ``{"audio": (chunk_len,), "target": (n_tags,), "index": ()}``.
+    """One chunk per song per epoch (schema in the module docstring).
 
-    ``crop="random"`` draws a new start each time (instance-level training; torch's RNG, so
-    ``seed_everything(workers=True)`` makes it reproducible); ``"center"`` and ``"start"`` take a fixed
-    excerpt (song-level training). Songs shorter than a chunk are zero-padded at the end.
+    ``crop="random"`` draws a new start each epoch (instance-level training); ``"center"`` and
+    ``"start"`` take a fixed excerpt (song-level training). Songs shorter than a chunk are zero-padded
+    at the end. A key is ``(index, epoch)`` from :class:`~datamodules.samplers.EpochSampler` (crop and
+    augmentation from (seed, epoch, index)), or a plain index (then drawn from torch's RNG, so
+    ``seed_everything`` makes it reproducible).
     """
 
     def __init__(
@@ -67,40 +140,59 @@ class TrainChunks(Dataset):
         self.augment = augment
         self.seed = seed
         self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
+        self.locations = cache.locations(manifest.ids)
+        augmented = augment is not None and (augment.gain_db > 0 or augment.noise_snr_db is not None)
+        shifted = augment is not None and augment.max_shift > 0
+        # only the draws this dataset uses (each purpose keeps its position in the stream)
+        self.n_draws = _SNR + 1 if augmented else _SHIFT + 1 if shifted else _CROP + 1
 
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
-        """``key``: an index (randomness from torch's RNG) or ``(index, epoch)`` from
-        :class:`~datamodules.samplers.EpochSampler` (randomness from (seed, epoch, index))."""
-        generator = None
-        if isinstance(key, tuple):
-            index, epoch = key
-            generator = torch.Generator().manual_seed(hash((self.seed, epoch, index)) % 2**63)
+    def _keys(self, keys: Sequence[TrainKey]) -> tuple[np.ndarray, np.ndarray]:
+        if keys and isinstance(keys[0], tuple):
+            index, epoch = np.array(keys, dtype=np.int64).reshape(-1, 2).T
         else:
-            index = key
-        track_id = self.manifest.ids[index]
-        room = max(0, self.cache.length(track_id) - self.chunk_len)
+            index = np.asarray(keys, dtype=np.int64)
+            # no epoch: a fresh draw from torch's RNG stands in for it
+            epoch = np.full(len(index), int(torch.randint(0, 2**62, ())), dtype=np.int64)
+        return index, epoch
+
+    def __getitems__(self, keys: Sequence[TrainKey]) -> dict[str, torch.Tensor]:
+        """A whole batch: int16 ``audio (B, chunk_len)``, ``target``, ``index`` (and augmentation)."""
+        index, epoch = self._keys(keys)
+        uniforms = random_uniforms(self.seed, epoch, index, self.n_draws)
+        locations = self.locations[index]
+        room = np.maximum(0, locations[:, 2] - self.chunk_len)
         if self.crop == "random":
-            start = int(torch.randint(0, room + 1, (), generator=generator))
+            starts = np.minimum((uniforms[:, _CROP] * (room + 1)).astype(np.int64), room)
         else:
-            start = room // 2 if self.crop == "center" else 0
-            if self.augment is not None and self.augment.max_shift > 0 and room > 0:
-                shift = int(
-                    torch.randint(
-                        -self.augment.max_shift, self.augment.max_shift + 1, (), generator=generator
-                    )
-                )
-                start = min(max(0, start + shift), room)
-        audio = torch.from_numpy(self.cache.read(track_id, start, self.chunk_len))
-        if self.augment is not None:
-            audio = self.augment(audio, generator)
-        return {"audio": audio, "target": self.targets[index], "index": torch.tensor(index)}
+            starts = room // 2 if self.crop == "center" else np.zeros_like(room)
+            if self.augment is not None and self.augment.max_shift > 0:
+                width = 2 * self.augment.max_shift + 1
+                shift = (uniforms[:, _SHIFT] * width).astype(np.int64) - self.augment.max_shift
+                starts = np.clip(starts + shift, 0, room)
+        audio = self.cache.read_chunks(locations, starts, self.chunk_len)
+        batch = {
+            "audio": torch.from_numpy(audio),
+            "target": self.targets[torch.from_numpy(index)],
+            "index": torch.from_numpy(index),
+        }
+        if self.augment is not None and (self.augment.gain_db > 0 or self.augment.noise_snr_db is not None):
+            batch.update(self.augment.parameters(uniforms))
+        return batch
+
+    def __getitem__(self, key: TrainKey) -> dict[str, torch.Tensor]:
+        """One item as float32: ``{"audio": (chunk_len,), "target": (n_tags,), "index": ()}``."""
+        batch = self.__getitems__([key])
+        audio = to_float(batch["audio"])
+        if "gain" in batch:
+            audio = apply_wave_augment(audio, batch["gain"], batch["noise_snr_db"])
+        return {"audio": audio[0], "target": batch["target"][0], "index": batch["index"][0]}
 
 
 class SongChunks(Dataset):
-    """Whole songs for evaluation: ``{"audio": (n_chunks, chunk_len), "target": (n_tags,), "index": ()}``."""
+    """Whole songs for evaluation, each cut into chunks (schema in the module docstring)."""
 
     def __init__(
         self,
@@ -116,15 +208,40 @@ class SongChunks(Dataset):
         self.chunk_len, self.n_chunks, self.mode, self.hop = chunk_len, n_chunks, mode, hop
         self.n_fft = n_fft  # mode "patches": the spectrogram's frame length (``hop`` is its frame hop)
         self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
+        self.locations = cache.locations(manifest.ids)
 
     def __len__(self) -> int:
         return len(self.manifest)
 
+    def starts(self, index: int) -> np.ndarray:
+        """Chunk starts of song ``index``."""
+        n_samples = int(self.locations[index, 2])
+        return chunk_starts(n_samples, self.chunk_len, self.n_chunks, self.mode, self.hop, self.n_fft)
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Songs ``indices`` as one batch: every chunk of every song read in one pass over the cache."""
+        index = np.asarray(indices, dtype=np.int64)
+        starts = [self.starts(i) for i in index.tolist()]
+        counts = [len(s) for s in starts]
+        rows = np.repeat(index, counts)
+        audio = self.cache.read_chunks(self.locations[rows], np.concatenate(starts), self.chunk_len)
+        batch = {"target": self.targets[torch.from_numpy(index)], "index": torch.from_numpy(index)}
+        longest = max(counts)
+        if all(count == longest for count in counts):
+            batch["audio"] = torch.from_numpy(audio).reshape(len(index), longest, self.chunk_len)
+            return batch
+        padded = np.zeros((len(index), longest, self.chunk_len), dtype=np.int16)
+        mask = np.zeros((len(index), longest), dtype=bool)
+        for row, (first, count) in enumerate(zip(np.cumsum([0, *counts[:-1]]), counts, strict=True)):
+            padded[row, :count] = audio[first : first + count]
+            mask[row, :count] = True
+        batch["audio"], batch["chunk_mask"] = torch.from_numpy(padded), torch.from_numpy(mask)
+        return batch
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        track_id = self.manifest.ids[index]
-        audio = self.cache.read(track_id)
-        starts = chunk_starts(len(audio), self.chunk_len, self.n_chunks, self.mode, self.hop, self.n_fft)
-        chunks = cut_chunks(audio, starts, self.chunk_len)
+        """One song as float32: ``{"audio": (n_chunks, chunk_len), "target": (n_tags,), "index": ()}``."""
+        audio = self.cache.read(self.manifest.ids[index])
+        chunks = cut_chunks(audio, self.starts(index), self.chunk_len)
         return {
             "audio": torch.from_numpy(chunks),
             "target": self.targets[index],
@@ -140,7 +257,7 @@ def collate_songs(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
         batch["audio"] = torch.stack([item["audio"] for item in items])
         return batch
     longest, chunk_len = max(counts), items[0]["audio"].shape[1]
-    batch["audio"] = torch.zeros(len(items), longest, chunk_len)
+    batch["audio"] = torch.zeros(len(items), longest, chunk_len, dtype=items[0]["audio"].dtype)
     batch["chunk_mask"] = torch.zeros(len(items), longest, dtype=torch.bool)
     for row, (item, count) in enumerate(zip(items, counts, strict=True)):
         batch["audio"][row, :count] = item["audio"]

@@ -1,26 +1,68 @@
 """Data-pipeline benchmarks: cache preparation and chunk loading, next to the published loader's pattern.
 
-- prepare: 30 s stereo 44.1 kHz MP3 → 16 kHz mono int16 cache, tracks/s with 1 and 2 workers;
-- loader: random 59,049-sample chunks per second from a warm cache (memmap slices) with 0 and 2
-  DataLoader workers, and the same from per-track float32 ``.npy`` files read whole with ``np.load``
-  and cropped, as sota-music-tagging-models' loader does.
+- prepare: 30 s stereo 44.1 kHz MP3 → 16 kHz mono int16 cache, tracks/s per worker with 1 and 2 workers;
+- loader: random 59,049-sample training chunks per second, batch 16, from a warm cache: ``fit``'s
+  default loader (a DataModule's ``train_dataloader()`` as ``fit`` builds it: whole batches read by
+  threads), the same read in the loop (0 workers) and by torch worker processes, and per-track float32
+  ``.npy`` files read whole with ``np.load`` and cropped, as sota-music-tagging-models' loader does.
+
+Every figure is the median of ``repeats`` timed runs after a warm-up, printed with its spread (lowest and
+highest run): other processes on a shared machine move single runs a lot.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.base import TaggingDataModule
 from datamodules.cache import AudioCache, prepare_cache
-from datamodules.datasets import TrainChunks
 from datamodules.manifest import Manifest
 
 CHUNK = 59049
+BATCH = 16
+
+
+@dataclass
+class Figure:
+    """One benchmark row: the median of ``runs`` and its spread."""
+
+    kind: str
+    what: str
+    unit: str
+    median: float
+    low: float
+    high: float
+    runs: list[float]
+
+    @classmethod
+    def of(cls, kind: str, what: str, unit: str, runs: list[float]) -> Figure:
+        return cls(kind, what, unit, statistics.median(runs), min(runs), max(runs), runs)
+
+    def row(self) -> str:
+        spread = f"({self.low:,.0f} – {self.high:,.0f})"
+        return f"{self.kind:<8} {self.what:<72} {self.median:>10,.0f} {spread:>21} {self.unit}"
+
+
+class CacheDataModule(TaggingDataModule):
+    """A DataModule over a given manifest and cache (benchmarks): ``fit``'s loaders, nothing to prepare."""
+
+    def __init__(self, manifest: Manifest, cache: AudioCache, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tag_names = list(manifest.tag_names)
+        self._data = (manifest, cache)
+
+    def load(self) -> tuple[Manifest, AudioCache]:
+        return self._data
 
 
 class NpyCrop(Dataset):
@@ -38,90 +80,140 @@ class NpyCrop(Dataset):
         return torch.from_numpy(audio[start : start + self.chunk_len].copy())
 
 
-def _chunks_per_second(dataset: Dataset, workers: int, batches: int, batch_size: int = 16) -> float:
-    loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, num_workers=workers, persistent_workers=workers > 0
-    )
+def chunk_rates(loader: Iterable[Any], batches: int, repeats: int, warmup: int = 5) -> list[float]:
+    """Chunks/s of ``repeats`` runs of ``batches`` batches each (after ``warmup`` batches: workers
+    started, files in the page cache), restarting the loader's epoch when it runs out."""
     iterator = iter(loader)
-    next(iterator)  # warm: workers started, files in the page cache
-    start, seen = time.perf_counter(), 0
-    for _ in range(batches):
+
+    def take() -> int:
+        nonlocal iterator
         try:
             batch = next(iterator)
         except StopIteration:
             iterator = iter(loader)
             batch = next(iterator)
-        seen += len(batch["audio"] if isinstance(batch, dict) else batch)
-    return seen / (time.perf_counter() - start)
+        return len(batch["audio"] if isinstance(batch, dict) else batch)
+
+    for _ in range(warmup):
+        take()
+    rates = []
+    for _ in range(repeats):
+        start, seen = time.perf_counter(), 0
+        for _ in range(batches):
+            seen += take()
+        rates.append(seen / (time.perf_counter() - start))
+    return rates
 
 
-def run(n_mp3: int = 8, n_tracks: int = 256, batches: int = 40) -> list[tuple[str, str, float]]:
+def synthetic_cache(root: Path, n_tracks: int, seconds: float = 30.0, n_distinct: int = 8) -> Manifest:
+    """A cache of ``n_tracks`` noise tracks (``n_distinct`` different ones, repeated) and its manifest."""
+    rng = np.random.default_rng(0)
+    length = int(seconds * 16000)
+    audio = [(0.1 * rng.standard_normal(length)).astype(np.float32) for _ in range(n_distinct)]
+    ids = [f"t{i:05d}" for i in range(n_tracks)]
+    AudioCache.write(root, ((tid, audio[i % n_distinct]) for i, tid in enumerate(ids)), 16000)
+    return Manifest(
+        tuple(ids), ("train",) * n_tracks, np.zeros((n_tracks, 1), np.uint8), ("t",), ("",) * n_tracks
+    )
+
+
+def default_loader(manifest: Manifest, cache: AudioCache, **settings: Any) -> Any:
+    """``fit``'s training loader for this cache (the DataModule's defaults unless ``settings`` say otherwise)."""
+    data = CacheDataModule(manifest, cache, batch_size=BATCH, chunk_len=CHUNK, **settings)
+    data.setup("fit")
+    return data, data.train_dataloader()
+
+
+def prepare_rates(tmp: Path, n_mp3: int, repeats: int) -> list[Figure]:
     from musictag.testing import write_audio
 
-    rows: list[tuple[str, str, float]] = []
     rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory(prefix="musictag-bench-") as tmp:
-        tmp_path = Path(tmp)
-        seconds, rate = 30.0, 44100
-        t = np.arange(int(seconds * rate)) / rate
-        tracks = []
-        for i in range(n_mp3):
-            left = 0.3 * np.sin(2 * np.pi * (220 + 20 * i) * t) + 0.05 * rng.standard_normal(len(t))
-            stereo = np.stack([left, 0.8 * left], axis=1).astype(np.float32)
-            path = tmp_path / "mp3" / f"{i}.mp3"
-            write_audio(path, stereo, rate)
-            tracks.append((str(i), str(path)))
-        for workers in (1, 2):
+    seconds, rate = 30.0, 44100
+    t = np.arange(int(seconds * rate)) / rate
+    tracks = []
+    for i in range(n_mp3):
+        left = 0.3 * np.sin(2 * np.pi * (220 + 20 * i) * t) + 0.05 * rng.standard_normal(len(t))
+        stereo = np.stack([left, 0.8 * left], axis=1).astype(np.float32)
+        path = tmp / "mp3" / f"{i}.mp3"
+        write_audio(path, stereo, rate)
+        tracks.append((str(i), str(path)))
+    figures = []
+    for workers in (1, 2):
+        runs = []
+        for repeat in range(repeats):
             start = time.perf_counter()
-            prepare_cache(
-                tmp_path / f"prep{workers}",
-                tracks,
-                16000,
-                workers=workers,
-                tracks_per_shard=1,
-                progress=False,
-            )
-            rate_total = n_mp3 / (time.perf_counter() - start)
-            rows.append(
-                (
-                    "prepare",
-                    f"30 s 44.1 kHz stereo MP3 → 16 kHz, {workers} worker(s): tracks/s per worker",
-                    rate_total / workers,
-                )
-            )
+            out = tmp / f"prep{workers}-{repeat}"
+            prepare_cache(out, tracks, 16000, workers=workers, tracks_per_shard=1, progress=False)
+            runs.append(n_mp3 / (time.perf_counter() - start) / workers)
+        what = f"30 s 44.1 kHz stereo MP3 → 16 kHz, {workers} worker(s), per worker"
+        figures.append(Figure.of("prepare", what, "tracks/s", runs))
+    return figures
 
-        audio = [(0.1 * rng.standard_normal(480_000)).astype(np.float32) for _ in range(8)]
-        ids = [f"t{i}" for i in range(n_tracks)]
-        cache = AudioCache.write(
-            tmp_path / "cache", ((tid, audio[i % 8]) for i, tid in enumerate(ids)), 16000
+
+def loader_rates(tmp: Path, n_tracks: int, batches: int, repeats: int) -> list[Figure]:
+    manifest = synthetic_cache(tmp / "cache", n_tracks)
+    cache = AudioCache(tmp / "cache")
+    npy = []
+    for i, track in enumerate(manifest.ids):
+        npy.append(tmp / "npy" / f"{track}.npy")
+        npy[-1].parent.mkdir(exist_ok=True)
+        np.save(npy[-1], cache.read(manifest.ids[i % 8]))
+    data, fit_default = default_loader(manifest, cache)
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        (
+            f"musictag cache, fit's default loader ({data.num_workers} {data.worker_type}s)",
+            lambda: fit_default,
+        ),
+        (
+            "musictag cache, read in the loop (num_workers 0)",
+            lambda: default_loader(manifest, cache, num_workers=0)[1],
+        ),
+        (
+            "musictag cache, 2 torch worker processes (worker_type process)",
+            lambda: default_loader(manifest, cache, num_workers=2, worker_type="process")[1],
+        ),
+    ]
+    for workers in (0, 2):
+        cases.append(
+            (
+                f"published pattern (np.load whole .npy + crop), {workers} workers",
+                lambda workers=workers: DataLoader(
+                    NpyCrop(npy, CHUNK),
+                    batch_size=BATCH,
+                    shuffle=True,
+                    num_workers=workers,
+                    persistent_workers=workers > 0,
+                ),
+            )
         )
-        manifest = Manifest(
-            tuple(ids), ("train",) * n_tracks, np.zeros((n_tracks, 1), np.uint8), ("t",), ("",) * n_tracks
+    figures = []
+    for what, make in cases:
+        loader = make()
+        figures.append(
+            Figure.of("loader", f"{what}, batch {BATCH}", "chunks/s", chunk_rates(loader, batches, repeats))
         )
-        npy = []
-        for i, tid in enumerate(ids):
-            npy.append(tmp_path / "npy" / f"{tid}.npy")
-            npy[-1].parent.mkdir(exist_ok=True)
-            np.save(npy[-1], audio[i % 8])
-        for workers in (0, 2):
-            rows.append(
-                (
-                    "loader",
-                    f"musictag cache (memmap slice), {workers} workers: chunks/s",
-                    _chunks_per_second(TrainChunks(manifest, cache, CHUNK), workers, batches),
-                )
-            )
-            rows.append(
-                (
-                    "loader",
-                    f"published pattern (np.load whole .npy + crop), {workers} workers: chunks/s",
-                    _chunks_per_second(NpyCrop(npy, CHUNK), workers, batches),
-                )
-            )
-    return rows
+        del loader
+    return figures
 
 
-def main() -> None:
-    print("# musictag bench --data: cache preparation and chunk loading")
-    for kind, what, value in run():
-        print(f"{kind:<8} {what:<78} {value:>10.1f}", flush=True)
+def run(
+    n_mp3: int = 8, n_tracks: int = 256, batches: int = 100, repeats: int = 5, prepare: bool = True
+) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="musictag-bench-") as tmp:
+        figures = prepare_rates(Path(tmp), n_mp3, repeats=3) if prepare else []
+        return figures + loader_rates(Path(tmp), n_tracks, batches, repeats)
+
+
+def report(figures: list[Figure], as_json: bool = False) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps([asdict(f) for f in figures], indent=1))
+        return
+    print("# musictag bench --data: median of the runs (lowest – highest)")
+    for figure in figures:
+        print(figure.row(), flush=True)
+
+
+def main(as_json: bool = False, repeats: int = 5, prepare: bool = True) -> None:
+    report(run(repeats=repeats, prepare=prepare), as_json)

@@ -1,7 +1,8 @@
 """``TaggingModule``: one LightningModule for every tagging architecture.
 
-Batches (from :mod:`datamodules`):
-    train: ``{"audio": (B, chunk_len), "target": (B, n_tags)}``, one chunk per song.
+Batches (from :mod:`datamodules`; audio int16 from the loaders, float32 once on the device):
+    train: ``{"audio": (B, chunk_len), "target": (B, n_tags)}``, one chunk per song, plus the
+    augmentation's per-item ``"gain"`` and ``"noise_snr_db"`` when it is on.
     val/test/predict: ``{"audio": (B, n_chunks, chunk_len), "target": (B, n_tags), "index": (B,)}``,
     one whole song per item, already cut into chunks; with sliding windows songs have different
     numbers of chunks and ``"chunk_mask": (B, n_chunks)`` marks the real ones. The module scores every chunk, turns the logits
@@ -21,6 +22,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
+from datamodules.datasets import apply_wave_augment, to_float
 from musictag.chunks import ChunkMode
 from musictag.metrics import Aggregation, SongMetrics, TaggingScores, aggregate_chunks
 from musictag.models import STAGE_KEYS, Tagger, resolve_architecture
@@ -53,6 +55,8 @@ class TaggingModule(pl.LightningModule):
             mode of a DataModule that sets none (an imported published model carries its original
             setting: 16 chunks placed by the ``sota`` rule, the musicnn library's ``patches``). Unset: the
             ``pretrained`` checkpoint's, else ``even``.
+        compile: run the network through ``torch.compile`` (inductor) in Trainer runs (fit, validate,
+            test, predict); the weights and checkpoints are the same as without it.
         pretrained: a musictag checkpoint whose weights start this model (fine-tuning). Its architecture
             is used unless stages are given here; tensors that do not fit (the output layer of another
             tag set) start fresh.
@@ -78,6 +82,7 @@ class TaggingModule(pl.LightningModule):
         eval_chunk_batch: int = 64,
         tag_chunks: int = 16,
         tag_chunk_mode: ChunkMode | None = None,
+        compile: bool = False,
         pretrained: str | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -118,6 +123,7 @@ class TaggingModule(pl.LightningModule):
         self.aggregate = aggregate
         self.task = task
         self.eval_chunk_batch = eval_chunk_batch
+        self.compile = compile
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.val_metrics = SongMetrics()
@@ -162,6 +168,21 @@ class TaggingModule(pl.LightningModule):
         ``(B, n_chunks)`` marks real chunks when songs have different numbers of them."""
         return aggregate_chunks(self.probabilities(self.chunk_logits(audio)), self.aggregate, chunk_mask)
 
+    def setup(self, stage: str) -> None:
+        if self.compile and self.net._compiled_call_impl is None:
+            # in place: parameter names, state_dict and checkpoints stay those of the eager network
+            self.net.compile()
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the device: int16 audio → float32 in [-1, 1), then the waveform augmentation whose
+        per-item parameters came with the batch (no host round trip, nothing waits for the host)."""
+        if not isinstance(batch, dict) or "audio" not in batch:
+            return batch
+        audio = to_float(batch["audio"])
+        if "gain" in batch:
+            audio = apply_wave_augment(audio, batch["gain"], batch["noise_snr_db"])
+        return {**batch, "audio": audio}
+
     # --- training -------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         """With a global seed (``seed_everything``), seed each epoch from (seed, epoch): crops, shuffling
@@ -172,6 +193,8 @@ class TaggingModule(pl.LightningModule):
             seed_everything((int(base) + 1_000_003 * self.current_epoch) % 2**32, workers=True, verbose=False)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Forward, loss and logging, all queued on the device: no ``.item()``, no host copy, no Python
+        decision on a tensor's value (tested), so a GPU never waits for the Python loop."""
         logits = self.net(batch["audio"])
         loss = self.loss(logits, batch["target"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
