@@ -1,74 +1,297 @@
-"""``musictag bench``: training throughput of every architecture on this machine.
+"""``musictag bench``: training throughput of every architecture, and an epoch you can plan with.
 
-One step = forward, BCE-with-logits, backward and an Adam update on a random batch at the
-architecture's input length, like a training step of ``TaggingModule``; the representation (mel,
-harmonic filterbank) runs inside the network on the device, once per batch. Prints samples/s.
+One step = int16 → float32 on the device, forward (under autocast for the mixed precisions),
+BCE-with-logits, backward and an Adam update on a batch at the architecture's input length, like a
+training step of ``TaggingModule``; the representation (mel, harmonic filterbank) runs inside the
+network on the device. Each figure is the median of ``--repeats`` runs of ``--steps`` timed steps after
+``--warmup`` steps (synchronised on CUDA), with the spread (lowest – highest run) and the peak memory
+(CUDA: allocated by torch; CPU: the process's peak resident memory).
+
+``--epoch`` times one epoch of the MTAT recipe's size through ``Trainer.fit`` — 15,244 training chunks,
+then validation of 1,529 songs × 16 chunks — from a synthetic warm cache, loader included (``--scale``
+runs a fraction of it, e.g. on CPU). ``--data`` / ``--data-only``: the data pipeline
+(:mod:`musictag.bench_data`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import statistics
 import sys
+import tempfile
 import time
 from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from musictag.models import available, build
+from musictag.models import Tagger, available, resolve_architecture
+
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+#: The MTAT recipe's epoch (clean split): training chunks, validation songs, chunks per song.
+MTAT_EPOCH = (15_244, 1_529, 16)
+CHANNELS_LAST_FRONTENDS = ("conv2d_stack", "res2d_stack")
+
+
+@dataclass
+class StepFigure:
+    """Training throughput of one configuration."""
+
+    arch: str
+    params: int
+    input_s: float
+    batch: int
+    precision: str
+    compile: bool
+    channels_last: bool
+    device: str
+    samples_per_s: float
+    low: float
+    high: float
+    runs: list[float] = field(default_factory=list)
+    peak_memory_mib: float = 0.0
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def build_net(arch: str, channels_last: str = "preset", n_tags: int = 50) -> Tagger:
+    """The architecture; ``channels_last`` ``on``/``off`` overrides the 2-D CNN front ends' layout."""
+    stages = resolve_architecture(arch)
+    frontend = stages["frontend"]
+    if channels_last != "preset" and isinstance(frontend, dict):
+        if frontend.get("name") in CHANNELS_LAST_FRONTENDS:
+            stages["frontend"] = {**frontend, "channels_last": channels_last == "on"}
+    return Tagger(n_tags=n_tags, **stages)
+
+
+def uses_channels_last(net: torch.nn.Module) -> bool:
+    return any(getattr(module, "channels_last", False) is True for module in net.modules())
+
+
+def autocast_for(precision: str, device: torch.device) -> Any:
+    if precision == "32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def step_throughput(
-    arch: str, batch_size: int, steps: int, warmup: int, device: torch.device, bf16: bool
-) -> tuple[int, float, float]:
-    """(parameters, input seconds, samples/s) of training steps of ``arch``."""
+    arch: str,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "32",
+    compile: bool = False,
+    channels_last: str = "preset",
+    steps: int = 20,
+    repeats: int = 3,
+    warmup: int = 3,
+) -> StepFigure:
+    """Samples/s of training steps of ``arch`` (see the module docstring)."""
     torch.manual_seed(0)
-    net = build(arch, n_tags=50).to(device).train()
+    net = build_net(arch, channels_last).to(device).train()
+    if compile:
+        net.compile()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    wave = torch.randn(batch_size, net.input_len, device=device) * 0.1
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
+    wave = (torch.randn(batch_size, net.input_len, device=device) * 3000).to(torch.int16)
     target = torch.randint(0, 2, (batch_size, 50), device=device).float()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
     def one_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            logits = net(wave)
-        F.binary_cross_entropy_with_logits(logits.float(), target).backward()
-        optimizer.step()
+        with autocast_for(precision, device):
+            logits = net(wave.float() / 32768.0)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), target)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     for _ in range(warmup):
         one_step()
+    _synchronize(device)
     if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        one_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    return net.n_params(), net.input_len / net.sample_rate, batch_size * steps / elapsed
+        torch.cuda.reset_peak_memory_stats(device)
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            one_step()
+        _synchronize(device)
+        runs.append(batch_size * steps / (time.perf_counter() - start))
+    return StepFigure(
+        arch=arch,
+        params=net.n_params(),
+        input_s=net.input_len / net.sample_rate,
+        batch=batch_size,
+        precision=precision,
+        compile=compile,
+        channels_last=uses_channels_last(net),
+        device=device_name(device),
+        samples_per_s=statistics.median(runs),
+        low=min(runs),
+        high=max(runs),
+        runs=runs,
+        peak_memory_mib=_peak_memory_mib(device),
+    )
+
+
+def epoch_seconds(
+    arch: str,
+    device: torch.device,
+    precision: str = "32",
+    compile: bool = False,
+    batch_size: int = 16,
+    scale: float = 1.0,
+    num_workers: int | None = None,
+) -> dict[str, Any]:
+    """Seconds of one MTAT-sized epoch (training, then validation) through ``Trainer.fit``.
+
+    The synthetic cache holds 64 distinct 29.1 s tracks that every song id of the epoch points to (a
+    warm cache of MTAT's shape without its 14 GB); the loaders are ``fit``'s defaults. The first
+    (warm-up) epoch starts workers, compiles, and fills caches; the figure is the second epoch.
+    """
+    import numpy as np
+    from lightning.pytorch import Callback, Trainer
+
+    from datamodules.cache import AudioCache
+    from datamodules.manifest import Manifest
+    from musictag.bench_data import CacheDataModule
+    from musictag.module import TaggingModule
+
+    n_train, n_valid = (max(1, round(n * scale)) for n in MTAT_EPOCH[:2])
+    n_chunks = MTAT_EPOCH[2]
+    with tempfile.TemporaryDirectory(prefix="musictag-epoch-") as tmp:
+        root = Path(tmp) / "cache"
+        rng = np.random.default_rng(0)
+        tracks = [(f"d{i}", (0.1 * rng.standard_normal(465_600)).astype(np.float32)) for i in range(64)]
+        AudioCache.write(root, tracks, 16000)
+        index_path = root / "index.json"
+        index = json.loads(index_path.read_text())
+        distinct = [index["tracks"][f"d{i}"] for i in range(64)]
+        ids = [f"s{i:05d}" for i in range(n_train + n_valid)]
+        index["tracks"] = {song: distinct[i % 64] for i, song in enumerate(ids)}
+        index_path.write_text(json.dumps(index))
+        targets = rng.integers(0, 2, (len(ids), 50)).astype(np.uint8)
+        targets[:, 0], targets[:2, 0] = 0, 1  # every tag has positives and negatives
+        manifest = Manifest(
+            tuple(ids),
+            ("train",) * n_train + ("valid",) * n_valid,
+            targets,
+            tuple(f"tag{j}" for j in range(50)),
+            ("",) * len(ids),
+        )
+        settings: dict[str, Any] = {"batch_size": batch_size, "n_chunks": n_chunks}
+        if num_workers is not None:
+            settings["num_workers"] = num_workers
+        data = CacheDataModule(manifest, AudioCache(root), **settings)
+        model = TaggingModule(n_tags=50, arch=arch, compile=compile, tag_names=list(manifest.tag_names))
+
+        class EpochTimer(Callback):
+            def __init__(self) -> None:
+                self.starts: list[float] = []
+                self.ends: list[float] = []
+
+            def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+                _synchronize(device)
+                self.starts.append(time.perf_counter())
+
+            def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:  # after validation
+                _synchronize(device)
+                self.ends.append(time.perf_counter())
+
+        timer = EpochTimer()
+        trainer = Trainer(
+            accelerator="gpu" if device.type == "cuda" else "cpu",
+            devices=[device.index or 0] if device.type == "cuda" else 1,
+            precision=precision,
+            max_epochs=2,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[timer],
+        )
+        trainer.fit(model, datamodule=data)
+        seconds = timer.ends[-1] - timer.starts[-1]
+    return {
+        "arch": arch,
+        "device": device_name(device),
+        "precision": precision,
+        "compile": compile,
+        "batch": batch_size,
+        "scale": scale,
+        "train_chunks": n_train,
+        "valid_songs": n_valid,
+        "chunks_per_song": n_chunks,
+        "epoch_seconds": seconds,
+        "full_mtat_epoch_seconds": seconds / scale,
+    }
+
+
+def _precision(value: str) -> str:
+    aliases = {"bf16": "bf16-mixed", "16": "16-mixed", "fp32": "32", "32-true": "32"}
+    value = aliases.get(value, value)
+    if value not in (*PRECISIONS, "auto"):
+        raise argparse.ArgumentTypeError(f"unknown precision {value!r}; use auto, {', '.join(PRECISIONS)}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="musictag bench", description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=None, help="architectures (default: all)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per architecture")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[16], help="one or more batch sizes")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1, ...")
     parser.add_argument(
-        "--precision", choices=["auto", "32", "bf16"], default="auto", help="auto: bf16 on GPU"
+        "--precision",
+        type=_precision,
+        nargs="+",
+        default=["auto"],
+        help="32, bf16-mixed, 16-mixed (one or more); auto: bf16-mixed on CUDA, else 32",
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument(
+        "--channels-last",
+        choices=["preset", "on", "off"],
+        default="preset",
+        help="memory layout of the 2-D CNN front ends (preset: as the architecture says)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--epoch", action="store_true", help="seconds of one MTAT-sized epoch instead")
+    parser.add_argument("--scale", type=float, default=1.0, help="--epoch: fraction of the MTAT epoch")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--data", action="store_true", help="also the data pipeline (prepare and loader throughput)"
     )
     parser.add_argument("--data-only", action="store_true", help="only the data pipeline")
+    parser.add_argument("--data-repeats", type=int, default=5, help="timed runs of each data figure")
     args = parser.parse_args(argv)
     if args.data or args.data_only:
         from musictag.bench_data import main as data_main
 
-        data_main()
+        data_main(as_json=args.json, repeats=args.data_repeats)
         if args.data_only:
             return 0
 
@@ -76,25 +299,79 @@ def main(argv: list[str] | None = None) -> int:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(args.device)
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    precisions = [
+        ("bf16-mixed" if device.type == "cuda" else "32") if p == "auto" else p for p in args.precision
+    ]
+    if device.type == "cpu" and "16-mixed" in precisions:
+        parser.error("16-mixed needs a CUDA device (fp16 autocast is not supported for training on CPU)")
+    if min(args.batch_size) < 1 or args.steps < 1 or args.repeats < 1 or args.warmup < 0:
+        parser.error("--batch-size, --steps and --repeats must be at least 1, --warmup at least 0")
+    if not 0 < args.scale <= 1:
+        parser.error(f"--scale must be in (0, 1], got {args.scale}")
     if args.threads:
         torch.set_num_threads(args.threads)
     names = args.arch or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:
         parser.error(f"unknown architecture(s) {', '.join(unknown)}; choose from {', '.join(available())}")
-    where = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"CPU, {torch.get_num_threads()} threads"
-    )
-    print(
-        f"# musictag bench: forward+backward+Adam, batch {args.batch_size}, {where}, {'bf16' if bf16 else 'fp32'}"
-    )
-    print(f"{'architecture':<18} {'params':>12} {'input s':>8} {'samples/s':>10}")
+
+    if args.epoch:
+        results = []
+        for name in names:
+            for precision in precisions:
+                row = epoch_seconds(name, device, precision, args.compile, args.batch_size[0], args.scale)
+                results.append(row)
+                if not args.json:
+                    print(
+                        f"epoch {name} on {row['device']}, {precision}, batch {row['batch']}, compile "
+                        f"{'on' if args.compile else 'off'}: {row['train_chunks']:,} training chunks + "
+                        f"{row['valid_songs']:,} songs × {row['chunks_per_song']} chunks in "
+                        f"{row['epoch_seconds']:.1f} s (the full MTAT epoch: "
+                        f"{row['full_mtat_epoch_seconds']:.1f} s)",
+                        flush=True,
+                    )
+        if args.json:
+            print(json.dumps(results, indent=1))
+        return 0
+
+    figures = []
+    if not args.json:
+        print(
+            f"# musictag bench: forward+backward+Adam on {device_name(device)}; median of {args.repeats} "
+            f"runs of {args.steps} steps after {args.warmup} warm-up steps (lowest – highest)"
+        )
+        print(
+            f"{'architecture':<18} {'params':>12} {'input s':>8} {'batch':>6} {'precision':>10} "
+            f"{'compile':>7} {'ch-last':>7} {'samples/s':>10} {'spread':>17} {'peak MiB':>9}"
+        )
     for name in names:
-        params, seconds, rate = step_throughput(name, args.batch_size, args.steps, args.warmup, device, bf16)
-        print(f"{name:<18} {params:>12,d} {seconds:>8.2f} {rate:>10.2f}", flush=True)
+        for batch_size in args.batch_size:
+            for precision in precisions:
+                figure = step_throughput(
+                    name,
+                    batch_size,
+                    device,
+                    precision,
+                    args.compile,
+                    args.channels_last,
+                    args.steps,
+                    args.repeats,
+                    args.warmup,
+                )
+                figures.append(figure)
+                if not args.json:
+                    spread = f"{figure.low:.1f} – {figure.high:.1f}"
+                    print(
+                        f"{name:<18} {figure.params:>12,d} {figure.input_s:>8.2f} {batch_size:>6} "
+                        f"{precision:>10} {'on' if figure.compile else 'off':>7} "
+                        f"{'on' if figure.channels_last else 'off':>7} {figure.samples_per_s:>10.1f} "
+                        f"{spread:>17} {figure.peak_memory_mib:>9.0f}",
+                        flush=True,
+                    )
+    if args.json:
+        print(json.dumps([asdict(f) for f in figures], indent=1))
     return 0
 
 

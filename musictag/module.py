@@ -12,6 +12,7 @@ Batches (from :mod:`datamodules`; audio int16 from the loaders, float32 once on 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -30,6 +31,10 @@ from musictag.outputs import write_test_outputs
 from musictag.registry import ConfigError, StageSpec
 
 Task = Literal["multilabel", "multiclass"]
+
+# The module, not the DataModule, turns int16 batches into float on the device (any DataModule may ship
+# int16); Lightning says so on every run where a DataModule is passed.
+warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer` in `LightningModule`")
 
 
 class TaggingModule(pl.LightningModule):
