@@ -8,7 +8,7 @@ MUSICNN := $(VENV)/musicnn-0.1.0
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow demo bench lint presets clean
+.PHONY: help install test test-slow test-gpu demo bench lint presets clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test: install ## run the fast test suite (no network, W&B disabled)
 
 test-slow: install ## run the slow tests too
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+test-gpu: install ## the CUDA tests (tests/gpu, marker gpu; skipped without a GPU)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m gpu
 
 demo: install ## train and test the demo Short-chunk CNN on the built-in synthetic corpus (CPU)
 	$(BIN)/musictag fit --config experiments/demo.yaml
