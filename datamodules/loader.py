@@ -82,15 +82,17 @@ class BatchLoader:
         return pin(batch) if self.pin_memory else batch
 
     def __iter__(self) -> Iterator[Batch]:
-        batches = list(self.batch_sampler)  # after set_epoch: this epoch's order
+        # Generators: nothing is drawn from the sampler before the first batch is asked for, as with
+        # torch's DataLoader, because Lightning may call iter() before set_epoch of the epoch.
         if self.num_workers == 0:
-            return (self.fetch(keys) for keys in batches)
-        return _threaded(self, batches)
+            return (self.fetch(keys) for keys in self.batch_sampler)
+        return _threaded(self)
 
 
-def _threaded(loader: BatchLoader, batches: list[list[Any]]) -> Iterator[Batch]:
+def _threaded(loader: BatchLoader) -> Iterator[Batch]:
     """Batches read by ``loader.num_workers`` threads, yielded in order; the threads stop when the
     iteration ends or is abandoned (the generator's ``finally``)."""
+    batches = list(loader.batch_sampler)  # at the first next(): after set_epoch, this epoch's order
     n_threads = min(loader.num_workers, max(1, len(batches)))
     stop = threading.Event()
     queues: list[queue.Queue] = [queue.Queue(maxsize=loader.prefetch) for _ in range(n_threads)]

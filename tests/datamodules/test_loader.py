@@ -175,3 +175,14 @@ def test_a_damaged_shard_is_left_out_before_the_epoch(tmp_path):
         data.setup("fit")
     assert data.datasets["train"].manifest.ids == ("t0", "t1")
     assert sum(len(b["audio"]) for b in data.train_dataloader()) == 2
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_epoch_is_read_at_the_first_batch_not_at_iter(tiny_corpus, workers):
+    """Lightning may call iter() on the loader before set_epoch: the order must follow set_epoch."""
+    loader = datamodule(tiny_corpus, num_workers=workers).train_dataloader()
+    expected = epoch_batches(loader, 5)
+    loader.batch_sampler.sampler.set_epoch(0)
+    iterator = iter(loader)
+    loader.batch_sampler.sampler.set_epoch(5)
+    assert_same_batches(list(iterator), expected)
