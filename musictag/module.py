@@ -35,6 +35,9 @@ Task = Literal["multilabel", "multiclass"]
 # The module, not the DataModule, turns int16 batches into float on the device (any DataModule may ship
 # int16); Lightning says so on every run where a DataModule is passed.
 warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer` in `LightningModule`")
+# Predictions carry their songs' indices ("index"), so Lightning's batch-index tracking, which only knows
+# torch's DataLoader, is not needed with the BatchLoader.
+warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
 
 
 class TaggingModule(pl.LightningModule):
