@@ -104,11 +104,15 @@ def test_evaluation_batches_hold_every_song_once_unpadded(tiny_corpus):
     assert sorted(scored) == list(range(8))  # 8 songs over 3 ranks: 3 + 3 + 2, none twice
 
 
-@pytest.mark.parametrize("mode", ["even", "sliding"])
+@pytest.mark.parametrize("mode", ["even", "sliding", "patches"])
 def test_evaluation_batch_equals_its_songs(tiny_corpus, mode):
     manifest = Manifest.read_csv(tiny_corpus / "manifest.csv").split("valid")
     cache = AudioCache(tiny_corpus / "cache")
-    dataset = SongChunks(manifest, cache, 20000, n_chunks=3, mode=mode, hop=30000)
+    # patches: chunks of 20 frames of 512 samples every 256, the first starting before the song
+    hop, n_fft, chunk_len = (256, 512, 19 * 256 + 512) if mode == "patches" else (30000, None, 20000)
+    dataset = SongChunks(manifest, cache, chunk_len, n_chunks=3, mode=mode, hop=hop, n_fft=n_fft)
+    if mode == "patches":
+        assert dataset.starts(0)[0] < 0
     batch = dataset.__getitems__([0, 2, 1])
     items = collate_songs([dataset[i] for i in (0, 2, 1)])
     assert batch.keys() == items.keys()
