@@ -7,7 +7,8 @@
   ``.npy`` files read whole with ``np.load`` and cropped, as sota-music-tagging-models' loader does.
 
 Every figure is the median of ``repeats`` timed runs after a warm-up, printed with its spread (lowest and
-highest run): other processes on a shared machine move single runs a lot.
+highest run): other processes on a shared machine move single runs a lot. The loaders run in turns (run 1
+of each, then run 2 of each, ...), from a cache whose pages are all mapped first.
 """
 
 from __future__ import annotations
@@ -80,29 +81,34 @@ class NpyCrop(Dataset):
         return torch.from_numpy(audio[start : start + self.chunk_len].copy())
 
 
-def chunk_rates(loader: Iterable[Any], batches: int, repeats: int, warmup: int = 5) -> list[float]:
-    """Chunks/s of ``repeats`` runs of ``batches`` batches each (after ``warmup`` batches: workers
-    started, files in the page cache), restarting the loader's epoch when it runs out."""
-    iterator = iter(loader)
+class ChunkCounter:
+    """Times runs of ``batches`` batches of a loader, restarting its epoch when it runs out."""
 
-    def take() -> int:
-        nonlocal iterator
+    def __init__(self, loader: Iterable[Any], warmup: int = 5) -> None:
+        self.loader, self.iterator = loader, iter(loader)
+        for _ in range(warmup):  # workers started, files in the page cache
+            self.take()
+
+    def take(self) -> int:
         try:
-            batch = next(iterator)
+            batch = next(self.iterator)
         except StopIteration:
-            iterator = iter(loader)
-            batch = next(iterator)
+            self.iterator = iter(self.loader)
+            batch = next(self.iterator)
         return len(batch["audio"] if isinstance(batch, dict) else batch)
 
-    for _ in range(warmup):
-        take()
-    rates = []
-    for _ in range(repeats):
+    def rate(self, batches: int) -> float:
+        """Chunks/s of one run of ``batches`` batches."""
         start, seen = time.perf_counter(), 0
         for _ in range(batches):
-            seen += take()
-        rates.append(seen / (time.perf_counter() - start))
-    return rates
+            seen += self.take()
+        return seen / (time.perf_counter() - start)
+
+
+def chunk_rates(loader: Iterable[Any], batches: int, repeats: int, warmup: int = 5) -> list[float]:
+    """Chunks/s of ``repeats`` runs of ``batches`` batches each, after ``warmup`` batches."""
+    counter = ChunkCounter(loader, warmup)
+    return [counter.rate(batches) for _ in range(repeats)]
 
 
 def synthetic_cache(root: Path, n_tracks: int, seconds: float = 30.0, n_distinct: int = 8) -> Manifest:
@@ -186,14 +192,19 @@ def loader_rates(tmp: Path, n_tracks: int, batches: int, repeats: int) -> list[F
                 ),
             )
         )
-    figures = []
-    for what, make in cases:
-        loader = make()
-        figures.append(
-            Figure.of("loader", f"{what}, batch {BATCH}", "chunks/s", chunk_rates(loader, batches, repeats))
-        )
-        del loader
-    return figures
+    # Every page of the cache mapped once (a warm cache, whichever loader comes first), then the
+    # loaders take turns, run by run, so that a busy moment of the machine falls on all of them alike.
+    for shard in range(len(cache.shards)):
+        int(cache._shard(shard).sum())
+    counters = [ChunkCounter(make()) for _, make in cases]
+    runs: list[list[float]] = [[] for _ in cases]
+    for _ in range(repeats):
+        for case, counter in enumerate(counters):
+            runs[case].append(counter.rate(batches))
+    return [
+        Figure.of("loader", f"{what}, batch {BATCH}", "chunks/s", case_runs)
+        for (what, _), case_runs in zip(cases, runs, strict=True)
+    ]
 
 
 def run(
