@@ -31,11 +31,24 @@ TrainKey = int | tuple[int, int]
 _CROP, _SHIFT, _GAIN_ON, _GAIN, _NOISE_ON, _SNR = range(6)
 
 
+_MASK64 = 2**64 - 1
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
 def _mix64(x: np.ndarray) -> np.ndarray:
     """The splitmix64 finaliser: a bijective scramble of uint64 values (wrapping arithmetic)."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+def _mix64_int(x: int) -> int:
+    """:func:`_mix64` of one Python integer."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
 
 
 def random_uniforms(seed: int, epoch: np.ndarray, index: np.ndarray, n_draws: int) -> np.ndarray:
@@ -45,12 +58,15 @@ def random_uniforms(seed: int, epoch: np.ndarray, index: np.ndarray, n_draws: in
     nothing but its key, so any number of workers, any batch composition and a resumed run give the
     same data, and a batch of keys is drawn in one vectorised step rather than one generator per item.
     """
-    with np.errstate(over="ignore"):
-        key = _mix64(np.full(len(index), seed % 2**64, dtype=np.uint64))
-        key = _mix64(key ^ np.asarray(epoch, dtype=np.int64).astype(np.uint64))
-        key = _mix64(key ^ np.asarray(index, dtype=np.int64).astype(np.uint64))
-        draws = np.arange(1, n_draws + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        bits = _mix64(key[:, None] + draws[None, :])
+    seed_key = np.uint64(_mix64_int(seed & _MASK64))
+    key = _mix64(seed_key ^ np.asarray(epoch, dtype=np.int64).astype(np.uint64))
+    key = _mix64(key ^ np.asarray(index, dtype=np.int64).astype(np.uint64))
+    draws = (
+        (np.arange(1, n_draws + 1, dtype=np.uint64) * np.uint64(_GOLDEN))
+        if n_draws > 1
+        else np.uint64(_GOLDEN)
+    )
+    bits = _mix64(key[:, None] + draws)
     return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
