@@ -39,8 +39,9 @@ class TaggingDataModule(pl.LightningDataModule):
         batch_size: training chunks per batch.
         eval_batch_size: songs per evaluation batch (each with ``n_chunks`` chunks); default
             ``max(1, batch_size // 4)``.
-        num_workers: readers fetching whole batches ahead of the training loop (default: the cores
-            this process may use, at most 4; 0 reads in the loop itself).
+        num_workers: reader threads fetching whole batches ahead of the training loop; 0 reads in the
+            loop itself. Default: from the cores this process may use (``cores - 1``, at most 4; 0 on a
+            machine of 2 cores or fewer, where reading in the loop is fastest).
         worker_type: ``thread`` (default: batches cross no process boundary, see
             :mod:`datamodules.loader`) or ``process`` (torch's ``DataLoader`` workers).
         chunk_len: samples per chunk; default: the model's ``input_len``.

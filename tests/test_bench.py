@@ -5,7 +5,7 @@ import json
 import pytest
 
 from datamodules.loader import default_workers
-from musictag.bench_data import Figure, loader_rates
+from musictag.bench_data import Figure, describe, loader_rates
 from musictag.cli import main
 
 
@@ -66,10 +66,15 @@ def test_data_figures_are_medians_of_repeats(tmp_path):
     assert (figure.median, figure.low, figure.high) == (3.0, 1.0, 10.0)
     assert figure.row().split()[-5:] == ["3", "(1", "–", "10)", "chunks/s"]
     figures = loader_rates(tmp_path, n_tracks=16, batches=3, repeats=3)
-    assert [f.what.split(",")[0] for f in figures] == ["musictag cache"] * 3 + [
-        "published pattern (np.load whole .npy + crop)"
-    ] * 2
-    assert f"fit's default loader ({default_workers()} threads)" in figures[0].what
+    whats = [f.what for f in figures]
+    assert whats[0] == f"musictag cache, fit's default loader ({describe(default_workers())}), batch 16"
+    for other in (0, 2):  # the thread settings fit does not use by default, measured beside it
+        if other != default_workers():
+            assert f"musictag cache, {describe(other)}, batch 16" in whats
+    assert "musictag cache, 2 torch worker processes (worker_type process), batch 16" in whats
+    assert [w for w in whats if w.startswith("published pattern")] == [
+        f"published pattern (np.load whole .npy + crop), {n} workers, batch 16" for n in (0, 2)
+    ]
     for f in figures:
         assert len(f.runs) == 3 and f.low <= f.median <= f.high and f.unit == "chunks/s"
 
