@@ -51,7 +51,7 @@ class Figure:
 
     def row(self) -> str:
         spread = f"({self.low:,.0f} – {self.high:,.0f})"
-        return f"{self.kind:<8} {self.what:<72} {self.median:>10,.0f} {spread:>21} {self.unit}"
+        return f"{self.kind:<8} {self.what:<84} {self.median:>10,.0f} {spread:>21} {self.unit}"
 
 
 class CacheDataModule(TaggingDataModule):
