@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, default_collate
 
 Batch = dict[str, torch.Tensor]
 
@@ -49,7 +49,7 @@ class BatchLoader:
     """Iterate ``batch_sampler``'s batches of keys as ``dataset.__getitems__(keys)`` dicts.
 
     Args:
-        dataset: has ``__getitems__(keys) -> dict of tensors`` (one whole batch).
+        dataset: has ``__getitems__(keys) -> dict of tensors`` (one whole batch), or items to collate.
         batch_sampler: yields lists of keys; its ``sampler`` gets Lightning's ``set_epoch``.
         num_workers: reader threads (0: read in the calling thread, when the next batch is asked for).
         pin_memory: copy batches into page-locked memory (for CUDA devices).
@@ -82,7 +82,8 @@ class BatchLoader:
         return len(self.batch_sampler)
 
     def fetch(self, keys: list[Any]) -> Batch:
-        batch = self.dataset.__getitems__(keys)  # type: ignore[attr-defined]
+        getitems = getattr(self.dataset, "__getitems__", None)
+        batch = getitems(keys) if getitems is not None else collate_items([self.dataset[k] for k in keys])
         return pin(batch) if self.pin_memory else batch
 
     def __iter__(self) -> Iterator[Batch]:
@@ -141,9 +142,18 @@ def _put(target: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _whole_batch(batch: Batch) -> Batch:
-    """``collate_fn`` for batches that ``__getitems__`` already assembled."""
-    return batch
+def collate_items(items: list[Batch]) -> Batch:
+    """One batch from the items of a dataset without ``__getitems__``: stacked, or (songs with different
+    numbers of chunks) padded with a ``chunk_mask``."""
+    from datamodules.datasets import collate_songs
+
+    shapes = {tuple(item["audio"].shape) for item in items}
+    return default_collate(items) if len(shapes) == 1 else collate_songs(items)
+
+
+def _whole_batch(batch: Batch | list[Batch]) -> Batch:
+    """``collate_fn`` for batches that ``__getitems__`` already assembled (or items to collate)."""
+    return collate_items(batch) if isinstance(batch, list) else batch
 
 
 def make_loader(
