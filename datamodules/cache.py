@@ -246,7 +246,7 @@ def _write_index(root: Path, records: Sequence[dict[str, Any]], sample_rate: int
 
 
 class TrackProblem(Exception):
-    """A track that decodes but is not fit for training (``problem``: empty, silent, too_short)."""
+    """A track left out of the cache (``problem``: unreadable, empty, non_finite, silent, too_short)."""
 
     def __init__(self, problem: str, detail: str) -> None:
         super().__init__(detail)
@@ -268,9 +268,8 @@ def _decode(path: str, sample_rate: int, min_seconds: float) -> np.ndarray | Exc
 
     try:
         audio, _ = load_audio(path, sample_rate)
-    except AudioError as err:
-        problem = "empty" if "empty" in err.reason or "no audio" in err.reason else "unreadable"
-        return TrackProblem(problem, str(err))
+    except AudioError as err:  # unreadable, empty, or NaN/Inf samples (non_finite)
+        return TrackProblem(err.problem, str(err))
     except Exception as err:  # noqa: BLE001  (a decoder crash on one file must not stop the corpus)
         return TrackProblem("unreadable", f"{path}: {type(err).__name__}: {err}")
     if np.abs(audio).max() < SILENCE_PEAK:

@@ -229,8 +229,9 @@ class JamendoDataModule(CorpusDataModule):
 
 class FolderDataModule(CorpusDataModule):
     """A user's own audio (:mod:`datamodules.folder`): a CSV of ``path,tags`` (tags joined by ``;``),
-    paths relative to ``audio_root`` (default: the CSV's folder), with a split column or a seeded
-    random split (grouped by an artist column when given)."""
+    paths relative to ``audio_root`` (default: the CSV's folder), with a split column (``split`` unless
+    ``split_column`` names another) or a seeded random split (grouped by the ``artist`` column, or
+    ``artist_column``, when there is one)."""
 
     corpus = "folder"
 

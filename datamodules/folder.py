@@ -10,11 +10,14 @@ File: a CSV with a header that holds at least ``path`` and ``tags``::
 - ``path``: the audio file relative to the audio root (usually the CSV's folder); also the track id, so
   each path may appear once.
 - ``tags``: separated by ``;`` (``tag_separator``), stripped; an empty cell is a track without tags.
-- an optional split column (``split_column``): ``train``, ``valid`` (also ``validation``, ``val``) or
-  ``test``, case-insensitive.
-- an optional artist column (``artist_column``) for the random split below.
+- an optional split column (``split``, or the one named by ``split_column``): ``train``, ``valid`` (also
+  ``validation``, ``val``) or ``test``, case-insensitive.
+- an optional artist column (``artist``, or the one named by ``artist_column``) for the random split
+  below; next to a split column it is checked (a warning names artists found in two splits).
 
-Splits: the split column when given. Otherwise a random split, the same for the same ``seed``: a
+Any other column is an error: a column musictag does not read is never silently ignored.
+
+Splits: the split column when there is one. Otherwise a random split, the same for the same ``seed``: a
 ``test_fraction`` and a ``valid_fraction`` of the tracks, rest train. With an artist column whole artists
 are drawn, so no artist is in two splits (the sizes are then close to, not exactly, the fractions; a
 blank artist counts as an artist of its own). Tag columns are sorted alphabetically.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +82,20 @@ def random_split(
     return splits
 
 
+def _warn_artists_in_two_splits(csv_path: Path, artists: list[str], splits: list[str]) -> None:
+    seen: dict[str, set[str]] = {}
+    for artist, split in zip(artists, splits, strict=True):
+        if artist:
+            seen.setdefault(artist, set()).add(split)
+    shared = sorted(a for a, s in seen.items() if len(s) > 1)
+    if shared:
+        warnings.warn(
+            f"{csv_path}: {len(shared)} artist(s) in more than one split ({', '.join(shared[:5])}"
+            f"{', ...' if len(shared) > 5 else ''}); results on test may be optimistic",
+            stacklevel=3,
+        )
+
+
 def read_folder(
     csv_path: Pathlike,
     split_column: str | None = None,
@@ -91,8 +109,10 @@ def read_folder(
 
     Args:
         csv_path: the CSV file.
-        split_column: the column that names each track's split; ``None`` draws a random split.
-        artist_column: the column that groups tracks for the random split.
+        split_column: the column that names each track's split; ``None``: the ``split`` column if the
+            CSV has one, else a random split.
+        artist_column: the column that groups tracks for the random split; ``None``: the ``artist``
+            column if the CSV has one.
         seed: seed of the random split.
         valid_fraction, test_fraction: sizes of the random split.
         tag_separator: what separates the tags in a ``tags`` cell.
@@ -108,10 +128,20 @@ def read_folder(
         columns = [name.strip() for name in reader.fieldnames or []]
         reader.fieldnames = columns
         rows = list(reader)
+    if split_column is None and "split" in columns:
+        split_column = "split"
+    if artist_column is None and "artist" in columns:
+        artist_column = "artist"
     required = ["path", "tags"] + [c for c in (split_column, artist_column) if c is not None]
     missing = [name for name in required if name not in columns]
     if missing:
         raise ValueError(f"{csv_path}: no column {missing}; the header has {columns}")
+    unknown = [name for name in columns if name not in required]
+    if unknown:
+        raise ValueError(
+            f"{csv_path}: unknown column(s) {unknown}; a tag CSV has path, tags and optionally split and "
+            "artist (name other split/artist columns with split_column/artist_column, remove the rest)"
+        )
 
     paths: list[str] = []
     tag_lists: list[list[str]] = []
@@ -143,6 +173,8 @@ def read_folder(
                     "(or validation, val) or test"
                 )
             splits.append(SPLIT_NAMES[value.lower()])
+        if artist_column is not None:
+            _warn_artists_in_two_splits(csv_path, [(row[artist_column] or "").strip() for row in rows], splits)
     else:
         groups = None
         if artist_column is not None:

@@ -18,10 +18,12 @@ Pathlike = str | os.PathLike
 class AudioError(Exception):
     """A file that cannot be used as audio; the message names the file and the reason."""
 
-    def __init__(self, path: Pathlike, reason: str) -> None:
+    def __init__(self, path: Pathlike, reason: str, problem: str = "unreadable") -> None:
         super().__init__(f"{os.fspath(path)}: {reason}")
         self.path = os.fspath(path)
         self.reason = reason
+        #: the kind of problem, as a cache report lists it: ``unreadable``, ``empty`` or ``non_finite``
+        self.problem = problem
 
 
 def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -35,25 +37,44 @@ def load_audio(path: Pathlike, sample_rate: int | None = None, mono: bool = True
     """Decode a file to float32 in [-1, 1]: ``(n,)`` when ``mono`` (channels averaged), else ``(n, channels)``.
 
     Resampled to ``sample_rate`` when given (the rate returned is the output's). Raises
-    :class:`AudioError` for a missing, empty or undecodable file.
+    :class:`AudioError` for a missing, empty or undecodable file, and for one whose samples are not all
+    finite (NaN or Inf: a float file that is corrupt, never to be read as silence).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if os.path.isdir(path):
+        raise AudioError(path, "is a folder, not an audio file")
+    if not os.path.exists(path):
         raise AudioError(path, "no such file")
+    if not os.path.isfile(path):
+        raise AudioError(path, "not a regular file")
     if os.path.getsize(path) == 0:
-        raise AudioError(path, "empty file (0 bytes)")
+        raise AudioError(path, "empty file (0 bytes)", "empty")
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
-        raise AudioError(path, f"cannot decode ({str(err).splitlines()[0]})") from None
+        raise AudioError(path, f"cannot decode ({_decoder_reason(err)})") from None
     if audio.size == 0:
-        raise AudioError(path, "no audio samples")
+        raise AudioError(path, "no audio samples", "empty")
+    finite = np.isfinite(audio)
+    if not finite.all():
+        bad = int(audio.size - np.count_nonzero(finite))
+        raise AudioError(
+            path, f"{bad} of {audio.size} samples are NaN or Inf (a corrupt float file)", "non_finite"
+        )
     if mono:
         audio = audio.mean(axis=1)
     if sample_rate is not None and rate != sample_rate:
         audio = resample(audio, rate, sample_rate)
         rate = sample_rate
     return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
+def _decoder_reason(err: Exception) -> str:
+    """libsndfile's message, made to say what it means for a file it does not recognise at all."""
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if "Format not recognised" in text or "not a regular file" in text.lower():
+        return "not a recognised audio format"
+    return text
 
 
 def audio_duration(path: Pathlike) -> float:

@@ -11,14 +11,16 @@ Batches (from :mod:`datamodules`; audio int16 from the loaders, float32 once on 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 import warnings
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.fabric.utilities.seed import seed_everything
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
@@ -186,19 +188,30 @@ class TaggingModule(pl.LightningModule):
         per-item parameters came with the batch (no host round trip, nothing waits for the host)."""
         if not isinstance(batch, dict) or "audio" not in batch:
             return batch
+        trainer = self._trainer
+        if trainer is not None and trainer.training and not trainer.sanity_checking:
+            # the step's randomness starts here (the augmentation noise below is its first draw)
+            self._seed_step(trainer.fit_loop.epoch_loop.batch_progress.current.ready - 1)
         audio = to_float(batch["audio"])
         if "gain" in batch:
             audio = apply_wave_augment(audio, batch["gain"], batch["noise_snr_db"])
         return {**batch, "audio": audio}
 
     # --- training -------------------------------------------------------------------------------
-    def on_train_epoch_start(self) -> None:
-        """With a global seed (``seed_everything``), seed each epoch from (seed, epoch): crops, shuffling
-        and dropout of an epoch are then the same whether the run was resumed before it or not
-        (Lightning does not restore random states from checkpoints)."""
-        base = os.environ.get("PL_GLOBAL_SEED")
-        if base is not None:
-            seed_everything((int(base) + 1_000_003 * self.current_epoch) % 2**32, workers=True, verbose=False)
+    def _seed_step(self, batch_idx: int) -> None:
+        """With a global seed (``seed_everything``), seed torch, numpy and ``random`` from (seed, epoch,
+        batch, rank) as a training batch reaches the device: the device augmentation's noise, dropout,
+        SpecAugment and anything else a step draws are then the same whether the run was resumed before
+        it or not, whatever drew from the global generators in between (a fresh run's DataLoader iterator
+        takes its base seed from torch's generator after the epoch started; a resumed run's does so
+        before). Lightning does not restore random states from checkpoints. The data's own randomness
+        (order, crops, augmentation parameters) is drawn from (seed, epoch, index) by the sampler and
+        dataset."""
+        seed = step_seed(self.current_epoch, batch_idx, self.global_rank)
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)  # every device's generator too
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Forward, loss and logging, all queued on the device: no ``.item()``, no host copy, no Python
@@ -282,6 +295,17 @@ class TaggingModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val/loss"},
         }
+
+
+def step_seed(epoch: int, batch_idx: int, rank: int = 0) -> int | None:
+    """The seed of one training step: a hash of (the ``seed_everything`` seed, epoch, batch, rank), or
+    ``None`` without a global seed. ``PL_GLOBAL_SEED`` is only read, never rewritten, so the seed of a
+    step does not depend on the steps run before it in this process."""
+    base = os.environ.get("PL_GLOBAL_SEED")
+    if base is None:
+        return None
+    key = f"{int(base)}:{epoch}:{batch_idx}:{rank}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % 2**63
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:

@@ -41,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         "--subset", default="top50tags", help="jamendo: top50tags|genre|instrument|moodtheme|all"
     )
     parser.add_argument("--quality", default="full", help="jamendo: full|low")
-    parser.add_argument("--split-column", help="folder: the CSV column with train/valid/test")
-    parser.add_argument("--artist-column", help="folder: keep each artist in one split")
+    parser.add_argument(
+        "--split-column", help="folder: the CSV column with train/valid/test (default: 'split' if present)"
+    )
+    parser.add_argument(
+        "--artist-column",
+        help="folder: the column grouping a random split by artist (default: 'artist' if present)",
+    )
     args = parser.parse_args(argv)
 
     common = {

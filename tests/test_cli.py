@@ -154,45 +154,6 @@ def test_print_config_and_python_m(tmp_path):
         assert subcommand in result.stdout
 
 
-def test_fit_resumed_with_ckpt_path_last_ends_like_an_uninterrupted_run(tiny_corpus, tmp_path, monkeypatch):
-    runs = tmp_path / "runs"
-    whole = cli_args(
-        "fit",
-        str(tiny_corpus),
-        str(runs),
-        **{"run.name": "whole", "trainer.max_epochs": 2, "trainer.deterministic": True},
-    )
-    _run(whole, monkeypatch)
-    # "killed" after its first epoch: a run that stopped there, then resumed from its last.ckpt
-    first = cli_args(
-        "fit",
-        str(tiny_corpus),
-        str(runs),
-        **{"run.name": "split", "trainer.max_epochs": 1, "trainer.deterministic": True},
-    )
-    _run(first, monkeypatch)
-    resumed = [a if a != "--trainer.max_epochs=1" else "--trainer.max_epochs=2" for a in first]
-    _run([*resumed, "--ckpt_path=last"], monkeypatch)
-    assert [p.name for p in (runs / "split").iterdir()] == ["version_0"]  # the same run folder
-    rows_whole = list(csv.DictReader(open(runs / "whole" / "version_0" / "metrics.csv")))
-    rows_split = list(csv.DictReader(open(runs / "split" / "version_0" / "metrics.csv")))
-
-    def val(rows: list[dict[str, str]]) -> list[tuple[str, float, float]]:
-        return [
-            (r["epoch"], float(r["val/pr_auc"]), float(r["val/loss"])) for r in rows if r.get("val/pr_auc")
-        ]
-
-    assert len(val(rows_split)) == 2  # both epochs in one log
-    for (epoch_a, pr_a, loss_a), (epoch_b, pr_b, loss_b) in zip(
-        val(rows_whole), val(rows_split), strict=True
-    ):
-        assert (
-            epoch_a == epoch_b
-            and pr_a == pytest.approx(pr_b, abs=1e-6)
-            and loss_a == pytest.approx(loss_b, abs=1e-6)
-        )
-
-
 def test_test_run_writes_predictions_and_per_tag_metrics(tiny_corpus, tmp_path, monkeypatch):
     import numpy as np
     from sklearn.metrics import average_precision_score, roc_auc_score

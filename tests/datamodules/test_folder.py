@@ -109,3 +109,30 @@ def test_spreadsheet_bom_is_ignored(tmp_path):
     csv_path = tmp_path / "t.csv"
     csv_path.write_bytes("\ufeffpath,tags\na.mp3,rock\n".encode())
     assert read_folder(csv_path, valid_fraction=0, test_fraction=0).ids == ("a.mp3",)
+
+
+def test_split_and_artist_columns_are_used_by_default(tmp_path):
+    # the README's CSV: its split column decides, without --split-column (no random split)
+    lines = ["path,tags,split,artist"] + [
+        f"t{i}.mp3,rock,{'test' if i < 10 else 'train'},a{i}" for i in range(20)
+    ]
+    manifest = read_folder(write_csv(tmp_path / "t.csv", "\n".join(lines)))
+    assert manifest.splits == tuple("test" if i < 10 else "train" for i in range(20))
+    # an artist column alone groups the random split
+    lines = ["path,tags,artist"] + [f"t{i}.mp3,x,a{i // 4}" for i in range(40)]
+    manifest = read_folder(write_csv(tmp_path / "a.csv", "\n".join(lines)), seed=3)
+    for artist in range(10):
+        assert len({manifest.splits[i] for i in range(artist * 4, artist * 4 + 4)}) == 1
+
+
+def test_no_column_is_ignored_silently(tmp_path):
+    csv_path = write_csv(tmp_path / "t.csv", "path,tags,genre\na.mp3,rock,metal\n")
+    with pytest.raises(ValueError, match=r"t\.csv: unknown column\(s\) \['genre'\]; a tag CSV has path, tags"):
+        read_folder(csv_path)
+    # a split column under another name is read when named, and refused when not
+    write_csv(csv_path, "path,tags,fold,band\na.mp3,rock,test,x\nb.mp3,pop,train,x\n")
+    with pytest.raises(ValueError, match=r"unknown column\(s\) \['fold', 'band'\]"):
+        read_folder(csv_path)
+    with pytest.warns(UserWarning, match=r"1 artist\(s\) in more than one split \(x\)"):
+        manifest = read_folder(csv_path, split_column="fold", artist_column="band")
+    assert manifest.splits == ("test", "train")
