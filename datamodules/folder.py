@@ -174,7 +174,9 @@ def read_folder(
                 )
             splits.append(SPLIT_NAMES[value.lower()])
         if artist_column is not None:
-            _warn_artists_in_two_splits(csv_path, [(row[artist_column] or "").strip() for row in rows], splits)
+            _warn_artists_in_two_splits(
+                csv_path, [(row[artist_column] or "").strip() for row in rows], splits
+            )
     else:
         groups = None
         if artist_column is not None:

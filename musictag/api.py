@@ -10,13 +10,10 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-import torch
-
 from musictag.audio import AudioError
-from musictag.inference import FileChunks, _top, audio_files, file_chunks, file_result, load_model
+from musictag.inference import _top, audio_files, load_model, pick_device, tag_many
 
 Pathlike = str | os.PathLike
 
@@ -44,39 +41,27 @@ class AudioTagger:
         self, paths: Iterable[Pathlike], top_k: int = 5, batch_chunks: int = 64, on_error: str = "skip"
     ) -> list[dict[str, Any]]:
         """Tag files (folders are searched recursively), sending the chunks of several files through the
-        network together, up to ``batch_chunks`` at a time.
+        network together, up to ``batch_chunks`` at a time (:func:`musictag.inference.tag_many`).
 
-        ``on_error``: ``skip`` (a warning names each unreadable file; it is left out of the results) or
-        ``raise``.
+        ``on_error``: ``skip`` (a warning names each file that could not be tagged; it is left out of
+        the results) or ``raise``.
         """
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-        results: list[dict[str, Any]] = []
-        pending: list[FileChunks] = []
-        for path in audio_files([os.fspath(p) for p in paths]):
-            try:
-                item = file_chunks(self.model, Path(path), self.n_chunks, self.chunk_mode)
-            except AudioError as err:
-                if on_error == "raise":
-                    raise
-                warnings.warn(f"musictag: skipped {err}", stacklevel=2)
-                continue
-            pending.append(item)
-            if sum(len(p.chunks) for p in pending) >= batch_chunks:
-                results += self._score(pending, top_k, batch_chunks)
-                pending = []
-        if pending:
-            results += self._score(pending, top_k, batch_chunks)
-        return results
+        files = list(audio_files([os.fspath(p) for p in paths]))
 
-    @torch.no_grad()
-    def _score(self, items: list[FileChunks], top_k: int, batch_chunks: int) -> list[dict[str, Any]]:
-        chunks = torch.cat([item.chunks for item in items]).to(self.model.device)
-        logits = torch.cat([self.model(part) for part in chunks.split(batch_chunks)])
-        scores = self.model.probabilities(logits).split([len(item.chunks) for item in items])
-        results = []
-        for item, chunk_scores in zip(items, scores, strict=True):
-            result = file_result(self.model, item, chunk_scores)
+        def note(text: str) -> None:
+            warnings.warn(f"musictag: {text}", stacklevel=4)  # the caller of this method
+
+        results: list[dict[str, Any]] = []
+        for result in tag_many(
+            self.model, files, self.n_chunks, self.chunk_mode, batch_size=batch_chunks, note=note
+        ):
+            if isinstance(result, AudioError):
+                if on_error == "raise":
+                    raise result
+                warnings.warn(f"musictag: skipped {result}", stacklevel=2)
+                continue
             timeline = result.pop("timeline")
             result["top"] = _top(result["scores"], top_k)
             result["timeline"] = timeline  # key order as --format json --timeline
@@ -94,5 +79,4 @@ def load(
 
     ``device``: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, …
     """
-    where = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    return AudioTagger(load_model(os.fspath(ckpt), where), n_chunks, chunk_mode)
+    return AudioTagger(load_model(os.fspath(ckpt), pick_device(device)), n_chunks, chunk_mode)

@@ -61,10 +61,12 @@ class TaggingModule(pl.LightningModule):
             class per song, e.g. genre: softmax, cross-entropy, and ``accuracy`` logged too).
         eval_chunk_batch: at most this many chunks go through the network at once in evaluation (memory
             only: results do not depend on it).
-        tag_chunks, tag_chunk_mode: how ``musictag tag`` cuts a file by default, and the evaluation chunk
-            mode of a DataModule that sets none (an imported published model carries its original
-            setting: 16 chunks placed by the ``sota`` rule, the musicnn library's ``patches``). Unset: the
-            ``pretrained`` checkpoint's, else ``even``.
+        tag_chunks, tag_chunk_mode, tag_chunk_hop: how ``musictag tag`` cuts a file by default, and the
+            evaluation chunk mode of a DataModule that sets none. Unset, ``fit`` stores its DataModule's
+            evaluation setting (``n_chunks``, ``chunk_mode``, ``chunk_hop``) in the checkpoint, so a
+            checkpoint tags as its run was evaluated. An imported published model carries its original
+            setting (16 chunks placed by the ``sota`` rule, the musicnn library's ``patches``); unset
+            otherwise: the ``pretrained`` checkpoint's mode, else 16 ``even`` chunks.
         compile: run the network through ``torch.compile`` (inductor) in Trainer runs (fit, validate,
             test, predict); the weights and checkpoints are the same as without it.
         pretrained: a musictag checkpoint whose weights start this model (fine-tuning). Its architecture
@@ -90,8 +92,9 @@ class TaggingModule(pl.LightningModule):
         aggregate: Aggregation = "mean",
         task: Task = "multilabel",
         eval_chunk_batch: int = 64,
-        tag_chunks: int = 16,
+        tag_chunks: int | None = None,
         tag_chunk_mode: ChunkMode | None = None,
+        tag_chunk_hop: int | None = None,
         compile: bool = False,
         pretrained: str | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
@@ -128,7 +131,9 @@ class TaggingModule(pl.LightningModule):
             load_matching_weights(self, source["state_dict"], str(pretrained))
         if tag_chunk_mode is None:  # the original's setting travels with its weights
             tag_chunk_mode = source.get("hyper_parameters", {}).get("tag_chunk_mode") if source else None
-        self.tag_chunks, self.tag_chunk_mode = tag_chunks, tag_chunk_mode or "even"
+        self.tag_chunks: int = tag_chunks or 16
+        self.tag_chunk_mode: ChunkMode = tag_chunk_mode or "even"
+        self.tag_chunk_hop = tag_chunk_hop
         self.tag_names = list(tag_names) if tag_names is not None else [f"tag_{i}" for i in range(n_tags)]
         self.aggregate = aggregate
         self.task = task
@@ -198,6 +203,16 @@ class TaggingModule(pl.LightningModule):
         return {**batch, "audio": audio}
 
     # --- training -------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """Keep the run's evaluation chunking in the checkpoint (``hparams``) for ``musictag tag``, unless
+        the tagging setting was given."""
+        data = self.trainer.datamodule
+        if self.hparams.get("tag_chunks") is None and getattr(data, "n_chunks", None) is not None:
+            mode = getattr(data, "chunk_mode", None) or self.tag_chunk_mode
+            hop = getattr(data, "chunk_hop", None)
+            self.hparams.update(tag_chunks=int(data.n_chunks), tag_chunk_mode=mode, tag_chunk_hop=hop)
+            self.tag_chunks, self.tag_chunk_mode, self.tag_chunk_hop = int(data.n_chunks), mode, hop
+
     def _seed_step(self, batch_idx: int) -> None:
         """With a global seed (``seed_everything``), seed torch, numpy and ``random`` from (seed, epoch,
         batch, rank) as a training batch reaches the device: the device augmentation's noise, dropout,

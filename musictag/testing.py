@@ -86,6 +86,16 @@ def write_bad_files(folder: str | os.PathLike) -> dict[str, str]:
     return {"corrupt.mp3": "unreadable", "empty.wav": "empty", "silent.flac": "silent"}
 
 
+def write_non_finite(path: str | os.PathLike, seconds: float = 1.0, sample_rate: int = 16000) -> None:
+    """A float WAV whose samples are all NaN but one Inf: decodes, yet is no audio."""
+    import soundfile as sf
+
+    audio = np.full(int(seconds * sample_rate), np.nan, np.float32)
+    audio[0] = np.inf
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    sf.write(os.fspath(path), audio, sample_rate, format="WAV", subtype="FLOAT")
+
+
 def last_logged(metrics_csv: str | os.PathLike) -> dict[str, float]:
     """The last value logged for every column of a run's ``metrics.csv``."""
     import csv

@@ -113,7 +113,7 @@ def test_tag_a_folder_with_a_corrupt_file(tiny_ckpt, tmp_path, capsys):
     assert set(results) == {"a.mp3", "b.wav", "c.flac", "silent.flac"}
     assert results["b.wav"]["sample_rate"] == 44100 and results["b.wav"]["duration_s"] == 4.0
     assert set(results["a.mp3"]["scores"]) == {"a", "b", "c"} and len(results["a.mp3"]["timeline"]) == 16
-    assert "corrupt.mp3" in err and "empty.wav" in err and "2 of 6 file(s) could not be read" in err
+    assert "corrupt.mp3" in err and "empty.wav" in err and "2 of 6 file(s) could not be tagged" in err
     code, out, _ = run(["tag", str(folder / "a.mp3"), "--ckpt", str(tiny_ckpt), "--format", "csv"], capsys)
     assert code == 0 and out.splitlines()[0] == "path,duration_s,a,b,c" and len(out.splitlines()) == 2
     code, out, _ = run(["tag", str(folder / "a.mp3"), "--ckpt", str(tiny_ckpt), "--top-k", "2"], capsys)

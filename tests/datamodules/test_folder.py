@@ -127,7 +127,9 @@ def test_split_and_artist_columns_are_used_by_default(tmp_path):
 
 def test_no_column_is_ignored_silently(tmp_path):
     csv_path = write_csv(tmp_path / "t.csv", "path,tags,genre\na.mp3,rock,metal\n")
-    with pytest.raises(ValueError, match=r"t\.csv: unknown column\(s\) \['genre'\]; a tag CSV has path, tags"):
+    with pytest.raises(
+        ValueError, match=r"t\.csv: unknown column\(s\) \['genre'\]; a tag CSV has path, tags"
+    ):
         read_folder(csv_path)
     # a split column under another name is read when named, and refused when not
     write_csv(csv_path, "path,tags,fold,band\na.mp3,rock,test,x\nb.mp3,pop,train,x\n")

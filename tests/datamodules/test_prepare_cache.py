@@ -106,3 +106,13 @@ def test_refuses_another_rate_in_a_finished_cache(audio_dir, tmp_path):
     prepare_cache(tmp_path / "c", _tracks(audio_dir)[:2], sample_rate=16000, progress=False)
     with pytest.raises(ValueError, match="already holds a 16000 Hz cache"):
         prepare_cache(tmp_path / "c", _tracks(audio_dir)[:2], sample_rate=22050, progress=False)
+
+
+def test_non_finite_audio_is_reported_and_left_out(tmp_path):
+    from musictag.testing import sine, write_audio, write_non_finite
+
+    write_non_finite(tmp_path / "audio" / "nan.wav")
+    write_audio(tmp_path / "audio" / "ok.wav", sine(440, 1.0), 16000)
+    cache = prepare_cache(tmp_path / "c", _tracks(tmp_path / "audio"), progress=False)
+    assert list(cache.tracks) == ["ok.wav"]
+    assert [(p["id"], p["problem"]) for p in cache.report()] == [("nan.wav", "non_finite")]
