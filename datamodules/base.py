@@ -14,6 +14,7 @@ the base cuts chunks and builds the loaders:
 from __future__ import annotations
 
 import os
+import warnings
 from abc import abstractmethod
 from typing import Any, Literal
 
@@ -199,7 +200,9 @@ class TaggingDataModule(pl.LightningDataModule):
         return make_loader(dataset, batch_sampler, self.num_workers, self.worker_type, pin)
 
     def train_dataloader(self) -> BatchLoader | DataLoader:
-        return self._loader("train", train=True)
+        loader = self._loader("train", train=True)
+        _resume_mid_epoch(loader, self.trainer)
+        return loader
 
     def val_dataloader(self) -> BatchLoader | DataLoader:
         return self._loader("valid")
@@ -209,6 +212,25 @@ class TaggingDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> BatchLoader | DataLoader:
         return self._loader(self.predict_split)
+
+
+def _resume_mid_epoch(loader: BatchLoader | DataLoader, trainer: Any) -> None:
+    """After a restore from a mid-epoch checkpoint (SLURM's requeue signal: ``hpc_ckpt_N.ckpt``), start
+    the epoch's order where it stopped rather than at its start: the batches trained before the
+    checkpoint are not trained again, the rest not skipped."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    sampler = getattr(batch_sampler, "sampler", None)
+    if trainer is None or not isinstance(sampler, EpochSampler) or not len(batch_sampler):  # type: ignore[arg-type]
+        return
+    n_batches = len(batch_sampler)  # type: ignore[arg-type]
+    accumulate = max(1, int(getattr(trainer, "accumulate_grad_batches", 1)))
+    steps_per_epoch = -(-n_batches // accumulate)
+    steps_done = trainer.global_step - trainer.current_epoch * steps_per_epoch
+    batches_done = min(n_batches, steps_done * accumulate)
+    if 0 < batches_done < n_batches:
+        sampler.resume(trainer.current_epoch, batches_done * int(batch_sampler.batch_size))  # type: ignore[union-attr]
+        # Lightning's warning that a plain DataLoader cannot resume mid-epoch: this one does
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
 
 
 def _global_seed() -> int:

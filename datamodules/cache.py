@@ -2,6 +2,8 @@
 
 Layout of a cache folder::
 
+    .musictag-cache       the mark of a folder the cache owns (written first)
+    settings.json         what an unfinished cache is being made from (sample rate, settings, sources)
     index.json            written last: {"format", "sample_rate", "source", "shards", "tracks": {id: [shard, offset, length]}}
     report.json           every track that did not make it in, and why
     shards/00000.i16      raw little-endian int16 samples of many tracks back to back
@@ -12,6 +14,11 @@ decoded, written to a temporary file, fsynced and renamed, and only then committ
 so a run that is killed leaves at most an uncommitted shard, which a later run redoes: an interrupted
 and resumed run gives byte-for-byte the cache of an uninterrupted one. ``index.json`` is written once
 every shard is committed; a folder with an ``index.json`` is complete.
+
+A cache records what it was made from (``source``: the corpus, its audio root, metadata and settings).
+Asked for again from other sources, it refuses with the line to fix it rather than serve stale audio;
+a cache into which no track could be decoded is an error, not an empty cache that sticks; and a folder
+that holds anything but a cache (the user's own audio and files) is never written into.
 """
 
 from __future__ import annotations
@@ -30,14 +37,22 @@ from typing import Any
 
 import numpy as np
 
+from musictag.registry import ConfigError
+
 Pathlike = str | os.PathLike
 
 FORMAT = "musictag-cache/2"
 INDEX = "index.json"
 REPORT = "report.json"
+SETTINGS = "settings.json"
+MARK = ".musictag-cache"
 INT16_SCALE = 32768.0
 #: Peak below which a track counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
+
+
+class CacheError(ConfigError):
+    """A cache that cannot be made or used as asked; the message says what to do."""
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
@@ -169,9 +184,11 @@ class AudioCache:
     ) -> AudioCache:
         """Write in-memory ``(track_id, float audio)`` pairs as a one-shard cache at ``root`` (atomically)."""
         root = Path(root)
+        _refuse_foreign(root)
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
         try:
+            (tmp / MARK).touch()
             (tmp / "shards").mkdir()
             record = _write_shard(tmp / "shards", 0, ((t, a, "") for t, a in tracks), task_ids=None)
             _write_index(tmp, [record], sample_rate, source)
@@ -185,6 +202,57 @@ class AudioCache:
 
 
 # --- writing ---------------------------------------------------------------------------------------
+
+
+def is_cache_dir(root: Pathlike) -> bool:
+    """Whether ``root`` is a folder this module made (its mark, or a complete index of this format)."""
+    root = Path(root)
+    if (root / MARK).is_file():
+        return True
+    try:
+        return json.loads((root / INDEX).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _refuse_foreign(root: Path) -> None:
+    """Refuse to write a cache into a folder that holds anything the cache did not create."""
+    if root.exists() and not root.is_dir():
+        raise CacheError(f"cache folder {root} is a file; give a folder for the cache")
+    if root.is_dir() and not is_cache_dir(root):
+        found = sorted(p.name for p in root.iterdir())
+        if found:
+            shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+            raise CacheError(
+                f"{root} is not empty and not a musictag cache ({shown}); give a new or empty folder for "
+                "the cache, so nothing in it is overwritten"
+            )
+
+
+def claim_cache_dir(root: Pathlike) -> Path:
+    """Create the cache folder ``root`` (or accept an empty one, or an earlier cache) and mark it as one."""
+    root = Path(root)
+    _refuse_foreign(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARK).touch()
+    return root
+
+
+def check_source(root: Pathlike, recorded: Any, asked: Any) -> None:
+    """Refuse a cache made from other sources than the ones asked for now.
+
+    Both are ``source`` records (dicts with ``"record"``); only the entries given now (not ``None``) are
+    compared, so a cache can be used without its audio root or metadata. Caches from before sources
+    were recorded are not checked.
+    """
+    if not (isinstance(recorded, dict) and isinstance(asked, dict) and "record" in recorded):
+        return
+    for key, value in asked.items():
+        if value is not None and key in recorded and recorded[key] != value:
+            raise CacheError(
+                f"the cache at {root} was prepared with {key}={recorded[key]!r}, not {value!r} as asked "
+                f"now; remove {root} to prepare it again from the new {key}, or give another cache folder"
+            )
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -314,12 +382,16 @@ def prepare_cache(
             raise ValueError(
                 f"{root} already holds a {cache.sample_rate} Hz cache; use another folder for {sample_rate} Hz"
             )
+        check_source(root, cache.source, source)
         return cache
-    shard_dir = root / "shards"
-    shard_dir.mkdir(parents=True, exist_ok=True)
+    if not tracks:
+        raise CacheError(f"no tracks to prepare into {root}: the metadata lists none")
     ids = [t for t, _ in tracks]
     if len(set(ids)) != len(ids):
         raise ValueError("track ids must be unique")
+    claim_cache_dir(root)
+    shard_dir = root / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
     tasks = [
         ShardTask(
             n,
@@ -331,12 +403,23 @@ def prepare_cache(
         )
         for n, s in enumerate(range(0, len(tracks), tracks_per_shard))
     ]
-    settings = {"sample_rate": sample_rate, "min_seconds": min_seconds, "tracks_per_shard": tracks_per_shard}
-    settings_path = root / "settings.json"
-    if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
-        raise ValueError(
-            f"{root} holds an unfinished cache with other settings ({settings_path}); remove it or use another folder"
-        )
+    settings = {
+        "sample_rate": sample_rate,
+        "min_seconds": min_seconds,
+        "tracks_per_shard": tracks_per_shard,
+        "source": source,
+    }
+    settings_path = root / SETTINGS
+    if settings_path.is_file():
+        earlier = json.loads(settings_path.read_text())
+        check_source(root, earlier.get("source"), source)
+        if {k: v for k, v in earlier.items() if k != "source"} != {
+            k: v for k, v in settings.items() if k != "source"
+        }:
+            raise CacheError(
+                f"{root} holds an unfinished cache with other settings ({settings_path}); remove it or use "
+                "another folder"
+            )
     _atomic_write_text(settings_path, json.dumps(settings))
     todo = [t for t in tasks if not _committed(shard_dir, t)]
     bar = _progress(len(tracks), len(tracks) - sum(len(t.track_ids) for t in todo), progress)
@@ -346,18 +429,63 @@ def prepare_cache(
                 _, n_tracks, _ = _prepare_shard(task)
                 bar.update(n_tracks)
         else:
-            # fork where there is one (as PyTorch's DataLoader): spawned workers would re-import the
-            # calling program, Lightning and torch included, before decoding anything
-            method = "fork" if "fork" in get_all_start_methods() else "spawn"
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
-                for future in as_completed([pool.submit(_prepare_shard, t) for t in todo]):
-                    _, n_tracks, _ = future.result()
-                    bar.update(n_tracks)
+            _prepare_in_pool(todo, workers, bar)
+    except KeyboardInterrupt:
+        bar.close()
+        for leftover in [*shard_dir.glob("*.tmp"), *root.glob("*.tmp")]:
+            leftover.unlink(missing_ok=True)
+        done = sum(_committed(shard_dir, t) for t in tasks)
+        message = (
+            f"interrupted: {done} of {len(tasks)} shards of {root} are done (half-written files removed); "
+            "run the same command again to resume from there"
+        )
+        print(f"musictag prepare: {message}", file=sys.stderr)
+        raise PrepareInterrupted(message) from None
     finally:
         bar.close()
     records = [json.loads((shard_dir / f"{t.number:05d}.json").read_text()) for t in tasks]
+    if not any(record["tracks"] for record in records):
+        # nothing decoded (a wrong audio root, most likely): leave no cache behind that would stick
+        first = next((p["detail"] for r in records for p in r["problems"]), "")
+        shutil.rmtree(shard_dir, ignore_errors=True)
+        settings_path.unlink(missing_ok=True)
+        raise CacheError(
+            f"none of the {len(tracks)} tracks could be used, e.g. {first}; check the audio root "
+            "(and the metadata's paths), then prepare again"
+        )
     _write_index(root, records, sample_rate, source)
     return AudioCache(root)
+
+
+class PrepareInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`prepare_cache`: the finished shards are kept, the half-written ones removed."""
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def _prepare_in_pool(todo: list[ShardTask], workers: int, bar: Any) -> None:
+    # fork where there is one (as PyTorch's DataLoader): spawned workers would re-import the calling
+    # program, Lightning and torch included, before decoding anything
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context(method), initializer=_ignore_sigint
+    )
+    try:
+        for future in as_completed([pool.submit(_prepare_shard, t) for t in todo]):
+            _, n_tracks, _ = future.result()
+            bar.update(n_tracks)
+    except BaseException:
+        # stop now: the workers' shards in progress are uncommitted and redone by the next run
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+            process.join()
+        raise
+    pool.shutdown()
 
 
 def _committed(shard_dir: Path, task: ShardTask) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.base import TaggingDataModule
-from datamodules.cache import AudioCache, prepare_cache
+from datamodules.cache import AudioCache, CacheError, check_source, claim_cache_dir, prepare_cache
 from datamodules.manifest import Manifest
 from musictag.registry import ConfigError
 
@@ -32,10 +32,17 @@ def prepare_corpus(
     progress: bool = True,
     tracks_per_shard: int = 128,
 ) -> AudioCache:
-    """Write ``manifest.csv`` and decode every track of ``manifest`` (paths under ``audio_root``) into ``cache_dir``."""
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    manifest.write_csv(cache_dir / MANIFEST)
+    """Write ``manifest.csv`` and decode every track of ``manifest`` (paths under ``audio_root``) into
+    ``cache_dir``, a new or empty folder, or an earlier cache (never a folder of the user's files)."""
+    if not os.path.isdir(audio_root):
+        raise CacheError(
+            f"audio root {audio_root} is not a folder; give the folder that holds the corpus audio"
+        )
+    if len(manifest) == 0:
+        raise CacheError("the metadata lists no tracks; nothing to prepare")
+    cache_dir = claim_cache_dir(cache_dir)
+    if not AudioCache.exists(cache_dir):
+        manifest.write_csv(cache_dir / MANIFEST)
     tracks = [
         (track, os.path.join(audio_root, path))
         for track, path in zip(manifest.ids, manifest.paths, strict=True)
@@ -88,14 +95,43 @@ class CorpusDataModule(TaggingDataModule):
     def read_metadata(self) -> Manifest:
         """The corpus manifest from its metadata files (the reader of this corpus)."""
 
+    #: the argument naming this corpus' metadata (for messages)
+    metadata_arg = "metadata"
+
+    def metadata_source(self) -> dict[str, Any]:
+        """The metadata and reader settings the manifest is made from (recorded in the cache)."""
+        return {}
+
     def source(self) -> dict[str, Any]:
-        return {"corpus": self.corpus, "audio_root": self.audio_root}
+        """What the cache is made from: compared with a cache's record before it is used."""
+        return {
+            "record": 1,
+            "corpus": self.corpus,
+            "audio_root": _path(self.audio_root),
+            "min_seconds": self.min_seconds,
+            **self.metadata_source(),
+        }
 
     def _manifest(self) -> Manifest:
         if (self.cache_dir / MANIFEST).is_file() and AudioCache.exists(self.cache_dir):
+            check_source(self.cache_dir, AudioCache(self.cache_dir).source, self.source())
             return Manifest.read_csv(self.cache_dir / MANIFEST)
+        if self.audio_root is not None and not os.path.isdir(self.audio_root):
+            raise ConfigError(
+                f"{self.corpus}: audio root {self.audio_root} not found (and no prepared cache at "
+                f"{self.cache_dir}); set data.init_args.audio_root to the corpus audio folder, or "
+                "cache_dir to a prepared cache"
+            )
         if self._metadata_manifest is None:
-            self._metadata_manifest = self.read_metadata()
+            try:
+                self._metadata_manifest = self.read_metadata()
+            except ConfigError:
+                raise
+            except (OSError, ValueError) as err:  # the reader's message names the file and the line
+                raise ConfigError(
+                    f"{self.corpus}: {err} (set data.init_args.{self.metadata_arg}"
+                    f"{' or audio_root' if self.metadata_arg == 'annotations' else ''})"
+                ) from None
         return self._metadata_manifest
 
     def prepare_data(self) -> None:
@@ -128,9 +164,15 @@ class CorpusDataModule(TaggingDataModule):
 def _need(value: Any, name: str, corpus: str) -> Any:
     if value is None:
         raise ConfigError(
-            f"{corpus}: {name} is needed to read the corpus metadata (no prepared cache was found)"
+            f"{corpus}: no prepared cache was found and {name} is not set; set data.init_args.{name} "
+            "to read the corpus metadata (and audio_root to prepare the cache)"
         )
     return value
+
+
+def _path(value: str | os.PathLike | None) -> str | None:
+    """A path as recorded in a cache's source: absolute, symlinks resolved."""
+    return None if value is None else os.path.realpath(os.path.expanduser(os.fspath(value)))
 
 
 class MTATDataModule(CorpusDataModule):
@@ -160,6 +202,15 @@ class MTATDataModule(CorpusDataModule):
             min_seconds = MIN_SECONDS_CLEAN if split == "clean" else 0.0
         super().__init__(cache_dir, audio_root, min_seconds=min_seconds, **kwargs)
 
+    metadata_arg = "annotations"
+
+    def metadata_source(self) -> dict[str, Any]:
+        return {
+            "annotations": _path(self.annotations),
+            "split": self.split,
+            "published_dir": _path(self.published_dir),
+        }
+
     def read_metadata(self) -> Manifest:
         from datamodules.mtat import read_mtat
 
@@ -187,6 +238,15 @@ class MSDDataModule(CorpusDataModule):
         self.metadata_dir, self.n_train, self.skip_missing = metadata_dir, n_train, skip_missing
         self.exclude_published_skips = exclude_published_skips
         super().__init__(cache_dir, audio_root, **kwargs)
+
+    metadata_arg = "metadata_dir"
+
+    def metadata_source(self) -> dict[str, Any]:
+        return {
+            "metadata_dir": _path(self.metadata_dir),
+            "n_train": self.n_train,
+            "skip_missing": self.skip_missing,
+        }
 
     def read_metadata(self) -> Manifest:
         from datamodules.msd import N_TRAIN, PUBLISHED_SKIPS, read_msd
@@ -218,6 +278,16 @@ class JamendoDataModule(CorpusDataModule):
     ) -> None:
         self.splits_dir, self.split, self.subset, self.quality = splits_dir, split, subset, quality
         super().__init__(cache_dir, audio_root, **kwargs)
+
+    metadata_arg = "splits_dir"
+
+    def metadata_source(self) -> dict[str, Any]:
+        return {
+            "splits_dir": _path(self.splits_dir),
+            "split": self.split,
+            "subset": self.subset,
+            "quality": self.quality,
+        }
 
     def read_metadata(self) -> Manifest:
         from datamodules.jamendo import read_jamendo
@@ -253,6 +323,18 @@ class FolderDataModule(CorpusDataModule):
         if audio_root is None and csv is not None:
             audio_root = str(Path(csv).resolve().parent)
         super().__init__(cache_dir, audio_root, **kwargs)
+
+    metadata_arg = "csv"
+
+    def metadata_source(self) -> dict[str, Any]:
+        return {
+            "csv": _path(self.csv),
+            "split_column": self.split_column,
+            "artist_column": self.artist_column,
+            "seed": self.seed,
+            "valid_fraction": self.valid_fraction,
+            "test_fraction": self.test_fraction,
+        }
 
     def read_metadata(self) -> Manifest:
         from datamodules.folder import read_folder

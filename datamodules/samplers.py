@@ -46,6 +46,16 @@ class EpochSampler(DistributedSampler):
         super().__init__(
             dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False
         )
+        self.resume_at: tuple[int, int] | None = None
+
+    def resume(self, epoch: int, items_done: int) -> None:
+        """Epoch ``epoch`` was cut short after ``items_done`` of this process's items (a mid-epoch
+        checkpoint): that epoch yields only the rest of its order. The length stays the epoch's, so the
+        trainer counts the batches of the whole epoch."""
+        self.resume_at = (epoch, items_done) if items_done > 0 else None
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        return ((index, self.epoch) for index in super().__iter__())
+        indices = list(super().__iter__())
+        if self.resume_at is not None and self.resume_at[0] == self.epoch:
+            indices = indices[self.resume_at[1] :]
+        return ((index, self.epoch) for index in indices)

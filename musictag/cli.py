@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import csv
 import importlib
+import logging
 import os
+import signal
 import sys
 import warnings
 from dataclasses import dataclass
@@ -116,19 +118,35 @@ def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Lo
     return loggers
 
 
+def _version_number(folder: Path) -> int:
+    number = folder.name.split("_")[-1]
+    return int(number) if number.isdigit() else -1
+
+
 def newest_checkpoint(run: RunSettings, which: str) -> Path:
-    """``best.ckpt`` or ``last.ckpt`` of the newest ``version_N`` of a run that has one."""
+    """``best.ckpt`` or ``last.ckpt`` of the newest ``version_N`` of a run that has one.
+
+    For ``last``, a mid-epoch checkpoint that Lightning wrote on SLURM's requeue signal
+    (``hpc_ckpt_N.ckpt`` in the run folder) counts too, and the newer of the two is taken: a requeued
+    job then resumes from where it was stopped, not from the end of the epoch before.
+    """
     base = Path(run.save_dir) / run.name
-    found = sorted(
-        base.glob(f"version_*/checkpoints/{which}.ckpt"),
-        key=lambda p: int(p.parts[-3].split("_")[1]) if p.parts[-3].split("_")[1].isdigit() else -1,
-    )
-    if not found:
+    candidates = [p for p in base.glob(f"version_*/checkpoints/{which}.ckpt") if p.is_file()]
+    if which == "last":
+        candidates += [p for p in base.glob("version_*/hpc_ckpt_*.ckpt") if p.is_file()]
+    if not candidates:
         raise ConfigError(
             f"--ckpt_path {which}: no {which}.ckpt under {base}/version_*/checkpoints; run `musictag fit` "
             "with this config first, or give the checkpoint's path"
         )
-    return found[-1]
+    newest_version = max(_version_number(_run_folder(p)) for p in candidates)
+    in_newest = [p for p in candidates if _version_number(_run_folder(p)) == newest_version]
+    return max(in_newest, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("hpc_ckpt_")))
+
+
+def _run_folder(checkpoint: Path) -> Path:
+    """The ``version_N`` folder of a checkpoint in ``checkpoints/`` or (an HPC one) at its top."""
+    return checkpoint.parents[1] if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
 class SaveConfigToLoggers(SaveConfigCallback):
@@ -177,6 +195,16 @@ class MusictagCLI(LightningCLI):
             }
         )
 
+    def _set_seed(self) -> None:
+        # "Seed set to N" (in config.yaml anyway) would be a second line before a configuration error
+        seed_log = logging.getLogger("lightning.fabric.utilities.seed")
+        level = seed_log.level
+        seed_log.setLevel(logging.WARNING)
+        try:
+            super()._set_seed()
+        finally:
+            seed_log.setLevel(level)
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         ckpt = config.get("ckpt_path")
@@ -186,12 +214,20 @@ class MusictagCLI(LightningCLI):
             print(f"musictag: using {ckpt} checkpoint {path}", file=sys.stderr)
             config.ckpt_path = str(path)
             if self.subcommand == "fit":  # resume: same run folder, same logger runs
-                self.resume_dir = path.parents[1]
+                self.resume_dir = _run_folder(path)
+        elif ckpt is not None and ckpt not in ("best", "last", "hpc") and "://" not in str(ckpt):
+            from musictag.module import load_checkpoint
+
+            load_checkpoint(str(ckpt))  # one line for a missing, empty, foreign or unsafe file
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         if config["trainer"].get("logger") in (None, True) and "logger" not in kwargs:
             kwargs["logger"] = default_loggers(config["run"], getattr(self, "resume_dir", None))
+            if config["trainer"].get("default_root_dir") is None:
+                # the run folder: where Lightning writes a SLURM requeue's hpc_ckpt_N.ckpt, which
+                # `--ckpt_path last` then finds
+                kwargs["default_root_dir"] = kwargs["logger"][0].log_dir
         return super().instantiate_trainer(**kwargs)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
@@ -244,10 +280,43 @@ TOOLS = {
     "import-pretrained": "musictag.models.pretrained:main",
 }
 
+#: Every subcommand with its line in ``musictag --help``.
+COMMANDS = {
+    "fit": "train a model: musictag fit --config experiments/demo.yaml",
+    "validate": "evaluate a checkpoint on the validation split (--ckpt_path best|last|FILE)",
+    "test": "evaluate a checkpoint on the test split; writes song-level predictions",
+    "predict": "song-level scores of a corpus split (data.init_args.predict_split)",
+    "tag": "tag audio files and folders with a checkpoint: musictag tag song.mp3 --ckpt CKPT",
+    "prepare": "decode a corpus once into a packed int16 cache: musictag prepare mtat --root ... --out ...",
+    "import-pretrained": "turn published weights into a musictag checkpoint",
+    "bench": "training throughput of the architectures (and data loading) on this machine",
+}
+
+
+def overview() -> str:
+    """What ``musictag``, ``musictag --help`` and ``python -m musictag --help`` print."""
+    lines = [
+        f"usage: musictag {{{','.join(COMMANDS)}}} ...",
+        "",
+        "Music auto-tagging: train, evaluate, compare and use tagging models.",
+        "",
+        "commands:",
+        *(f"  {name:<19}{text}" for name, text in COMMANDS.items()),
+        "",
+        "`musictag COMMAND --help` lists a command's options (fit, validate, test and predict take",
+        "--config YAML files, repeatable, and dotted overrides such as --trainer.max_epochs=30).",
+    ]
+    return "\n".join(lines)
+
 
 def main(args: Any = None) -> None:
     """Entry point of the ``musictag`` console script."""
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+
     argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else None
+    if argv is not None and (not argv or argv[0] in ("-h", "--help")):
+        print(overview())
+        raise SystemExit(0 if argv else 2)
     if argv and argv[0] in TOOLS:
         module_name, function = TOOLS[argv[0]].split(":")
         tool = getattr(importlib.import_module(module_name), function)
@@ -255,11 +324,24 @@ def main(args: Any = None) -> None:
     try:
         cli = MusictagCLI(args=args)
         finish_wandb(cli.trainer)
+    except SIGTERMException:
+        # Lightning stops the loops on SIGTERM with a SystemExit of status 0; a scheduler would take
+        # that for success. The run did not finish: say so, and exit as a terminated process does.
+        print(
+            "musictag: stopped by SIGTERM before the run finished; continue it with --ckpt_path last",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + signal.SIGTERM) from None
     except Exception as err:
         config_error = config_error_in(err)
+        if config_error is None and isinstance(err, MisconfigurationException):
+            config_error = err  # Lightning's word on a setting this machine cannot honour
         if config_error is None:
             raise
-        print(f"musictag: error: {config_error}", file=sys.stderr)
+        message = (
+            str(config_error).strip().splitlines()[0] if str(config_error).strip() else repr(config_error)
+        )
+        print(f"musictag: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

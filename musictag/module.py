@@ -323,14 +323,42 @@ def step_seed(epoch: int, batch_idx: int, rank: int = 0) -> int | None:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % 2**63
 
 
+def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """Load a PyTorch file with ``weights_only=True``; every way it can fail is one :class:`ConfigError`.
+
+    torch's own message for a file a safe load refuses advises loading it with ``weights_only=False``;
+    that would run whatever code the file holds, so it is never passed on.
+    """
+    import pickle
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ConfigError(f"{path} is a folder, not a {what} file")
+    if not os.path.exists(path):
+        raise ConfigError(f"no {what} at {path}")
+    if os.path.getsize(path) == 0:
+        raise ConfigError(
+            f"{path} is empty (0 bytes), not a {what}; was it cut short while written or copied?"
+        )
+    try:
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  (torch raises several kinds for a truncated or foreign file)
+        unsupported = [line.strip() for line in str(err).splitlines() if "unsupported global" in line.lower()]
+        if isinstance(err, pickle.UnpicklingError) and unsupported:
+            raise ConfigError(
+                f"{path} holds Python objects besides tensors and plain data ({unsupported[0]}); musictag "
+                f"does not load such a {what}: loading it could run code it contains"
+            ) from None
+        raise ConfigError(
+            f"{path} is not a readable PyTorch {what} (truncated, or another kind of file)"
+        ) from None
+
+
 def load_checkpoint(path: str) -> dict[str, Any]:
     """A musictag (Lightning) checkpoint, loaded with ``weights_only=True``."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ConfigError(f"no checkpoint at {path}") from None
-    except Exception as err:  # noqa: BLE001  (torch raises several kinds for a bad file)
-        raise ConfigError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+    checkpoint = read_torch_file(path)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(
             f"{path} is not a musictag checkpoint (no state_dict); import published weights first"

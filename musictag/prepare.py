@@ -14,8 +14,24 @@ from collections import Counter
 from musictag.registry import ConfigError
 
 
+def as_flags(message: str, corpus: str) -> str:
+    """A DataModule's message with its argument names (``data.init_args.csv``) as this command's flags."""
+    from datamodules.corpora import DATAMODULES
+
+    flags = {
+        "audio_root": "--root",
+        "cache_dir": "--out",
+        DATAMODULES[corpus].metadata_arg: "--metadata",
+        "split_column": "--split-column",
+        "artist_column": "--artist-column",
+    }
+    for name, flag in flags.items():
+        message = message.replace(f"data.init_args.{name}", flag)
+    return message.replace(" or audio_root)", " or --root)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    from datamodules.cache import AudioCache
+    from datamodules.cache import AudioCache, PrepareInterrupted
     from datamodules.corpora import DATAMODULES
 
     parser = argparse.ArgumentParser(prog="musictag prepare", description=__doc__.splitlines()[0])
@@ -82,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         datamodule = DATAMODULES[args.corpus](**common, **specific)
         datamodule.prepare_data()
     except (ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"musictag prepare: error: {err}", file=sys.stderr)
+        print(f"musictag prepare: error: {as_flags(str(err), args.corpus)}", file=sys.stderr)
         return 2
+    except PrepareInterrupted:  # the finished shards are kept; the message says how to resume
+        return 130
     cache = AudioCache(args.out)
     problems = cache.report()
     print(f"musictag prepare: {len(cache)} tracks in {args.out} at {cache.sample_rate} Hz")

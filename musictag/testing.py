@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import numpy as np
+from lightning.pytorch.callbacks import Callback
 
 #: A Short-chunk CNN narrowed to a few channels: same stages and shapes, trains in seconds.
 TINY_SHORT_CHUNK: dict[str, Any] = {
@@ -94,6 +95,28 @@ def write_non_finite(path: str | os.PathLike, seconds: float = 1.0, sample_rate:
     audio[0] = np.inf
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     sf.write(os.fspath(path), audio, sample_rate, format="WAV", subtype="FLOAT")
+
+
+class SignalAt(Callback):
+    """Sends this process real signals after one training batch, as a scheduler would (SLURM: ``SIGUSR1``
+    before the time limit, then ``SIGTERM``). A test double: ``--trainer.callbacks+=musictag.testing.SignalAt``.
+
+    Args:
+        epoch, batch: after which training batch.
+        signals: signal names, sent in order (``["SIGUSR1", "SIGTERM"]``).
+    """
+
+    def __init__(self, epoch: int, batch: int, signals: list[str]) -> None:
+        self.epoch, self.batch, self.signals = epoch, batch, signals
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        import signal
+
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            for name in self.signals:
+                os.kill(os.getpid(), getattr(signal, name))
 
 
 def last_logged(metrics_csv: str | os.PathLike) -> dict[str, float]:

@@ -124,7 +124,7 @@ def test_tag_refuses_a_file_that_is_no_checkpoint(tmp_path, capsys):
     bad = tmp_path / "x.ckpt"
     bad.write_bytes(b"nope")
     code, _, err = run(["tag", str(bad), "--ckpt", str(bad)], capsys)
-    assert code == 2 and "cannot read checkpoint" in err
+    assert code == 2 and "is not a readable PyTorch checkpoint" in err
 
 
 @pytest.mark.skipif(not SOTA.is_dir(), reason="shared/reference/sota not present")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -43,19 +44,35 @@ def _logged(metrics_csv: Path) -> list[dict[str, float]]:
     return rows
 
 
-def assert_resume_equals_whole(make_args, runs: Path, monkeypatch) -> None:
-    """Fit 2 epochs in one go; fit 1 epoch ("killed" after it) and resume with ``--ckpt_path last``."""
-    _run(make_args("whole", 2), monkeypatch)
-    _run(make_args("split", 1), monkeypatch)
-    _run([*make_args("split", 2), "--ckpt_path=last"], monkeypatch)
-    assert [p.name for p in (runs / "split").iterdir()] == ["version_0"]  # the same run folder
-    whole = _logged(runs / "whole" / "version_0" / "metrics.csv")
-    split = _logged(runs / "split" / "version_0" / "metrics.csv")
-    assert len(whole) == len(split) >= 4  # train and val rows of both epochs
-    for row_whole, row_split in zip(whole, split, strict=True):
-        assert set(row_whole) == set(row_split)
+def _killed(args: list[str], monkeypatch, epoch: int, batch: int, signals: list[str]) -> None:
+    """Run ``args`` and send the process ``signals`` after training batch (epoch, batch): it must exit
+    with SIGTERM's status, not 0."""
+    callback = {
+        "class_path": "musictag.testing.SignalAt",
+        "init_args": {"epoch": epoch, "batch": batch, "signals": signals},
+    }
+    with pytest.raises(SystemExit) as stop:
+        _run([*args, f"--trainer.callbacks={json.dumps([callback])}"], monkeypatch)
+    assert stop.value.code == 143
+
+
+def _assert_same_log(whole: Path, other: Path) -> None:
+    rows_whole, rows_other = _logged(whole / "metrics.csv"), _logged(other / "metrics.csv")
+    assert len(rows_whole) == len(rows_other) >= 4  # train and val rows of both epochs
+    for row_whole, row_other in zip(rows_whole, rows_other, strict=True):
+        assert set(row_whole) == set(row_other)
         for key, value in row_whole.items():
-            assert row_split[key] == pytest.approx(value, abs=1e-6), key
+            assert row_other[key] == pytest.approx(value, abs=1e-6), key
+
+
+def assert_resume_equals_whole(make_args, runs: Path, monkeypatch) -> None:
+    """Fit 2 epochs in one go; fit again, killed (SIGTERM) after the first batch of epoch 2, and
+    resume with ``--ckpt_path last`` (from the end of epoch 1): the same log, to 1e-6."""
+    _run(make_args("whole", 2), monkeypatch)
+    _killed(make_args("killed", 2), monkeypatch, epoch=1, batch=0, signals=["SIGTERM"])
+    _run([*make_args("killed", 2), "--ckpt_path=last"], monkeypatch)
+    assert [p.name for p in (runs / "killed").iterdir()] == ["version_0"]  # the same run folder
+    _assert_same_log(runs / "whole" / "version_0", runs / "killed" / "version_0")
 
 
 def _tiny(corpus: Path, runs: Path, extra: dict):
@@ -70,9 +87,44 @@ def _tiny(corpus: Path, runs: Path, extra: dict):
     return make
 
 
-def test_resume_equals_uninterrupted_with_dropout(tiny_corpus, tmp_path, monkeypatch):
+SLURM = {
+    "class_path": "lightning.pytorch.plugins.environments.SLURMEnvironment",
+    "init_args": {"auto_requeue": True, "requeue_signal": "SIGUSR1"},
+}
+
+
+def test_killed_and_requeued_runs_resume_to_the_uninterrupted_metrics(
+    tiny_corpus, tmp_path, monkeypatch, capsys
+):
+    """Dropout on. A run killed with SIGTERM exits 143 and resumes from last.ckpt; a SLURM job sent
+    SIGUSR1 (checkpoint + requeue) then SIGTERM mid-epoch resumes from Lightning's hpc_ckpt_N.ckpt
+    in its run folder, that epoch's remaining batches and no others. Both end as the uninterrupted run."""
     runs = tmp_path / "runs"
-    assert_resume_equals_whole(_tiny(tiny_corpus, runs, DROPOUT), runs, monkeypatch)
+    make = _tiny(tiny_corpus, runs, DROPOUT)
+    assert_resume_equals_whole(make, runs, monkeypatch)
+
+    for name, value in {
+        "SLURM_JOB_ID": "1",
+        "SLURM_NTASKS": "1",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_NAME": "musictag",
+    }.items():
+        monkeypatch.setenv(name, value)
+    slurm = [*make("requeued", 2), f"--trainer.plugins={json.dumps(SLURM)}"]
+    _killed(slurm, monkeypatch, epoch=1, batch=1, signals=["SIGUSR1", "SIGTERM"])
+    folder = runs / "requeued" / "version_0"
+    assert (folder / "hpc_ckpt_1.ckpt").is_file()
+    capsys.readouterr()
+    _run([*slurm, "--ckpt_path=last"], monkeypatch)
+    assert f"using last checkpoint {folder / 'hpc_ckpt_1.ckpt'}" in capsys.readouterr().err
+    rows_whole = [r for r in _logged(runs / "whole" / "version_0" / "metrics.csv") if "val/pr_auc" in r]
+    rows_requeued = [r for r in _logged(folder / "metrics.csv") if "val/pr_auc" in r]
+    assert len(rows_whole) == len(rows_requeued) == 2
+    for row_whole, row_requeued in zip(rows_whole, rows_requeued, strict=True):
+        for key in ("val/pr_auc", "val/roc_auc", "val/loss"):
+            assert row_requeued[key] == pytest.approx(row_whole[key], abs=1e-6), key
 
 
 @pytest.mark.slow

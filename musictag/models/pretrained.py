@@ -48,10 +48,9 @@ def sota_preset(arch: str, dataset: str) -> str:
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A plain state_dict from disk, loaded with ``weights_only=True`` (nothing is unpickled beyond tensors)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001  (torch raises several kinds for a bad file)
-        raise ConfigError(f"cannot read weights from {path}: {str(err).splitlines()[0]}") from None
+    from musictag.module import read_torch_file
+
+    state = read_torch_file(path, "weights file")
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -112,8 +111,12 @@ def import_sota(arch: str, dataset: str, weights: str | os.PathLike, out: str | 
         tag_chunks=16,
         tag_chunk_mode="sota",
     )
-    module.net.load_state_dict(convert_sota_state_dict(load_state_dict_file(weights), module.net))
     out = Path(out)
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder; give the checkpoint file to write, e.g. {out / 'model.ckpt'}"
+        )
+    module.net.load_state_dict(convert_sota_state_dict(load_state_dict_file(weights), module.net))
     out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {
         "state_dict": module.state_dict(),
@@ -127,8 +130,11 @@ def import_sota(arch: str, dataset: str, weights: str | os.PathLike, out: str | 
         },
     }
     tmp = out.with_name(out.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, out)
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing half-written left behind
     return out
 
 
