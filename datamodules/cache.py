@@ -480,8 +480,9 @@ def _prepare_in_pool(todo: list[ShardTask], workers: int, bar: Any) -> None:
             bar.update(n_tracks)
     except BaseException:
         # stop now: the workers' shards in progress are uncommitted and redone by the next run
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for process in list(getattr(pool, "_processes", {}).values()):
+        for process in processes:
             process.terminate()
             process.join()
         raise

@@ -215,10 +215,24 @@ class MusictagCLI(LightningCLI):
             config.ckpt_path = str(path)
             if self.subcommand == "fit":  # resume: same run folder, same logger runs
                 self.resume_dir = _run_folder(path)
-        elif ckpt is not None and ckpt not in ("best", "last", "hpc") and "://" not in str(ckpt):
+        else:
+            self._check_ckpt_path(ckpt)
+
+    def _check_ckpt_path(self, ckpt: Any) -> None:
+        """One line for a ``--ckpt_path`` file that is missing, empty, foreign or unsafe to load."""
+        if ckpt is None or ckpt in ("best", "last", "hpc") or "://" in str(ckpt):
+            return
+        if getattr(self, "_ckpt_checked", None) != ckpt:
             from musictag.module import load_checkpoint
 
-            load_checkpoint(str(ckpt))  # one line for a missing, empty, foreign or unsafe file
+            load_checkpoint(str(ckpt))
+            self._ckpt_checked = ckpt
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads a checkpoint's hyperparameters right after parsing, with torch's own errors
+        subcommand = self.config.get("subcommand")
+        self._check_ckpt_path(self.config[subcommand].get("ckpt_path") if subcommand else None)
+        super()._parse_ckpt_path()
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init

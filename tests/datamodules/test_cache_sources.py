@@ -1,0 +1,173 @@
+"""A cache knows what it was made from: wrong sources are refused, nothing empty sticks, nothing of the
+user's is overwritten, and an interrupted preparation leaves no half-written file."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datamodules.cache import AudioCache, CacheError
+from datamodules.corpora import FolderDataModule
+from datamodules.dummies import make_folder_corpus
+from musictag.cli import main
+from musictag.registry import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def prepare(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        main(["prepare", "folder", *args])
+        code = 0
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_wrong_audio_root_is_an_error_and_leaves_nothing_that_sticks(tmp_path, capsys):
+    corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=6)
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    cache = tmp_path / "cache"
+    code, out, err = prepare(
+        capsys, "--root", str(wrong), "--metadata", str(corpus.metadata), "--out", str(cache)
+    )
+    last = err.strip().splitlines()[-1]  # after the progress bar
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert last.startswith("musictag prepare: error: none of the 6 tracks could be used, e.g. ")
+    assert "no such file; check the audio root" in err
+    assert not AudioCache.exists(cache)
+    # corrected, the same command prepares the corpus
+    code, out, _ = prepare(
+        capsys, "--root", str(corpus.audio_root), "--metadata", str(corpus.metadata), "--out", str(cache)
+    )
+    assert code == 0 and len(AudioCache(cache)) > 0
+    # asked again from the wrong root, the cache refuses rather than serve what it holds
+    code, _, err = prepare(
+        capsys, "--root", str(wrong), "--metadata", str(corpus.metadata), "--out", str(cache)
+    )
+    assert (
+        code == 2
+        and f"prepared with audio_root='{corpus.audio_root.resolve()}', not '{wrong.resolve()}'" in err
+    )
+    assert f"remove {cache} to prepare it again" in err
+    # a missing root is named
+    code, _, err = prepare(
+        capsys,
+        "--root",
+        str(tmp_path / "nowhere"),
+        "--metadata",
+        str(corpus.metadata),
+        "--out",
+        str(tmp_path / "c2"),
+    )
+    assert code == 2 and "audio root " + str(tmp_path / "nowhere") + " not found" in err and "--root" in err
+
+
+def test_a_datamodule_refuses_a_cache_of_other_metadata_or_settings(tmp_path):
+    corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=6)
+    cache = tmp_path / "cache"
+    FolderDataModule(cache_dir=str(cache), csv=str(corpus.metadata)).prepare_data()
+    other_csv = corpus.audio_root / "other.csv"
+    shutil.copy(corpus.metadata, other_csv)
+    with pytest.raises(ConfigError, match=r"prepared with csv='.*tags\.csv', not '.*other\.csv'"):
+        FolderDataModule(cache_dir=str(cache), csv=str(other_csv))
+    with pytest.raises(ConfigError, match=r"prepared with min_seconds=0.0, not 2.0"):
+        FolderDataModule(cache_dir=str(cache), csv=str(corpus.metadata), min_seconds=2.0)
+    with pytest.raises(ConfigError, match=r"prepared with seed=0, not 1"):
+        FolderDataModule(cache_dir=str(cache), csv=str(corpus.metadata), seed=1)
+    # the cache alone (no sources given) is fine
+    assert FolderDataModule(cache_dir=str(cache), csv=None).tag_names
+
+
+def test_a_folder_of_user_files_is_never_written_into(tmp_path, capsys):
+    corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=6)
+    mine = corpus.audio_root / "manifest.csv"
+    mine.write_text("my own file\n")
+    before = sorted(p.name for p in corpus.audio_root.iterdir())
+    code, _, err = prepare(
+        capsys,
+        "--root",
+        str(corpus.audio_root),
+        "--metadata",
+        str(corpus.metadata),
+        "--out",
+        str(corpus.audio_root),
+    )
+    assert code == 2 and "is not empty and not a musictag cache (audio, manifest.csv, tags.csv)" in err
+    assert (
+        mine.read_text() == "my own file\n" and sorted(p.name for p in corpus.audio_root.iterdir()) == before
+    )
+    with pytest.raises(CacheError, match="not a musictag cache"):
+        AudioCache.write(corpus.audio_root, [("a", np.zeros(10, np.float32))], 16000)
+    assert mine.read_text() == "my own file\n"
+    # an empty folder, or an earlier cache, is fine
+    (tmp_path / "empty").mkdir()
+    code, _, _ = prepare(
+        capsys,
+        "--root",
+        str(corpus.audio_root),
+        "--metadata",
+        str(corpus.metadata),
+        "--out",
+        str(tmp_path / "empty"),
+    )
+    assert code == 0
+    code, _, _ = prepare(
+        capsys,
+        "--root",
+        str(corpus.audio_root),
+        "--metadata",
+        str(corpus.metadata),
+        "--out",
+        str(tmp_path / "empty"),
+    )
+    assert code == 0
+
+
+def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path):
+    corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=12)
+    out = tmp_path / "cache"
+    child = (  # `musictag prepare` with decoding slowed down
+        "import sys, time\n"
+        "import datamodules.cache as cache\n"
+        "decode = cache._decode\n"
+        "cache._decode = lambda *a: (time.sleep(0.2), decode(*a))[1]\n"
+        "from musictag.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = [
+        "prepare",
+        "folder",
+        "--root",
+        str(corpus.audio_root),
+        "--metadata",
+        str(corpus.metadata),
+        "--out",
+        str(out),
+        "--tracks-per-shard",
+        "1",
+        "--workers",
+        "2",
+    ]
+    proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert (
+        "shards of " + str(out) + " are done (half-written files removed); run the same command again" in err
+    )
+    assert not list(out.rglob("*.tmp"))
+    assert not AudioCache.exists(out)

@@ -1,0 +1,180 @@
+"""Mistakes a user makes reach them as one `error:` line naming the file or value and what to set."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from datamodules.dummies import make_mtat_corpus
+from musictag.cli import COMMANDS, main
+from musictag.testing import cli_args
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = sorted(
+    str(p.relative_to(REPO))
+    for corpus in ("mtat", "msd", "jamendo")
+    for p in (REPO / "experiments" / corpus).glob("*.yaml")
+)
+
+
+def run(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["musictag"])
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_every_published_recipe_without_its_data_says_what_to_set(tmp_path, monkeypatch, capsys):
+    assert len(RECIPES) == 30
+    monkeypatch.chdir(tmp_path)  # where none of the recipes' data/ paths exist
+    for recipe in RECIPES:
+        code, out, err = run(["fit", f"--config={REPO / recipe}"], monkeypatch, capsys)
+        corpus = Path(recipe).parent.name
+        assert code == 2, recipe
+        assert out == "" and len(err.splitlines()) == 1, (recipe, err)
+        assert err.startswith(f"musictag: error: {corpus}: audio root data/"), (recipe, err)
+        assert "not found" in err and "set data.init_args.audio_root" in err, (recipe, err)
+
+
+def test_corpus_and_metadata_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    def fit_folder(csv_text: str) -> tuple[int, str]:
+        folder = tmp_path / f"c{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "tags.csv").write_text(csv_text)
+        code, out, err = run(
+            [
+                "fit",
+                "--model=musictag.TaggingModule",
+                "--data=datamodules.FolderDataModule",
+                f"--data.init_args.csv={folder / 'tags.csv'}",
+                f"--data.init_args.cache_dir={folder / 'cache'}",
+            ],
+            monkeypatch,
+            capsys,
+        )
+        assert code == 2 and out == "" and len(err.splitlines()) == 1, err
+        return code, err.strip()
+
+    _, err = fit_folder("a.mp3,rock\nb.mp3,jazz\n")  # no header
+    assert "tags.csv: no column ['path', 'tags']; the header has ['a.mp3', 'rock']" in err
+    assert err.endswith("(set data.init_args.csv)")
+    _, err = fit_folder("path,tags\na.mp3,rock\na.mp3,jazz\n")
+    assert "line 3: path 'a.mp3' already appears on line 2" in err
+    _, err = fit_folder("path,tags,split\na.mp3,rock,train\nb.mp3,jazz,dev\n")
+    assert "line 3: split 'dev' is not a split" in err
+    _, err = fit_folder("path,tags,mood\na.mp3,rock,happy\n")
+    assert "unknown column(s) ['mood']" in err
+    code, _, err = run(
+        [
+            "fit",
+            "--model=musictag.TaggingModule",
+            "--data=datamodules.FolderDataModule",
+            f"--data.init_args.csv={tmp_path / 'none.csv'}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+        ],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 2 and len(err.splitlines()) == 1 and "none.csv not found" in err
+    # MTAT: the audio is there, annotations_final.csv is not
+    corpus = make_mtat_corpus(tmp_path / "mtat", n_tracks=4)
+    corpus.metadata.unlink()
+    code, _, err = run(
+        [
+            "fit",
+            f"--config={REPO / 'experiments/mtat/short_chunk.yaml'}",
+            f"--data.init_args.audio_root={corpus.audio_root}",
+            f"--data.init_args.cache_dir={tmp_path / 'mc'}",
+        ],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "annotations_final.csv not found" in err and "set data.init_args.annotations or audio_root" in err
+
+
+def test_checkpoint_errors_are_one_line_and_never_torch_advice(tiny_corpus, tmp_path, monkeypatch, capsys):
+
+    empty = tmp_path / "empty.ckpt"
+    empty.touch()
+    noise = tmp_path / "noise.ckpt"
+    noise.write_bytes(bytes(range(256)) * 20)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this ran",))
+
+    evil = tmp_path / "evil.ckpt"
+    import torch
+
+    torch.save({"state_dict": Evil()}, evil)
+    expected = {
+        tmp_path / "missing.ckpt": f"no checkpoint at {tmp_path / 'missing.ckpt'}",
+        empty: f"{empty} is empty (0 bytes), not a checkpoint",
+        noise: f"{noise} is not a readable PyTorch checkpoint (truncated, or another kind of file)",
+        evil: f"{evil} holds Python objects besides tensors and plain data",
+        tmp_path: f"{tmp_path} is a folder, not a checkpoint file",
+    }
+    for subcommand, path in [("fit", p) for p in expected] + [("test", noise), ("test", evil)]:
+        message = expected[path]
+        code, out, err = run(
+            cli_args(subcommand, str(tiny_corpus), str(tmp_path / "runs"), ckpt_path=str(path)),
+            monkeypatch,
+            capsys,
+        )
+        assert code == 2 and "this ran" not in out, err
+        assert len(err.splitlines()) == 1 and err.startswith(f"musictag: error: {message}"), err
+        assert "weights_only" not in err
+
+
+def test_import_pretrained_into_a_folder_leaves_nothing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "adir").mkdir()
+    code, _, err = run(
+        [
+            "import-pretrained",
+            "--arch",
+            "fcn",
+            "--dataset",
+            "mtat",
+            "--weights",
+            str(tmp_path / "w.pth"),
+            "--out",
+            str(tmp_path / "adir"),
+        ],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 2 and "--out " + str(tmp_path / "adir") + " is a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
+
+
+def test_help_lists_every_command(monkeypatch, capsys):
+    for argv, status in (([], 2), (["--help"], 0), (["-h"], 0)):
+        code, out, _ = run(argv, monkeypatch, capsys)
+        assert code == status
+        for name in ("fit", "validate", "test", "predict", "tag", "prepare", "import-pretrained", "bench"):
+            assert f"\n  {name:<19}{COMMANDS[name]}" in out
+    # python -m musictag: the usage says `musictag`, not `__main__.py`
+    monkeypatch.setattr(sys, "argv", [str(REPO / "musictag" / "__main__.py"), "fit", "--help"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_module("musictag", run_name="__main__")
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and out.startswith("usage: musictag ") and "__main__" not in out
+
+
+def test_sigterm_ends_a_fit_with_a_failure_status(tiny_corpus, tmp_path, monkeypatch, capsys):
+    callback = '[{"class_path": "musictag.testing.SignalAt", "init_args": {"epoch": 0, "batch": 0, "signals": ["SIGTERM"]}}]'
+    code, _, err = run(
+        [*cli_args("fit", str(tiny_corpus), str(tmp_path / "runs")), f"--trainer.callbacks={callback}"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 143
+    assert "musictag: stopped by SIGTERM before the run finished; continue it with --ckpt_path last" in err
