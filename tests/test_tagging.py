@@ -13,7 +13,6 @@ import torch
 from musictag import TaggingModule
 from musictag.audio import AudioError
 from musictag.cli import main
-from musictag.inference import file_chunk_starts, pick_device, tag_many
 from musictag.testing import TINY_SHORT_CHUNK, cli_args, sine, write_audio, write_non_finite
 
 
@@ -102,10 +101,14 @@ def test_bad_options_get_one_line(ckpt, tmp_path, capsys):
         assert code == 2 and err.strip() == (
             "musictag tag: error: --device cuda: no CUDA GPU is available here; use --device auto or cpu"
         )
+    from musictag.inference import pick_device
+
     assert pick_device("cpu") == torch.device("cpu")
 
 
 def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
+    from musictag.inference import file_chunk_starts
+
     chunk = model.input_len
     # shorter than a chunk: once, zero-padded, with a note
     starts, note = file_chunk_starts(chunk // 2, chunk, 16, "even")
@@ -134,6 +137,8 @@ def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
 
 
 def test_batches_across_files_give_the_per_file_scores(model, tmp_path):
+    from musictag.inference import tag_many
+
     paths = []
     for i, seconds in enumerate([5.0, 4.0, 7.5, 2.0]):
         paths.append(tmp_path / f"{i}.wav")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.cache import AudioCache, CacheError
+from datamodules.cache import AudioCache
 from datamodules.corpora import FolderDataModule
 from datamodules.dummies import make_folder_corpus
 from musictag.cli import main
@@ -106,6 +106,8 @@ def test_a_folder_of_user_files_is_never_written_into(tmp_path, capsys):
     assert (
         mine.read_text() == "my own file\n" and sorted(p.name for p in corpus.audio_root.iterdir()) == before
     )
+    from datamodules.cache import CacheError
+
     with pytest.raises(CacheError, match="not a musictag cache"):
         AudioCache.write(corpus.audio_root, [("a", np.zeros(10, np.float32))], 16000)
     assert mine.read_text() == "my own file\n"
