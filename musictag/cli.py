@@ -9,7 +9,11 @@ On top of LightningCLI:
   API key, ``disabled`` when ``WANDB_MODE=disabled``);
 - ``--ckpt_path best`` / ``last`` for validate/test/predict means that checkpoint of the newest run of
   ``run.name``; ``fit --ckpt_path last`` resumes that run (same folder, epoch, optimizer and logger run);
-- configuration errors (unknown stage names, shapes that do not fit) end with one ``error:`` line.
+- configuration errors (unknown stage names, shapes that do not fit, corpus and metadata errors, a
+  checkpoint that is missing or not safe to load, a device this machine lacks) end with one ``error:``
+  line and exit status 2;
+- a run stopped by SIGTERM exits 143, not 0 (SLURM's requeue signal still checkpoints and requeues);
+- ``musictag`` / ``musictag --help`` list every command, the tools of :data:`TOOLS` included.
 """
 
 from __future__ import annotations
@@ -355,6 +359,10 @@ def main(args: Any = None) -> None:
         message = (
             str(config_error).strip().splitlines()[0] if str(config_error).strip() else repr(config_error)
         )
+        if isinstance(config_error, MisconfigurationException) and any(
+            word in message.lower() for word in ("gpu", "cuda", "accelerator", "mps")
+        ):
+            message += " (this machine has no such device: use --trainer.accelerator=auto or cpu)"
         print(f"musictag: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 

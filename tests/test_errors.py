@@ -134,6 +134,17 @@ def test_checkpoint_errors_are_one_line_and_never_torch_advice(tiny_corpus, tmp_
         assert "weights_only" not in err
 
 
+def test_a_device_this_machine_lacks_is_one_line(tiny_corpus, tmp_path, monkeypatch, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    args = [*cli_args("fit", str(tiny_corpus), str(tmp_path / "runs")), "--trainer.accelerator=gpu"]
+    code, _, err = run(args, monkeypatch, capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("musictag: error: ") and "use --trainer.accelerator=auto or cpu" in err
+
+
 def test_import_pretrained_into_a_folder_leaves_nothing(tmp_path, monkeypatch, capsys):
     (tmp_path / "adir").mkdir()
     code, _, err = run(
