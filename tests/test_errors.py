@@ -191,3 +191,15 @@ def test_sigterm_ends_a_fit_with_a_failure_status(tiny_corpus, tmp_path, monkeyp
     )
     assert code == 143
     assert "musictag: stopped by SIGTERM before the run finished; continue it with --ckpt_path last" in err
+    # under SLURM with auto-requeue: SIGUSR1 writes the requeue checkpoint into the run folder (where
+    # `--ckpt_path last` looks), then SLURM's SIGTERM ends the job with 143 too
+    for name in ("SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID"):
+        monkeypatch.setenv(name, "1" if name in ("SLURM_JOB_ID", "SLURM_NTASKS") else "0")
+    monkeypatch.setenv("SLURM_JOB_NAME", "musictag")
+    plugin = '{"class_path": "lightning.pytorch.plugins.environments.SLURMEnvironment", "init_args": {"auto_requeue": true}}'
+    requeue = callback.replace('["SIGTERM"]', '["SIGUSR1", "SIGTERM"]')
+    args = cli_args("fit", str(tiny_corpus), str(tmp_path / "runs"), **{"run.name": "slurm"})
+    code, _, _ = run(
+        [*args, f"--trainer.callbacks={requeue}", f"--trainer.plugins={plugin}"], monkeypatch, capsys
+    )
+    assert code == 143 and (tmp_path / "runs" / "slurm" / "version_0" / "hpc_ckpt_1.ckpt").is_file()

@@ -93,16 +93,45 @@ SLURM = {
 }
 
 
-def test_killed_and_requeued_runs_resume_to_the_uninterrupted_metrics(
+def test_a_killed_run_resumes_to_the_uninterrupted_metrics(tiny_corpus, tmp_path, monkeypatch):
+    """Dropout on. A run killed with SIGTERM exits 143 and, resumed from last.ckpt, ends as the
+    uninterrupted run."""
+    runs = tmp_path / "runs"
+    assert_resume_equals_whole(_tiny(tiny_corpus, runs, DROPOUT), runs, monkeypatch)
+
+
+def test_last_is_the_newer_of_last_ckpt_and_a_requeue_checkpoint(tmp_path):
+    import os
+
+    from musictag.cli import RunSettings, newest_checkpoint
+
+    run = RunSettings(name="r", save_dir=str(tmp_path))
+    folder = tmp_path / "r" / "version_1"
+    (folder / "checkpoints").mkdir(parents=True)
+    (tmp_path / "r" / "version_0" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "r" / "version_0" / "checkpoints" / "last.ckpt").touch()
+    last, hpc = folder / "checkpoints" / "last.ckpt", folder / "hpc_ckpt_1.ckpt"
+    last.touch()
+    hpc.touch()
+    os.utime(last, ns=(1_000_000_000, 1_000_000_000))
+    os.utime(hpc, ns=(2_000_000_000, 2_000_000_000))
+    assert newest_checkpoint(run, "last") == hpc  # written on SIGUSR1 after the epoch's last.ckpt
+    os.utime(last, ns=(3_000_000_000, 3_000_000_000))
+    assert newest_checkpoint(run, "last") == last  # resumed, and a later epoch ended since
+    (folder / "checkpoints" / "best.ckpt").touch()
+    assert newest_checkpoint(run, "best") == folder / "checkpoints" / "best.ckpt"  # never an hpc one
+
+
+@pytest.mark.slow
+def test_a_requeued_slurm_job_resumes_mid_epoch_to_the_uninterrupted_metrics(
     tiny_corpus, tmp_path, monkeypatch, capsys
 ):
-    """Dropout on. A run killed with SIGTERM exits 143 and resumes from last.ckpt; a SLURM job sent
-    SIGUSR1 (checkpoint + requeue) then SIGTERM mid-epoch resumes from Lightning's hpc_ckpt_N.ckpt
-    in its run folder, that epoch's remaining batches and no others. Both end as the uninterrupted run."""
+    """Dropout on. A SLURM job sent SIGUSR1 (checkpoint + requeue) then SIGTERM mid-epoch exits 143;
+    requeued, it resumes from Lightning's hpc_ckpt_N.ckpt in its run folder with that epoch's remaining
+    batches and no others, and ends as the uninterrupted run."""
     runs = tmp_path / "runs"
     make = _tiny(tiny_corpus, runs, DROPOUT)
-    assert_resume_equals_whole(make, runs, monkeypatch)
-
+    _run(make("whole", 2), monkeypatch)
     for name, value in {
         "SLURM_JOB_ID": "1",
         "SLURM_NTASKS": "1",

@@ -135,32 +135,31 @@ def test_a_folder_of_user_files_is_never_written_into(tmp_path, capsys):
     assert code == 0
 
 
-def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path):
+def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    import json
+
+    import datamodules.cache as cache_module
+
     corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=12)
+    tracks = [(f"t{i}", str(p)) for i, p in enumerate(sorted((corpus.audio_root / "audio").iterdir()))]
     out = tmp_path / "cache"
-    child = (  # `musictag prepare` with decoding slowed down
-        "import sys, time\n"
+    # a real Ctrl-C (SIGINT to the process) while two worker processes decode, shard by shard
+    child = (
+        "import json, sys, time\n"
         "import datamodules.cache as cache\n"
         "decode = cache._decode\n"
-        "cache._decode = lambda *a: (time.sleep(0.2), decode(*a))[1]\n"
-        "from musictag.cli import main\n"
-        "main(sys.argv[1:])\n"
+        "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
+        "try:\n"
+        "    cache.prepare_cache(sys.argv[1], [tuple(t) for t in json.loads(sys.argv[2])], tracks_per_shard=1, workers=2)\n"
+        "except cache.PrepareInterrupted:\n"
+        "    sys.exit(130)\n"
     )
-    args = [
-        "prepare",
-        "folder",
-        "--root",
-        str(corpus.audio_root),
-        "--metadata",
-        str(corpus.metadata),
-        "--out",
-        str(out),
-        "--tracks-per-shard",
-        "1",
-        "--workers",
-        "2",
-    ]
-    proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child, str(out), json.dumps(tracks)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
         time.sleep(0.02)
@@ -173,3 +172,25 @@ def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path):
     )
     assert not list(out.rglob("*.tmp"))
     assert not AudioCache.exists(out)
+    # the same through `musictag prepare` (exit 130, no traceback), here on the one-process path
+    shard = cache_module._prepare_shard
+
+    def interrupted(task):
+        if task.number == 3:
+            raise KeyboardInterrupt
+        return shard(task)
+
+    monkeypatch.setattr(cache_module, "_prepare_shard", interrupted)
+    args = [
+        "--root",
+        str(corpus.audio_root),
+        "--metadata",
+        str(corpus.metadata),
+        "--out",
+        str(tmp_path / "c2"),
+    ]
+    code, _, err = prepare(capsys, *args, "--tracks-per-shard", "2")
+    assert code == 130 and "3 of 6 shards of" in err and "Traceback" not in err
+    monkeypatch.setattr(cache_module, "_prepare_shard", shard)
+    code, _, _ = prepare(capsys, *args, "--tracks-per-shard", "2")  # resumed
+    assert code == 0 and len(AudioCache(tmp_path / "c2")) > 0
