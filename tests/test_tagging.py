@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from musictag import TaggingModule
 from musictag.audio import AudioError
 from musictag.cli import main
-from musictag.testing import TINY_SHORT_CHUNK, cli_args, sine, write_audio, write_non_finite
+from musictag.testing import TINY_SHORT_CHUNK, sine, write_audio, write_non_finite
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -161,24 +160,26 @@ def test_batches_across_files_give_the_per_file_scores(model, tmp_path):
     np.testing.assert_allclose(list(song["scores"].values()), chunk_mean, atol=1e-6)
 
 
-def test_a_fit_checkpoint_tags_with_its_run_evaluation_setting(tiny_corpus, tmp_path, monkeypatch, capsys):
-    runs = tmp_path / "runs"
-    monkeypatch.setattr(sys, "argv", ["musictag"])
-    main(
-        cli_args(
-            "fit",
-            str(tiny_corpus),
-            str(runs),
-            **{
-                "trainer.max_epochs": 1,
-                "trainer.limit_train_batches": 1,
-                "trainer.limit_val_batches": 1,
-                "data.init_args.n_chunks": 3,
-                "data.init_args.chunk_mode": "sota",
-            },
-        )
+def test_a_fit_checkpoint_tags_with_its_run_evaluation_setting(tiny_corpus, tmp_path, capsys):
+    import lightning.pytorch as pl
+
+    from datamodules.synthetic import SyntheticDataModule
+    from musictag.testing import tiny_synthetic_args
+
+    data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus), n_chunks=3, chunk_mode="sota"))
+    module = TaggingModule(n_tags=data.n_tags, tag_names=list(data.tag_names), **TINY_SHORT_CHUNK)
+    trainer = pl.Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
     )
-    ckpt = runs / "tiny" / "version_0" / "checkpoints" / "last.ckpt"
+    trainer.fit(module, data)
+    ckpt = tmp_path / "fit.ckpt"
+    trainer.save_checkpoint(ckpt)
     saved = torch.load(ckpt, weights_only=True)["hyper_parameters"]
     assert (saved["tag_chunks"], saved["tag_chunk_mode"]) == (3, "sota")
     write_audio(tmp_path / "song.wav", sine(440, 10.0), 16000)
