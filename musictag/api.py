@@ -50,13 +50,13 @@ class AudioTagger:
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
         files = list(audio_files([os.fspath(p) for p in paths]))
 
-        def note(text: str) -> None:
-            warnings.warn(f"musictag: {text}", stacklevel=4)  # the caller of this method
-
+        notes: list[str] = []  # files cut into fewer chunks than asked, warned from here (the caller's frame)
         results: list[dict[str, Any]] = []
         for result in tag_many(
-            self.model, files, self.n_chunks, self.chunk_mode, batch_size=batch_chunks, note=note
+            self.model, files, self.n_chunks, self.chunk_mode, batch_size=batch_chunks, note=notes.append
         ):
+            while notes:
+                warnings.warn(f"musictag: {notes.pop(0)}", stacklevel=2)
             if isinstance(result, AudioError):
                 if on_error == "raise":
                     raise result
