@@ -306,6 +306,7 @@ COMMANDS = {
     "predict": "song-level scores of a corpus split (data.init_args.predict_split)",
     "tag": "tag audio files and folders with a checkpoint: musictag tag song.mp3 --ckpt CKPT",
     "prepare": "decode a corpus once into a packed int16 cache: musictag prepare mtat --root ... --out ...",
+    "embed": "store a frozen pretrained encoder's embeddings of a corpus, to train probes on",
     "import-pretrained": "turn published weights into a musictag checkpoint",
     "bench": "training throughput of the architectures (and data loading) on this machine",
 }

@@ -177,12 +177,14 @@ def test_import_pretrained_into_a_folder_leaves_nothing(tmp_path, monkeypatch, c
 
 
 def test_help_lists_every_command(monkeypatch, capsys):
-    from musictag.cli import COMMANDS
+    from musictag.cli import COMMANDS, TOOLS
+
+    assert set(TOOLS) <= set(COMMANDS)  # a tool added without a line in the help fails here
 
     for argv, status in (([], 2), (["--help"], 0), (["-h"], 0)):
         code, out, _ = run(argv, monkeypatch, capsys)
         assert code == status
-        for name in ("fit", "validate", "test", "predict", "tag", "prepare", "import-pretrained", "bench"):
+        for name in ("fit", "validate", "test", "predict", *TOOLS):
             assert f"\n  {name:<19}{COMMANDS[name]}" in out
     # python -m musictag: the usage says `musictag`, not `__main__.py`
     monkeypatch.setattr(sys, "argv", [str(REPO / "musictag" / "__main__.py"), "fit", "--help"])
