@@ -225,10 +225,11 @@ def _resume_mid_epoch(loader: BatchLoader | DataLoader, trainer: Any) -> None:
     n_batches = len(batch_sampler)  # type: ignore[arg-type]
     accumulate = max(1, int(getattr(trainer, "accumulate_grad_batches", 1)))
     steps_per_epoch = -(-n_batches // accumulate)
-    steps_done = trainer.global_step - trainer.current_epoch * steps_per_epoch
+    epoch = int(getattr(trainer, "current_epoch", 0))
+    steps_done = int(getattr(trainer, "global_step", 0)) - epoch * steps_per_epoch
     batches_done = min(n_batches, steps_done * accumulate)
     if 0 < batches_done < n_batches:
-        sampler.resume(trainer.current_epoch, batches_done * int(batch_sampler.batch_size))  # type: ignore[union-attr]
+        sampler.resume(epoch, batches_done * int(batch_sampler.batch_size))  # type: ignore[union-attr]
         # Lightning's warning that a plain DataLoader cannot resume mid-epoch: this one does
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
 
