@@ -23,14 +23,12 @@ blank artist counts as an artist of its own). Tag columns are sorted alphabetica
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 
 from datamodules.manifest import TAG_SEPARATOR, Manifest
-
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
 

@@ -32,8 +32,7 @@ import numpy as np
 
 from datamodules.manifest import Manifest
 from datamodules.pickles import load_restricted_pickle
-
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 TRAIN_LIST = "filtered_list_train.cP"
 TEST_LIST = "filtered_list_test.cP"

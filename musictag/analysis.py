@@ -13,12 +13,13 @@ A row per run: ``name``, ``version``, ``path``, ``arch``, ``corpus``, ``subcomma
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
+
+from musictag.types import Pathlike
 
 METRIC_NAMES = {"test/roc_auc": "ROC-AUC", "test/pr_auc": "PR-AUC"}
 
@@ -94,7 +95,7 @@ def _wandb_runs(path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def load_runs(source: str | os.PathLike = "runs") -> pd.DataFrame:
+def load_runs(source: Pathlike = "runs") -> pd.DataFrame:
     """Runs of a local folder of run folders (``runs/<name>/version_N``), or of a W&B ``entity/project``."""
     folder = Path(source)
     if folder.is_dir():

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from musictag.types import Pathlike
+
 #: A Short-chunk CNN narrowed to a few channels: same stages and shapes, trains in seconds.
 TINY_SHORT_CHUNK: dict[str, Any] = {
     "arch": "short_chunk",
@@ -63,7 +65,7 @@ def _yaml(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
-def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
+def write_audio(path: Pathlike, audio: np.ndarray, sample_rate: int) -> None:
     """Write float audio ``(n,)`` or ``(n, channels)`` in the format of the file's extension (MP3 included)."""
     import soundfile as sf
 
@@ -75,7 +77,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) ->
     sf.write(os.fspath(path), audio, sample_rate, format=fmt, subtype=subtype)
 
 
-def write_bad_files(folder: str | os.PathLike) -> dict[str, str]:
+def write_bad_files(folder: Pathlike) -> dict[str, str]:
     """A corrupt MP3, an empty WAV and a silent FLAC in ``folder``: name → the problem the cache reports."""
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
@@ -86,7 +88,7 @@ def write_bad_files(folder: str | os.PathLike) -> dict[str, str]:
     return {"corrupt.mp3": "unreadable", "empty.wav": "empty", "silent.flac": "silent"}
 
 
-def last_logged(metrics_csv: str | os.PathLike) -> dict[str, float]:
+def last_logged(metrics_csv: Pathlike) -> dict[str, float]:
     """The last value logged for every column of a run's ``metrics.csv``."""
     import csv
 

@@ -47,6 +47,7 @@ class PonsFilters(nn.Module):
     """
 
     input_ndim = 3
+    fixed_input_length = True  # the branches' flattened outputs are sized for the configured input
 
     def __init__(self, in_shape: Sequence[int], branches: Sequence[dict[str, Any]]) -> None:
         super().__init__()
