@@ -239,13 +239,15 @@ def log_per_tag_tables(
                 continue
             fpr, tpr, _ = binary_roc(scores[:, j], labels)
             precision, recall, _ = binary_precision_recall_curve(scores[:, j], labels)
-            for kind, (x, y), names in (
-                ("roc", (fpr, tpr), ["fpr", "tpr"]),
-                ("pr", (recall, precision), ["recall", "precision"]),
+            for kind, x, y, x_name, y_name in (
+                ("roc", fpr, tpr, "fpr", "tpr"),
+                ("pr", recall, precision, "recall", "precision"),
             ):
-                table = wandb.Table(data=list(zip(x.tolist(), y.tolist(), strict=True)), columns=names)
+                table = wandb.Table(
+                    data=list(zip(x.tolist(), y.tolist(), strict=True)), columns=[x_name, y_name]
+                )
                 curves[f"{stage}/{kind}/{tag}"] = wandb.plot.line(
-                    table, names[0], names[1], title=f"{kind.upper()} {tag}"
+                    table, x_name, y_name, title=f"{kind.upper()} {tag}"
                 )
         if curves:
             logger.experiment.log(curves)
@@ -345,7 +347,8 @@ class SongScoresWriter(BasePredictionWriter):
     def write_on_epoch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any, batch_indices: Any
     ) -> None:
-        scores, _, indices = self.collected.gathered()  # a collective: every process calls it
+        scores, _, indices = self.collected.gathered()  # collectives: every process calls them
+        log_dir = self.output_dir or trainer.log_dir  # (under DDP, log_dir is a broadcast)
         if not trainer.is_global_zero or indices is None:
             return
         order = torch.argsort(indices)
@@ -354,7 +357,7 @@ class SongScoresWriter(BasePredictionWriter):
         split = getattr(datamodule, "predict_split", "predict")
         ids = song_ids(trainer, split, indices, len(scores))
         tags = tag_names_of(trainer, pl_module, scores.shape[1])
-        folder = Path(self.output_dir or trainer.log_dir or ".")
+        folder = Path(log_dir or ".")
         folder.mkdir(parents=True, exist_ok=True)
         npz, table = folder / f"predictions_{split}.npz", folder / f"predictions_{split}.csv"
         with atomic_write(npz) as tmp:

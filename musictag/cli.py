@@ -88,7 +88,7 @@ def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Lo
     )
     loggers: list[Logger] = [csv_logger]
     metrics_file = Path(csv_logger.log_dir) / "metrics.csv"
-    if resume_dir is not None and metrics_file.is_file() and rank_zero_only.rank == 0:
+    if resume_dir is not None and metrics_file.is_file() and getattr(rank_zero_only, "rank", 0) == 0:
         # Lightning's CSV writer deletes an existing metrics.csv when it starts: put the resumed run's
         # rows back and let the writer append under the same columns.
         logged = metrics_file.read_text()

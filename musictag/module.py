@@ -209,7 +209,16 @@ class TaggingModule(pl.LightningModule):
         decision on a tensor's value (tested), so a GPU never waits for the Python loop."""
         logits = self.net(batch["audio"])
         loss = self.loss(logits, batch["target"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        # sync_dist: the epoch value is the mean over every process's batches (one scalar all-reduce)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(logits),
+            sync_dist=True,
+        )
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -231,8 +240,9 @@ class TaggingModule(pl.LightningModule):
         per_chunk = self.chunk_losses(logits, target.unsqueeze(1).expand_as(logits).float())
         weights = mask.to(per_chunk.dtype) if mask is not None else torch.ones_like(per_chunk)
         n_real = weights.sum()
-        self.eval_loss[stage].update((per_chunk * weights).sum() / n_real.clamp(min=1), weight=n_real)
-        self.log(f"{stage}/loss", self.eval_loss[stage], on_epoch=True, batch_size=per_chunk.numel())
+        eval_loss: MeanMetric = self.eval_loss[stage]  # type: ignore[assignment]  # a ModuleDict of them
+        eval_loss.update((per_chunk * weights).sum() / n_real.clamp(min=1), weight=n_real)
+        self.log(f"{stage}/loss", eval_loss, on_epoch=True, batch_size=per_chunk.numel())
         scores = aggregate_chunks(self.probabilities(logits), self.aggregate, mask)
         songs = {"scores": scores, "targets": target}
         if "index" in batch:

@@ -117,7 +117,7 @@ class ResStrideBlock2d(nn.Module):
 def _use_channels_last(module: nn.Module, enabled: bool) -> bool:
     """Lay the conv weights out channels-last (the inputs follow in forward)."""
     if enabled:
-        module.to(memory_format=torch.channels_last)
+        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # a real argument torch's stubs lack
     return enabled
 
 

@@ -47,6 +47,11 @@ class Tagger(nn.Module):
         shapes: per-example output shape of each stage at ``input_len``.
     """
 
+    representation: nn.Module  # the stages, set by name in __init__
+    frontend: nn.Module
+    backend: nn.Module
+    head: nn.Module
+
     def __init__(
         self,
         n_tags: int,

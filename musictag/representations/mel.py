@@ -43,6 +43,9 @@ class MelSpectrogram(nn.Module):
 
     input_ndim = 1
 
+    window: torch.Tensor  # buffers, typed for the type checker
+    fb: torch.Tensor
+
     def __init__(
         self,
         sample_rate: int = 16000,
