@@ -104,7 +104,7 @@ def last_logged(metrics_csv: Pathlike) -> dict[str, float]:
 REQUIRE_REFERENCE_ENV = "MUSICTAG_REQUIRE_REFERENCE"
 
 
-def require_reference(path: str | os.PathLike, what: str, how: str) -> str:
+def require_reference(path: Pathlike, what: str, how: str) -> str:
     """``path`` if it exists; else skip the calling test naming ``what`` is missing and ``how`` to get it,
     or fail when ``$MUSICTAG_REQUIRE_REFERENCE`` is set."""
     import pytest
@@ -124,3 +124,33 @@ def musicnn_models_dir() -> str:
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "musicnn-0.1.0", "musicnn"
     )
     return os.environ.get("MUSICNN_MODELS", default)
+
+
+#: The published sota-music-tagging-models checkpoints of the reference data (``sota/models/<corpus>/<model>``).
+SOTA_CHECKPOINTS = (
+    "jamendo/crnn",
+    "jamendo/fcn",
+    "jamendo/musicnn",
+    "msd/crnn",
+    "msd/fcn",
+    "mtat/crnn",
+    "mtat/fcn",
+    "mtat/musicnn",
+)
+
+
+def reference_root() -> str:
+    """Where the reference data (published metadata and weights) is: ``$MUSICTAG_REFERENCE``, else
+    ``../shared/reference`` next to the repository (the project's workspace)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get("MUSICTAG_REFERENCE") or os.path.join(os.path.dirname(repo), "shared", "reference")
+
+
+def reference_path(relative: str = "") -> str:
+    """A file or folder of the reference data. When it is missing, the calling test is skipped with the
+    reason, or fails when ``MUSICTAG_REQUIRE_REFERENCE`` is set (as CI sets it: CI never passes by skipping)."""
+    return require_reference(
+        os.path.join(reference_root(), relative),
+        "reference data",
+        "set MUSICTAG_REFERENCE to the reference data folder to run this test",
+    )

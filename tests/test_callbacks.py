@@ -45,7 +45,11 @@ class PlainModule(pl.LightningModule):
         return torch.nn.functional.binary_cross_entropy_with_logits(self.linear(batch["x"]), batch["y"])
 
     def _songs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"scores": torch.sigmoid(self.linear(batch["x"])), "targets": batch["y"], "index": batch["index"]}
+        return {
+            "scores": torch.sigmoid(self.linear(batch["x"])),
+            "targets": batch["y"],
+            "index": batch["index"],
+        }
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         return self._songs(batch)
@@ -150,7 +154,10 @@ def test_predict_writer_is_a_callback_class_and_writes_in_dataset_order(tmp_path
     assert list(saved["song_ids"]) == [str(i) for i in range(10)]
     with torch.no_grad():
         np.testing.assert_allclose(saved["scores"], torch.sigmoid(module.linear(songs.features)), atol=1e-6)
-    assert writer.written == [tmp_path / "out" / "predictions_predict.npz", tmp_path / "out" / "predictions_predict.csv"]
+    assert writer.written == [
+        tmp_path / "out" / "predictions_predict.npz",
+        tmp_path / "out" / "predictions_predict.csv",
+    ]
 
 
 def test_evaluation_steps_never_wait_for_the_host():

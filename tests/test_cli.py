@@ -266,7 +266,9 @@ def test_default_root_dir_holds_the_run(tiny_corpus, tmp_path, monkeypatch):
     assert (version / "checkpoints" / "last.ckpt").is_file() and (version / "metrics.csv").is_file()
     assert not (tmp_path / "runs").exists()
     # and `--ckpt_path best` finds the run there
-    test_args = [a for a in cli_args("test", str(tiny_corpus), "unused") if not a.startswith("--run.save_dir")]
+    test_args = [
+        a for a in cli_args("test", str(tiny_corpus), "unused") if not a.startswith("--run.save_dir")
+    ]
     _run([*test_args, f"--trainer.default_root_dir={root}", "--ckpt_path=best"], monkeypatch)
     assert (root / "tiny" / "version_1" / "test_predictions.npz").is_file()
 

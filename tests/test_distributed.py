@@ -42,7 +42,10 @@ def test_two_processes_give_the_one_process_metrics_and_one_file(tmp_path, monke
     assert "sync_dist=True" not in capfd.readouterr().err
     assert "val/pr_auc" in last_logged(runs / "version_0" / "metrics.csv")
 
-    one, two = last_logged(runs / "version_1" / "metrics.csv"), last_logged(runs / "version_2" / "metrics.csv")
+    one, two = (
+        last_logged(runs / "version_1" / "metrics.csv"),
+        last_logged(runs / "version_2" / "metrics.csv"),
+    )
     config = (runs / "version_2" / "config.yaml").read_text()
     assert "strategy: ddp_spawn" in config and "devices: '2'" in config
     for key in ("test/roc_auc", "test/pr_auc", "test/loss"):

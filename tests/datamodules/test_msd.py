@@ -18,15 +18,13 @@ from datamodules.msd import (
 )
 from datamodules.pickles import load_restricted_pickle, write_py2_pickle
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "msd"
 TAGS = ["rock", "Hip-Hop", "female vocalists", "00s"]
 
 
-def reference_file(name: str) -> Path:
-    path = REFERENCE / name
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
-    return path
+@pytest.fixture
+def reference_file(reference):
+    """A file of the reference data's ``msd/`` folder (see the ``reference`` fixture)."""
+    return lambda name: reference(f"msd/{name}")
 
 
 def track_id(i: int) -> str:
@@ -55,7 +53,7 @@ def write_metadata(folder: Path, n_train_list: int = 10, n_test: int = 3) -> dic
     return vectors
 
 
-def test_real_tag_list_and_test_ids():
+def test_real_tag_list_and_test_ids(reference_file):
     tags = read_tag_list(reference_file("50tagList.txt"))
     assert len(tags) == 50 and tags[:3] == ("rock", "pop", "alternative")
     assert "Hip-Hop" in tags  # mixed case kept as written
