@@ -171,6 +171,7 @@ def test_print_config_and_python_m(tmp_path):
     assert printed["checkpoint"]["monitor"] == "val/pr_auc"  # musictag's defaults
 
 
+@pytest.mark.slow  # three fits: the kill/resume test
 def test_fit_resumed_with_ckpt_path_last_ends_like_an_uninterrupted_run(tiny_corpus, tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     whole = cli_args(

@@ -122,7 +122,8 @@ def _use_channels_last(module: nn.Module, enabled: bool) -> bool:
 
 
 def _per_block(value: object, n_blocks: int, what: str) -> list:
-    """One value for every block: a scalar (or a [freq, time] pair given once) is repeated."""
+    """One value for every block: a scalar (int or name) is repeated; a list gives one value per block
+    (so a ``[freq, time]`` pool is written once per block: ``[[2, 4], [2, 4], ...]``)."""
     if isinstance(value, (int, str)):
         return [value] * n_blocks
     values = list(value)  # type: ignore[call-overload]
