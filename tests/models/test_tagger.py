@@ -98,3 +98,30 @@ def test_per_block_values_repeat_a_scalar_and_take_one_list_entry_per_block():
     # a [freq, time] pair given once is not repeated: it must be one entry per block
     with pytest.raises(ConfigError, match=r"^3 channels but 2 pools; give one, or one per block$"):
         _per_block([2, 4], 3, "pools")
+
+
+class _FlattenTime(torch.nn.Module):
+    """A user's own back end that flattens time into features, and says so."""
+
+    fixed_input_length = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+def test_a_stage_declares_that_it_fixes_the_input_length():
+    def tagger(backend: str) -> Tagger:
+        return Tagger(
+            n_tags=2,
+            representation="mel",
+            frontend={"name": "conv2d_stack", "channels": [4, 4], "pools": 4},
+            backend={"class_path": backend},
+            head="linear",
+            input_len=16000,
+        )
+
+    assert tagger("musictag.backends.GlobalMax").variable_length
+    net = tagger(f"{__name__}._FlattenTime")
+    assert not net.variable_length
+    with pytest.raises(ValueError, match="takes exactly input_len=16000"):
+        net(torch.randn(1, 17000))
