@@ -3,8 +3,8 @@
 The CRNN paper compares a 1-D CNN (``choi_conv1d``), a 2-D CNN (``choi_conv2d``) and a CRNN
 (``choi_crnn``) at 0.1M, 0.25M, 0.5M, 1M and 3M parameters (50 outputs). Each design here has base
 widths; :func:`scaled_preset` multiplies every width by ``s`` and the widths of the layers next to the
-output by ``sqrt(s)``, with ``s`` found by bisection so that the count lands within ±10% of the budget
-(in practice within 1%). The width ratios (1:2:2:2:3 for the 2-D CNN, 1:2:2:2 plus the GRU for the
+output by ``sqrt(s)``, with ``s`` found by bisection over the composed network's parameter count: the
+paper's budgets (0.1M-3M) land within 1% (tested); a budget that no width brings within 10% is refused. The width ratios (1:2:2:2:3 for the 2-D CNN, 1:2:2:2 plus the GRU for the
 CRNN) follow the paper's layer tables as far as this project could check them; the kernel sizes,
 pools and input (96 mel bands x 1366 frames, 12 kHz, hop 256, 29.1 s) are the paper's.
 """
@@ -122,7 +122,7 @@ def _tagger_params(stages_json: str, n_tags: int) -> int:
 
 @functools.lru_cache(maxsize=64)
 def scaled_preset(name: str, param_budget: float = 1_000_000, n_tags: int = 50) -> Preset:
-    """The design ``name`` scaled to ``param_budget`` parameters at ``n_tags`` outputs (±10%)."""
+    """The design ``name`` scaled to ``param_budget`` parameters at ``n_tags`` outputs (within 1% for the paper's budgets; refused beyond 10%)."""
     if name not in DESIGNS:
         raise ConfigError(f"unknown budgeted design {name!r}; use one of {', '.join(DESIGNS)}")
     if not 10_000 <= param_budget <= 50_000_000:
