@@ -100,7 +100,10 @@ def test_a_plain_lightning_module_gets_the_metrics_and_the_test_outputs(tmp_path
     assert float(logged["val/pr_auc"]) == pytest.approx(ap, abs=1e-6)
     assert float(logged["val/skipped_tags"]) == 0.0 and "val/accuracy" not in logged
 
-    result = trainer.test(module, DataLoader(test, batch_size=4), verbose=False)[0]
+    shuffled = torch.utils.data.Subset(
+        test, torch.randperm(29, generator=torch.Generator().manual_seed(5)).tolist()
+    )
+    result = trainer.test(module, DataLoader(shuffled, batch_size=4), verbose=False)[0]
     folder = tmp_path / "plain" / "version_0"
     saved = np.load(folder / "test_predictions.npz")
     assert list(saved["tag_names"]) == module.tag_names
