@@ -23,7 +23,6 @@ tracks drop out only if the audio cache fails to decode them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
