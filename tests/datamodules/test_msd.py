@@ -80,7 +80,7 @@ def test_excluded_ids_leave_every_split_after_the_boundary(tmp_path):
     assert {track_id(2), track_id(9), track_id(11)}.isdisjoint(manifest.ids)
 
 
-def test_published_skips_in_the_real_test_list():
+def test_published_skips_in_the_real_test_list(reference_file):
     assert len(PUBLISHED_SKIPS) == 55 and all(len(t) == 18 and t.startswith("TR") for t in PUBLISHED_SKIPS)
     test_ids = load_restricted_pickle(reference_file("filtered_list_test.cP"))
     assert len(set(test_ids) - PUBLISHED_SKIPS) == 28_434  # the published evaluation's test songs
