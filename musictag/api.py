@@ -17,8 +17,7 @@ import torch
 
 from musictag.audio import AudioError
 from musictag.inference import FileChunks, _top, audio_files, file_chunks, file_result, load_model
-
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 
 class AudioTagger:
