@@ -18,7 +18,6 @@ placed by ``chunk_mode``; for training, the fixed excerpt of ``train_crop: start
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,11 @@ from torch.utils.data import Dataset
 
 from datamodules.base import TaggingDataModule
 from datamodules.manifest import Manifest
-from musictag.registry import ConfigError
+from musictag.types import ConfigError, Pathlike
 
 FORMAT = "musictag-embeddings/1"
 INDEX = "index.json"
 MANIFEST = "manifest.csv"
-Pathlike = str | os.PathLike
 
 
 def read_index(root: Pathlike) -> dict[str, Any]:

@@ -224,8 +224,9 @@ class TaggingModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         """Values stages report about themselves (a learned layer weighting: ``train/layer_weights/<i>``)."""
         for stage in self.net.modules():
-            if hasattr(stage, "logged_values"):
-                for name, value in stage.logged_values().items():
+            logged_values = getattr(stage, "logged_values", None)
+            if logged_values is not None:
+                for name, value in logged_values().items():
                     self.log(f"train/{name}", value)
 
     # --- evaluation -----------------------------------------------------------------------------

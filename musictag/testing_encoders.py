@@ -7,8 +7,9 @@ extractors shrunk to 1-second inputs, so that fitting a probe on them takes seco
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from musictag.types import Pathlike
 
 #: family → (model type, the encoder's sample rate); ``wav2vec2`` runs at 24 kHz like MERT, so the
 #: tests resample.
@@ -23,7 +24,7 @@ TINY_ENCODERS = {
 _TRANSFORMER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
-def make_tiny_encoder(family: str, folder: str | os.PathLike, seed: int = 0) -> Path:
+def make_tiny_encoder(family: str, folder: Pathlike, seed: int = 0) -> Path:
     """Save a tiny random encoder of ``family`` (a key of :data:`TINY_ENCODERS`) into ``folder``."""
     import torch
     import transformers as tf

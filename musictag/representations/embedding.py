@@ -23,6 +23,8 @@ class EmbeddingInput(nn.Module):
 
     input_ndim = 1
 
+    positions: torch.Tensor  # a buffer, typed for the type checker
+
     def __init__(
         self, in_shape: Sequence[int], cache: str, layers: int | Sequence[int] | None = None
     ) -> None:
