@@ -8,6 +8,7 @@ extractors shrunk to 1-second inputs, so that fitting a probe on them takes seco
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from musictag.types import Pathlike
 
@@ -21,7 +22,12 @@ TINY_ENCODERS = {
     "whisper": ("whisper", 16000),
     "clap": ("clap", 48000),
 }
-_TRANSFORMER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+_TRANSFORMER: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 
 
 def make_tiny_encoder(family: str, folder: Pathlike, seed: int = 0) -> Path:
@@ -31,6 +37,8 @@ def make_tiny_encoder(family: str, folder: Pathlike, seed: int = 0) -> Path:
 
     folder = Path(folder)
     torch.manual_seed(seed)
+    model: Any  # the family's transformers model and feature extractor
+    extractor: Any
     if family in ("wav2vec2", "hubert", "wavlm"):
         config_class, model_class = {
             "wav2vec2": (tf.Wav2Vec2Config, tf.Wav2Vec2Model),
