@@ -135,7 +135,7 @@ class TaggingModule(pl.LightningModule):
         self.aggregate = aggregate
         self.task = task
         self.eval_chunk_batch = eval_chunk_batch
-        self.compile = compile
+        self.compile_net = compile  # (not `self.compile`: that is nn.Module.compile)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         # Weighted by chunks and synced as sums and counts: exact whatever songs each process holds.
@@ -181,7 +181,7 @@ class TaggingModule(pl.LightningModule):
         return aggregate_chunks(self.probabilities(self.chunk_logits(audio)), self.aggregate, chunk_mask)
 
     def setup(self, stage: str) -> None:
-        if self.compile and self.net._compiled_call_impl is None:
+        if self.compile_net and self.net._compiled_call_impl is None:
             # in place: parameter names, state_dict and checkpoints stay those of the eager network
             self.net.compile()
 
