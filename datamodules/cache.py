@@ -32,11 +32,11 @@ import numpy as np
 
 from musictag.files import atomic_write, atomic_write_text
 from musictag.types import Pathlike
+from musictag.waves import INT16_SCALE
 
 FORMAT = "musictag-cache/2"
 INDEX = "index.json"
 REPORT = "report.json"
-INT16_SCALE = 32768.0
 #: Peak below which a track counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
 

@@ -27,12 +27,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
-from datamodules.datasets import apply_wave_augment, to_float
 from musictag.chunks import ChunkMode
 from musictag.metrics import Aggregation, aggregate_chunks
 from musictag.models import STAGE_KEYS, Tagger, resolve_architecture
 from musictag.registry import StageSpec
 from musictag.types import ConfigError
+from musictag.waves import apply_wave_augment, to_float
 
 Task = Literal["multilabel", "multiclass"]
 
