@@ -34,11 +34,8 @@ test: install ## run the fast test suite (no network, W&B disabled; not the slow
 test-slow: install ## run the slow tests (multi-process DDP, kill/resume, notebook)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "slow and not gpu"
 
-test-gpu: install ## run the CUDA tests (needs a GPU)
+test-gpu: install ## run the CUDA tests (tests/gpu, marker gpu; they skip without a GPU)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "gpu"
-
-test-gpu: install ## the CUDA tests (tests/gpu, marker gpu; skipped without a GPU)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m gpu
 
 demo: install ## train and test the demo Short-chunk CNN on the built-in synthetic corpus (CPU)
 	$(BIN)/musictag fit --config experiments/demo.yaml
