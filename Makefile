@@ -28,14 +28,14 @@ $(MUSICNN)/.unpacked: | $(STAMP)
 	  && touch $@ \
 	  || echo "note: could not fetch the musicnn 0.1.0 wheel; the tests of its models will skip"
 
-test: install ## run the fast test suite (no network, W&B disabled)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "not slow"
+test: install ## run the fast test suite (no network, W&B disabled; not the slow or GPU tests)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "not slow and not gpu"
 
-test-slow: install ## run the slow tests too
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+test-slow: install ## run the slow tests (multi-process DDP, kill/resume, notebook)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "slow and not gpu"
 
-test-gpu: install ## the CUDA tests (tests/gpu, marker gpu; skipped without a GPU)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m gpu
+test-gpu: install ## run the CUDA tests (tests/gpu, marker gpu; they skip without a GPU)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "gpu"
 
 demo: install ## train and test the demo Short-chunk CNN on the built-in synthetic corpus (CPU)
 	$(BIN)/musictag fit --config experiments/demo.yaml
@@ -44,9 +44,10 @@ demo: install ## train and test the demo Short-chunk CNN on the built-in synthet
 bench: install ## throughput of every architecture (samples/s), cache preparation and loading on this machine
 	$(BIN)/musictag bench --data $(BENCH_ARGS)
 
-lint: install ## ruff
+lint: install ## ruff (lint and format) and mypy (types of musictag/)
 	$(BIN)/ruff check musictag datamodules tests
 	$(BIN)/ruff format --check musictag datamodules tests
+	$(BIN)/mypy musictag
 
 presets: install ## rewrite experiments/models/*.yaml and experiments/<corpus>/*.yaml from the Python presets
 	$(BIN)/python -m musictag.models.export experiments/models

@@ -28,7 +28,7 @@ from datamodules.loader import BatchLoader, default_workers, make_loader
 from datamodules.manifest import Manifest
 from datamodules.samplers import EpochSampler, UnrepeatedDistributedSampler
 from musictag.chunks import ChunkMode, spectrogram_frames
-from musictag.registry import ConfigError
+from musictag.types import ConfigError
 
 SPLITS = ("train", "valid", "test")
 

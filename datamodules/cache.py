@@ -37,16 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from musictag.registry import ConfigError
-
-Pathlike = str | os.PathLike
+from musictag.files import atomic_write, atomic_write_text
+from musictag.types import ConfigError, Pathlike
+from musictag.waves import INT16_SCALE
 
 FORMAT = "musictag-cache/2"
 INDEX = "index.json"
 REPORT = "report.json"
 SETTINGS = "settings.json"
 MARK = ".musictag-cache"
-INT16_SCALE = 32768.0
 #: Peak below which a track counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
 
@@ -255,15 +254,6 @@ def check_source(root: Pathlike, recorded: Any, asked: Any) -> None:
             )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _write_shard(
     shard_dir: Path,
     number: int,
@@ -273,11 +263,10 @@ def _write_shard(
     """Write one shard; ``tracks`` yields (id, audio or the error that stands for it, path)."""
     name = f"{number:05d}"
     data_path = shard_dir / f"{name}.i16"
-    tmp = data_path.with_name(data_path.name + ".tmp")
     entries: list[list[Any]] = []
     problems: list[dict[str, str]] = []
     offset = 0
-    with open(tmp, "wb") as f:
+    with atomic_write(data_path) as tmp, open(tmp, "wb") as f:
         for track_id, audio, path in tracks:
             if isinstance(audio, Exception):
                 problem, detail = getattr(audio, "problem", "unreadable"), str(audio)
@@ -287,11 +276,8 @@ def _write_shard(
             f.write(samples.tobytes())
             entries.append([track_id, offset, len(samples)])
             offset += len(samples)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, data_path)
     record = {"shard": f"shards/{name}.i16", "tracks": entries, "problems": problems, "task_ids": task_ids}
-    _atomic_write_text(shard_dir / f"{name}.json", json.dumps(record))  # the commit
+    atomic_write_text(shard_dir / f"{name}.json", json.dumps(record))  # the commit
     return record
 
 
@@ -302,7 +288,7 @@ def _write_index(root: Path, records: Sequence[dict[str, Any]], sample_rate: int
         for track_id, offset, length in record["tracks"]:
             tracks[track_id] = [number, offset, length]
         problems += record["problems"]
-    _atomic_write_text(root / REPORT, json.dumps({"n_tracks": len(tracks), "problems": problems}, indent=1))
+    atomic_write_text(root / REPORT, json.dumps({"n_tracks": len(tracks), "problems": problems}, indent=1))
     index = {
         "format": FORMAT,
         "sample_rate": sample_rate,
@@ -310,7 +296,7 @@ def _write_index(root: Path, records: Sequence[dict[str, Any]], sample_rate: int
         "shards": [r["shard"] for r in records],
         "tracks": tracks,
     }
-    _atomic_write_text(root / INDEX, json.dumps(index))
+    atomic_write_text(root / INDEX, json.dumps(index))
 
 
 class TrackProblem(Exception):
@@ -420,7 +406,7 @@ def prepare_cache(
                 f"{root} holds an unfinished cache with other settings ({settings_path}); remove it or use "
                 "another folder"
             )
-    _atomic_write_text(settings_path, json.dumps(settings))
+    atomic_write_text(settings_path, json.dumps(settings))
     todo = [t for t in tasks if not _committed(shard_dir, t)]
     bar = _progress(len(tracks), len(tracks) - sum(len(t.track_ids) for t in todo), progress)
     try:

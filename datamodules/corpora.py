@@ -16,15 +16,15 @@ from typing import Any
 from datamodules.base import TaggingDataModule
 from datamodules.cache import AudioCache, CacheError, check_source, claim_cache_dir, prepare_cache
 from datamodules.manifest import Manifest
-from musictag.registry import ConfigError
+from musictag.types import ConfigError, Pathlike
 
 MANIFEST = "manifest.csv"
 
 
 def prepare_corpus(
     manifest: Manifest,
-    audio_root: str | os.PathLike,
-    cache_dir: str | os.PathLike,
+    audio_root: Pathlike,
+    cache_dir: Pathlike,
     sample_rate: int = 16000,
     workers: int = 1,
     min_seconds: float = 0.0,

@@ -21,9 +21,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.cache import INT16_SCALE, AudioCache
+from datamodules.cache import AudioCache
 from datamodules.manifest import Manifest
 from musictag.chunks import ChunkMode, chunk_starts, cut_chunks
+
+# on-device waveform operations live in the core (the module uses them; it imports nothing from here)
+from musictag.waves import apply_wave_augment, to_float  # noqa: F401
 
 TrainKey = int | tuple[int, int]
 
@@ -111,24 +114,6 @@ class WaveAugment:
         params = self.parameters(uniforms)
         noise = torch.randn(batch.shape, generator=generator)
         return apply_wave_augment(batch, params["gain"], params["noise_snr_db"], noise).reshape(audio.shape)
-
-
-def apply_wave_augment(
-    audio: torch.Tensor, gain: torch.Tensor, noise_snr_db: torch.Tensor, noise: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``(B, S)`` float audio × ``gain`` ``(B,)``, plus white noise at ``noise_snr_db`` ``(B,)`` (``inf``:
-    none). Branch-free, so it never waits for the host; ``noise`` defaults to ``randn`` on the device."""
-    audio = audio * gain.to(audio.dtype)[:, None]
-    power = audio.pow(2).mean(dim=-1, keepdim=True).clamp(min=1e-10)
-    scale = (power / torch.pow(10.0, noise_snr_db.to(audio.dtype)[:, None] / 10)).sqrt()  # inf dB → 0
-    if noise is None:
-        noise = torch.randn_like(audio)
-    return audio + noise * scale
-
-
-def to_float(audio: torch.Tensor) -> torch.Tensor:
-    """int16 samples → float32 waveform in [-1, 1) (float input is returned as it is)."""
-    return audio.float() / INT16_SCALE if audio.dtype == torch.int16 else audio
 
 
 class TrainChunks(Dataset):

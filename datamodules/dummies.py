@@ -8,7 +8,6 @@ the track ids that must be left out of the cache and why.
 from __future__ import annotations
 
 import csv
-import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from musictag.testing import write_audio
+from musictag.types import Pathlike
 
 SAMPLE_RATE = 16000
 
@@ -72,7 +72,7 @@ def _write_tracks(root: Path, rel_paths: list[str], seconds: float) -> tuple[dic
     return {empty: "empty", corrupt: "unreadable"}, short, stereo
 
 
-def make_folder_corpus(root: str | os.PathLike, n_tracks: int = 16, seconds: float = 4.0) -> DummyCorpus:
+def make_folder_corpus(root: Pathlike, n_tracks: int = 16, seconds: float = 4.0) -> DummyCorpus:
     """``root/tags.csv`` (``path,tags,split``) and the audio under ``root/audio``."""
     root = Path(root)
     tags = ["rock", "jazz", "vocal", "piano"]
@@ -89,7 +89,7 @@ def make_folder_corpus(root: str | os.PathLike, n_tracks: int = 16, seconds: flo
     return DummyCorpus(root, root / "tags.csv", {rel[i]: p for i, p in bad.items()}, rel[short], rel[stereo])
 
 
-def make_jamendo_corpus(root: str | os.PathLike, n_tracks: int = 18, seconds: float = 4.0) -> DummyCorpus:
+def make_jamendo_corpus(root: Pathlike, n_tracks: int = 18, seconds: float = 4.0) -> DummyCorpus:
     """``root/splits/split-0/autotagging_top50tags-*.tsv`` (CRLF, trailing tag fields) and ``root/audio/NN/ID.mp3``."""
     root = Path(root)
     ids = [1000 + 37 * i for i in range(n_tracks)]
@@ -124,7 +124,7 @@ def make_jamendo_corpus(root: str | os.PathLike, n_tracks: int = 18, seconds: fl
     )
 
 
-def make_mtat_corpus(root: str | os.PathLike, n_tracks: int = 20, seconds: float = 4.0) -> DummyCorpus:
+def make_mtat_corpus(root: Pathlike, n_tracks: int = 20, seconds: float = 4.0) -> DummyCorpus:
     """``root/annotations_final.csv`` (tab-separated, quoted, clip_id + tag columns + mp3_path) and the clips."""
     from datamodules.mtat import TOP50_TAGS
 
@@ -150,7 +150,7 @@ def make_mtat_corpus(root: str | os.PathLike, n_tracks: int = 20, seconds: float
     )
 
 
-def make_msd_corpus(root: str | os.PathLike, n_tracks: int = 18, seconds: float = 4.0) -> DummyCorpus:
+def make_msd_corpus(root: Pathlike, n_tracks: int = 18, seconds: float = 4.0) -> DummyCorpus:
     """A metadata folder of Python-2-style pickles (bytes ids) and 7digital previews ``X/Y/ID.clip.mp3``."""
     root = Path(root)
     ids = [f"TR{'ABCDEFGH'[i % 8]}{i:04d}AB128F9318{i:03d}" for i in range(n_tracks)]

@@ -17,8 +17,6 @@ placed by ``chunk_mode``; for training, the fixed excerpt of ``train_crop: start
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +26,10 @@ from torch.utils.data import Dataset
 
 from datamodules.base import TaggingDataModule
 from datamodules.manifest import Manifest
-from musictag.registry import ConfigError
 
-FORMAT = "musictag-embeddings/1"
-INDEX = "index.json"
-MANIFEST = "manifest.csv"
-Pathlike = str | os.PathLike
-
-
-def read_index(root: Pathlike) -> dict[str, Any]:
-    """The ``index.json`` of a complete embedding cache, or a one-line error."""
-    path = Path(root) / INDEX
-    if not path.is_file():
-        raise ConfigError(
-            f"no complete embedding cache at {root} (missing {INDEX}): run `musictag embed --encoder ... "
-            f"--data ... --out {root}`, or rerun it to finish an interrupted one"
-        )
-    index = json.loads(path.read_text())
-    if index.get("format") != FORMAT:
-        raise ConfigError(f"{path}: format {index.get('format')!r}, expected {FORMAT!r}; embed again")
-    return index
+# the cache format lives with the model stage that reads it (the core imports nothing from datamodules)
+from musictag.representations.embedding import FORMAT, INDEX, MANIFEST, read_index  # noqa: F401
+from musictag.types import ConfigError, Pathlike
 
 
 class EmbeddingStore:

@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.manifest import TAG_SEPARATOR, Manifest
-
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
 

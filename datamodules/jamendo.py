@@ -25,8 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from datamodules.manifest import Manifest
-
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 SUBSETS = ("all", "top50tags", "genre", "instrument", "moodtheme")
 QUALITIES = ("full", "low")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-Pathlike = str | os.PathLike
+from musictag.files import atomic_write
+from musictag.types import Pathlike
 
 TAG_SEPARATOR = ";"
 
@@ -61,8 +61,7 @@ class Manifest:
     def write_csv(self, path: Pathlike) -> None:
         """``id,split,path,tags`` with tags joined by ``;``; the tag order goes in a ``#tags:`` first line."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
             f.write("#tags:" + TAG_SEPARATOR.join(self.tag_names) + "\n")
             writer = csv.writer(f)
             writer.writerow(["id", "split", "path", "tags"])
@@ -70,7 +69,6 @@ class Manifest:
                 writer.writerow(
                     [track, split, audio, TAG_SEPARATOR.join(self.tag_names[j] for j in np.flatnonzero(row))]
                 )
-        os.replace(tmp, path)
 
     @classmethod
     def read_csv(cls, path: Pathlike) -> Manifest:

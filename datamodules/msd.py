@@ -23,7 +23,6 @@ tracks drop out only if the audio cache fails to decode them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,7 @@ import numpy as np
 
 from datamodules.manifest import Manifest
 from datamodules.pickles import load_restricted_pickle
-
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 TRAIN_LIST = "filtered_list_train.cP"
 TEST_LIST = "filtered_list_test.cP"

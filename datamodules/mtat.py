@@ -38,8 +38,7 @@ import numpy as np
 
 from datamodules.manifest import Manifest
 from datamodules.pickles import load_restricted_pickle
-
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 TOP50_TAGS = (
     "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",

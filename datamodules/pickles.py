@@ -21,14 +21,13 @@ tests can build metadata folders in the original format without Python 2.
 from __future__ import annotations
 
 import importlib
-import os
 import pickle
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 
 class RefusedGlobal(pickle.UnpicklingError):

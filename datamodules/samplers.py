@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 from torch.utils.data import Dataset, DistributedSampler
@@ -27,11 +26,6 @@ class UnrepeatedDistributedSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples
-
-
-def shard_sizes(n_items: int, world_size: int) -> list[int]:
-    """How many items each rank of an :class:`UnrepeatedDistributedSampler` gets."""
-    return [math.ceil((n_items - rank) / world_size) if n_items > rank else 0 for rank in range(world_size)]
 
 
 class EpochSampler(DistributedSampler):

@@ -32,6 +32,7 @@ import numpy as np
 from datamodules.base import TaggingDataModule
 from datamodules.cache import AudioCache
 from datamodules.manifest import Manifest
+from musictag.types import Pathlike
 
 TAGS = [
     "flute",
@@ -235,7 +236,7 @@ def split_of(index: int, n_clips: int, valid_fraction: float, test_fraction: flo
 
 
 def generate_corpus(
-    root: str | os.PathLike,
+    root: Pathlike,
     n_clips: int = 480,
     seconds: float = 6.0,
     sample_rate: int = 16000,

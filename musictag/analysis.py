@@ -13,12 +13,13 @@ A row per run: ``name``, ``version``, ``path``, ``arch``, ``corpus``, ``subcomma
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
+
+from musictag.types import Pathlike
 
 METRIC_NAMES = {"test/roc_auc": "ROC-AUC", "test/pr_auc": "PR-AUC"}
 
@@ -94,7 +95,7 @@ def _wandb_runs(path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def load_runs(source: str | os.PathLike = "runs") -> pd.DataFrame:
+def load_runs(source: Pathlike = "runs") -> pd.DataFrame:
     """Runs of a local folder of run folders (``runs/<name>/version_N``), or of a W&B ``entity/project``."""
     folder = Path(source)
     if folder.is_dir():
@@ -114,13 +115,17 @@ def benchmark_table(
 ) -> pd.DataFrame:
     """Architecture x (corpus, metric) of the test runs, the layout of the field's comparison tables.
 
-    Several test runs of one architecture on one corpus are averaged; ``n`` counts them.
+    Several test runs of one architecture on one corpus are averaged; the ``n`` column of each corpus
+    counts them.
     """
     present = [m for m in metrics if m in runs.columns]
     if not present:
         raise ValueError(f"no test metrics {list(metrics)} in these runs: run `musictag test` first")
     tested = runs.dropna(subset=present, how="all")
     table = tested.pivot_table(index="arch", columns="corpus", values=present, aggfunc="mean")
+    counts = tested.pivot_table(index="arch", columns="corpus", values=present[0], aggfunc="count")
+    counts.columns = pd.MultiIndex.from_product([["n"], counts.columns])
+    table = pd.concat([table, counts], axis=1)
     table = table.rename(columns=METRIC_NAMES, level=0).swaplevel(0, 1, axis=1).sort_index(axis=1)
     table.columns.names = ["corpus", "metric"]
     return table.round(4)

@@ -14,8 +14,7 @@ from typing import Any
 
 from musictag.audio import AudioError
 from musictag.inference import _top, audio_files, load_model, pick_device, tag_many
-
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 
 class AudioTagger:

@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 
 class AudioError(Exception):

@@ -222,7 +222,7 @@ def epoch_seconds(
         trainer = Trainer(
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=[device.index or 0] if device.type == "cuda" else 1,
-            precision=precision,
+            precision=precision,  # type: ignore[arg-type]  # a name Lightning checks itself
             max_epochs=2,
             logger=False,
             enable_checkpointing=False,

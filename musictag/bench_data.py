@@ -188,7 +188,7 @@ def loader_rates(tmp: Path, n_tracks: int, batches: int, repeats: int) -> list[F
         cases.append(
             (
                 f"published pattern (np.load whole .npy + crop), {workers} workers",
-                lambda workers=workers: DataLoader(
+                lambda workers=workers: DataLoader(  # type: ignore[misc]
                     NpyCrop(npy, CHUNK),
                     batch_size=BATCH,
                     shuffle=True,

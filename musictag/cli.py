@@ -35,8 +35,9 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.base import TaggingDataModule
+from musictag.callbacks import default_callbacks
 from musictag.module import TaggingModule
-from musictag.registry import ConfigError
+from musictag.types import ConfigError
 
 WandbMode = Literal["auto", "online", "offline", "disabled"]
 
@@ -48,14 +49,14 @@ class RunSettings:
     Args:
         name: experiment name; logs go to ``<save_dir>/<name>/version_N``.
         project: W&B project.
-        save_dir: root folder of all runs.
+        save_dir: root folder of all runs; default ``trainer.default_root_dir`` if that is set, else ``runs``.
         wandb: ``auto`` (``$WANDB_MODE`` if set, else online with an API key, else offline), or a mode.
         log_model: upload checkpoints as W&B artifacts (``true``: the best at the end; ``all``: each).
     """
 
     name: str = "default"
     project: str = "musictag"
-    save_dir: str = "runs"
+    save_dir: str | None = None
     wandb: WandbMode = "auto"
     log_model: bool | Literal["all"] = False
 
@@ -77,6 +78,11 @@ def wandb_mode(requested: WandbMode = "auto") -> str:
     return "offline"
 
 
+def runs_root(run: RunSettings, default_root_dir: str | None = None) -> str:
+    """The folder that holds the runs: ``run.save_dir``, else ``trainer.default_root_dir``, else ``runs``."""
+    return run.save_dir or default_root_dir or "runs"
+
+
 def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Logger]:
     """CSV always; W&B beside it in the same version folder unless W&B is disabled.
 
@@ -84,11 +90,11 @@ def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Lo
     resumes the run of the same id.
     """
     csv_logger = CSVLogger(
-        save_dir=run.save_dir, name=run.name, version=resume_dir.name if resume_dir else None
+        save_dir=runs_root(run), name=run.name, version=resume_dir.name if resume_dir else None
     )
     loggers: list[Logger] = [csv_logger]
     metrics_file = Path(csv_logger.log_dir) / "metrics.csv"
-    if resume_dir is not None and metrics_file.is_file() and rank_zero_only.rank == 0:
+    if resume_dir is not None and metrics_file.is_file() and getattr(rank_zero_only, "rank", 0) == 0:
         # Lightning's CSV writer deletes an existing metrics.csv when it starts: put the resumed run's
         # rows back and let the writer append under the same columns.
         logged = metrics_file.read_text()
@@ -134,7 +140,7 @@ def newest_checkpoint(run: RunSettings, which: str) -> Path:
     (``hpc_ckpt_N.ckpt`` in the run folder) counts too, and the newer of the two is taken: a requeued
     job then resumes from where it was stopped, not from the end of the epoch before.
     """
-    base = Path(run.save_dir) / run.name
+    base = Path(runs_root(run)) / run.name
     candidates = [p for p in base.glob(f"version_*/checkpoints/{which}.ckpt") if p.is_file()]
     if which == "last":
         candidates += [p for p in base.glob("version_*/hpc_ckpt_*.ckpt") if p.is_file()]
@@ -222,6 +228,10 @@ class MusictagCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         ckpt = config.get("ckpt_path")
         self.resume_dir: Path | None = None
+        # `--trainer.default_root_dir D` puts the runs under D (unless `--run.save_dir` says otherwise)
+        config.run.save_dir = runs_root(
+            RunSettings(**vars(config.run)), config.trainer.get("default_root_dir")
+        )
         if ckpt in ("best", "last") and (self.subcommand != "fit" or ckpt == "last"):
             path = newest_checkpoint(RunSettings(**vars(config.run)), ckpt)
             print(f"musictag: using {ckpt} checkpoint {path}", file=sys.stderr)
@@ -263,12 +273,39 @@ class MusictagCLI(LightningCLI):
             # Only fit chooses checkpoints. Elsewhere the callback would try to restore its state into the
             # new run's folder, and Lightning's note that it is missing is no news to the user.
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-            if self.subcommand == "predict":
-                from musictag.outputs import SongScoresWriter
-
-                callbacks.append(SongScoresWriter())
             warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used")
+        # the evaluation callbacks, unless the config names its own instance of one
+        configured = [*callbacks, *(config.get("callbacks") or [])]
+        for callback in default_callbacks(self.subcommand):
+            if not any(isinstance(c, type(callback)) for c in configured):
+                callbacks.append(callback)
         return super()._instantiate_trainer(config, callbacks)
+
+    def after_test(self) -> None:
+        self._say_where_outputs_went("test")
+
+    def after_predict(self) -> None:
+        self._say_where_outputs_went("predict")
+
+    def _say_where_outputs_went(self, subcommand: str) -> None:
+        """One line naming the run folder of a test or predict run, and why it is not the checkpoint's."""
+        log_dir = self.trainer.log_dir
+        if not self.trainer.is_global_zero or log_dir is None:
+            return
+        line = f"musictag: {subcommand} run folder {log_dir} (metrics.csv, config.yaml"
+        for callback in self.trainer.callbacks:  # type: ignore[attr-defined]
+            for path in getattr(callback, "written", []):
+                line += f", {Path(path).name}"
+        line += ")"
+        ckpt = self.trainer.ckpt_path
+        if ckpt and Path(ckpt).parent.name == "checkpoints":
+            fit_dir = Path(ckpt).parents[1]
+            if fit_dir.resolve() != Path(log_dir).resolve():
+                line += (
+                    f"; the checkpoint's fit run is {fit_dir}: every command logs into a new version folder, "
+                    "so the fit's own log and W&B run stay as they were"
+                )
+        print(line, file=sys.stderr)
 
     def after_fit(self) -> None:
         callback = self.trainer.checkpoint_callback

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from musictag.registry import ConfigError
+from musictag.types import ConfigError, Pathlike
 
 
 def load_datamodule(config_path: str, overrides: dict[str, Any] | None = None) -> Any:
@@ -62,7 +62,7 @@ def train_starts(n_samples: int, chunk_len: int, datamodule: Any) -> np.ndarray:
 def embed_corpus(
     encoder: Any,
     datamodule: Any,
-    out: str | os.PathLike,
+    out: Pathlike,
     batch_size: int = 16,
     tracks_per_shard: int = 64,
     device: str = "cpu",
@@ -73,9 +73,9 @@ def embed_corpus(
     import torch
     from tqdm import tqdm
 
-    from datamodules.cache import _atomic_write_text
     from datamodules.embeddings import FORMAT, INDEX, MANIFEST
     from musictag.chunks import chunk_starts, cut_chunks
+    from musictag.files import atomic_write_text
 
     out = Path(out)
     if (out / INDEX).is_file():
@@ -121,7 +121,7 @@ def embed_corpus(
             f"{out} holds an unfinished embedding cache with other settings ({settings_path}); "
             "remove it or use another folder"
         )
-    _atomic_write_text(settings_path, json.dumps(settings))
+    atomic_write_text(settings_path, json.dumps(settings))
     encoder = encoder.to(device).eval()
     tasks = []
     for split in ("train", "valid", "test"):
@@ -160,11 +160,10 @@ def embed_corpus(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, out / f"{name}.f16")
-        _atomic_write_text(
-            record_path, json.dumps({"split": split, "tracks": entries, "task_ids": track_ids})
-        )
+        atomic_write_text(record_path, json.dumps({"split": split, "tracks": entries, "task_ids": track_ids}))
     bar.close()
-    shards, tracks = [], {"train": {}, "valid": {}, "test": {}}
+    shards: list[Any] = []
+    tracks: dict[str, dict[str, Any]] = {"train": {}, "valid": {}, "test": {}}
     for split, name, _ in tasks:
         record = json.loads((out / f"{name}.json").read_text())
         for track_id, first, count in record["tracks"]:
@@ -188,7 +187,7 @@ def embed_corpus(
         "shards": shards,
         "tracks": tracks,
     }
-    _atomic_write_text(out / INDEX, json.dumps(index))
+    atomic_write_text(out / INDEX, json.dumps(index))
     return out
 
 

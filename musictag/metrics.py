@@ -85,6 +85,9 @@ class SongMetrics(Metric):
     """Collects song scores and targets (gathered across processes) and computes :func:`tagging_scores`."""
 
     full_state_update = False
+    scores: list[torch.Tensor]  # list states (torchmetrics), typed for the type checker
+    targets: list[torch.Tensor]
+    indices: list[torch.Tensor]
 
     def __init__(self) -> None:
         super().__init__()
@@ -94,7 +97,7 @@ class SongMetrics(Metric):
 
     def update(
         self, scores: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor | None = None
-    ) -> None:  # type: ignore[override]
+    ) -> None:
         self.scores.append(scores.detach().float())
         self.targets.append(targets.detach().float())
         if indices is not None:
@@ -106,5 +109,5 @@ class SongMetrics(Metric):
             indices = dim_zero_cat(self.indices) if len(self.indices) else None
             return dim_zero_cat(self.scores), dim_zero_cat(self.targets), indices
 
-    def compute(self) -> TaggingScores:  # type: ignore[override]
+    def compute(self) -> TaggingScores:
         return tagging_scores(dim_zero_cat(self.scores), dim_zero_cat(self.targets))

@@ -7,6 +7,10 @@ Batches (from :mod:`datamodules`; audio int16 from the loaders, float32 once on 
     one whole song per item, already cut into chunks; with sliding windows songs have different
     numbers of chunks and ``"chunk_mask": (B, n_chunks)`` marks the real ones. The module scores every chunk, turns the logits
     into probabilities and aggregates them to one score vector per song (``aggregate``).
+
+Evaluation steps log ``val|test/loss`` and return the batch's songs (``scores``, ``targets``, ``index``);
+the metrics, per-tag tables and output files are Lightning callbacks (:mod:`musictag.callbacks`), which
+``musictag`` installs by default and a plain ``Trainer`` takes as ``callbacks=[TaggingMetrics(), ...]``.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
-from datamodules.datasets import apply_wave_augment, to_float
 from musictag.chunks import ChunkMode
-from musictag.metrics import Aggregation, SongMetrics, TaggingScores, aggregate_chunks
+from musictag.metrics import Aggregation, aggregate_chunks
 from musictag.models import STAGE_KEYS, Tagger, resolve_architecture
-from musictag.outputs import write_test_outputs
-from musictag.registry import ConfigError, StageSpec
+from musictag.registry import StageSpec
+from musictag.types import ConfigError
+from musictag.waves import apply_wave_augment, to_float
 
 Task = Literal["multilabel", "multiclass"]
 
@@ -138,14 +142,14 @@ class TaggingModule(pl.LightningModule):
         self.aggregate = aggregate
         self.task = task
         self.eval_chunk_batch = eval_chunk_batch
-        self.compile = compile
+        self.compile_net = compile  # (not `self.compile`: that is nn.Module.compile)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
-        self.val_metrics = SongMetrics()
-        self.test_metrics = SongMetrics()
-        # weighted by chunks and synced as sums and counts: exact whatever songs each process holds
-        self.eval_loss = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
-        self.last_scores: dict[str, TaggingScores] = {}
+        # Weighted by chunks and synced as sums and counts: exact whatever songs each process holds.
+        # No NaN check: it would make every evaluation step wait for the device.
+        self.eval_loss = torch.nn.ModuleDict(
+            {stage: MeanMetric(nan_strategy="disable") for stage in ("val", "test")}
+        )
 
     @property
     def input_len(self) -> int:
@@ -184,7 +188,7 @@ class TaggingModule(pl.LightningModule):
         return aggregate_chunks(self.probabilities(self.chunk_logits(audio)), self.aggregate, chunk_mask)
 
     def setup(self, stage: str) -> None:
-        if self.compile and self.net._compiled_call_impl is None:
+        if self.compile_net and self.net._compiled_call_impl is None:
             # in place: parameter names, state_dict and checkpoints stay those of the eager network
             self.net.compile()
 
@@ -233,60 +237,59 @@ class TaggingModule(pl.LightningModule):
         decision on a tensor's value (tested), so a GPU never waits for the Python loop."""
         logits = self.net(batch["audio"])
         loss = self.loss(logits, batch["target"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        # sync_dist: the epoch value is the mean over every process's batches (one scalar all-reduce)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(logits),
+            sync_dist=True,
+        )
         return loss
 
     def on_train_epoch_end(self) -> None:
         """Values stages report about themselves (a learned layer weighting: ``train/layer_weights/<i>``)."""
         for stage in self.net.modules():
-            if hasattr(stage, "logged_values"):
-                for name, value in stage.logged_values().items():
+            logged_values = getattr(stage, "logged_values", None)
+            if logged_values is not None:
+                for name, value in logged_values().items():
                     self.log(f"train/{name}", value)
 
     # --- evaluation -----------------------------------------------------------------------------
-    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str, metrics: SongMetrics) -> None:
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        """Scores a batch of songs; logs ``<stage>/loss`` and returns the songs for the evaluation
+        callbacks (:mod:`musictag.callbacks`): ``scores`` ``(B, n_tags)``, ``targets``, ``index``."""
         logits = self.chunk_logits(batch["audio"]).float()
         target = batch["target"]
         mask = batch.get("chunk_mask")
-        # the loss of every chunk against its song's tags: the training objective, on evaluation songs
-        real = mask.reshape(-1) if mask is not None else slice(None)
-        flat_logits = logits.reshape(-1, logits.shape[-1])[real]
-        flat_target = target.unsqueeze(1).expand_as(logits).reshape(-1, logits.shape[-1])[real]
-        loss = self.loss(flat_logits, flat_target)
-        self.eval_loss[stage].update(loss, weight=len(flat_logits))
-        self.log(f"{stage}/loss", self.eval_loss[stage], on_epoch=True, batch_size=len(flat_logits))
-        metrics.update(
-            aggregate_chunks(self.probabilities(logits), self.aggregate, mask), target, batch.get("index")
-        )
+        # The loss of every real chunk against its song's tags: the training objective on evaluation
+        # songs, weighted rather than indexed by the mask so that nothing waits for the host.
+        per_chunk = self.chunk_losses(logits, target.unsqueeze(1).expand_as(logits).float())
+        weights = mask.to(per_chunk.dtype) if mask is not None else torch.ones_like(per_chunk)
+        n_real = weights.sum()
+        eval_loss: MeanMetric = self.eval_loss[stage]  # type: ignore[assignment]  # a ModuleDict of them
+        eval_loss.update((per_chunk * weights).sum() / n_real.clamp(min=1), weight=n_real)
+        self.log(f"{stage}/loss", eval_loss, on_epoch=True, batch_size=per_chunk.numel())
+        scores = aggregate_chunks(self.probabilities(logits), self.aggregate, mask)
+        songs = {"scores": scores, "targets": target}
+        if "index" in batch:
+            songs["index"] = batch["index"]
+        return songs
 
-    def _eval_epoch_end(self, stage: str, metrics: SongMetrics) -> None:
-        result = metrics.compute()
-        if stage == "test" and not self.trainer.sanity_checking:
-            write_test_outputs(self, result, *metrics.gathered())
-        metrics.reset()
-        self.last_scores[stage] = result
-        self.log(f"{stage}/roc_auc", result.roc_auc)
-        self.log(f"{stage}/pr_auc", result.pr_auc)
-        self.log(f"{stage}/skipped_tags", float(len(result.skipped)))
+    def chunk_losses(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """:meth:`loss` of each chunk: logits and targets ``(B, n_chunks, n_tags)`` → ``(B, n_chunks)``."""
+        logits = logits.float()
         if self.task == "multiclass":
-            self.log(f"{stage}/accuracy", result.accuracy)
-        if result.skipped and not self.trainer.sanity_checking:
-            names = ", ".join(self.tag_names[i] for i in result.skipped)
-            rank_zero_info(
-                f"{stage}: {len(result.skipped)} tag(s) without positives or negatives left out: {names}"
-            )
+            return F.cross_entropy(logits.transpose(1, 2), target.transpose(1, 2), reduction="none")
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=-1)
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val", self.val_metrics)
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "val")
 
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val", self.val_metrics)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test", self.test_metrics)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test", self.test_metrics)
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         audio = batch["audio"]
@@ -295,13 +298,6 @@ class TaggingModule(pl.LightningModule):
 
     # --- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        from musictag.schedules import ReferenceSchedule
-
-        schedules = (
-            [c for c in self.trainer.callbacks if isinstance(c, ReferenceSchedule)] if self._trainer else []
-        )
-        if schedules and schedules[0].stage > 0:  # resumed past the Adam stage: the SGD state follows
-            return schedules[0].sgd(self.parameters())
         optimizer = self.optimizer(self.parameters())
         if self.lr_scheduler is None:
             return optimizer

@@ -18,16 +18,11 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+# the errors live in musictag.types (datamodules raise them too); imported here for the stages' use
+from musictag.types import ConfigError, UnknownNameError
+
 StageSpec = str | dict[str, Any]
 T = TypeVar("T", bound=type)
-
-
-class ConfigError(ValueError):
-    """A model or data configuration that cannot be built; the message says what to change."""
-
-
-class UnknownNameError(ConfigError):
-    """A name that is not registered; the message lists the registered names."""
 
 
 class Registry:

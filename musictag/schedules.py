@@ -73,6 +73,14 @@ class ReferenceSchedule(pl.Callback):
             parameters, lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=True
         )
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Resumed past the Adam stage: the run continues with SGD. Lightning calls this after the
+        module's ``configure_optimizers`` and before it restores the optimizer state from the
+        checkpoint, so the checkpoint's SGD state goes into an SGD optimizer."""
+        if self.stage > 0:
+            trainer.optimizers = [self.sgd(pl_module.parameters())]
+            trainer.strategy.lr_scheduler_configs = []
+
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return

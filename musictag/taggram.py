@@ -7,13 +7,13 @@ chart of the song-level scores on the same rows. Drawn with matplotlib's Agg bac
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-Pathlike = str | os.PathLike
+from musictag.files import atomic_write
+from musictag.types import Pathlike
 
 
 def taggram_array(result: dict[str, Any]) -> tuple[np.ndarray, list[str], list[float]]:
@@ -74,10 +74,9 @@ def plot_taggram(result: dict[str, Any], out: Pathlike, title: str | None = None
     fig.suptitle(title or Path(result["path"]).name, fontsize=10)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, out)
+        with atomic_write(out) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)

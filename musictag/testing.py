@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 from lightning.pytorch.callbacks import Callback
 
+from musictag.types import Pathlike
+
 #: A Short-chunk CNN narrowed to a few channels: same stages and shapes, trains in seconds.
 TINY_SHORT_CHUNK: dict[str, Any] = {
     "arch": "short_chunk",
@@ -64,7 +66,7 @@ def _yaml(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
-def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> None:
+def write_audio(path: Pathlike, audio: np.ndarray, sample_rate: int) -> None:
     """Write float audio ``(n,)`` or ``(n, channels)`` in the format of the file's extension (MP3 included)."""
     import soundfile as sf
 
@@ -76,7 +78,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) ->
     sf.write(os.fspath(path), audio, sample_rate, format=fmt, subtype=subtype)
 
 
-def write_bad_files(folder: str | os.PathLike) -> dict[str, str]:
+def write_bad_files(folder: Pathlike) -> dict[str, str]:
     """A corrupt MP3, an empty WAV and a silent FLAC in ``folder``: name → the problem the cache reports."""
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
@@ -87,7 +89,7 @@ def write_bad_files(folder: str | os.PathLike) -> dict[str, str]:
     return {"corrupt.mp3": "unreadable", "empty.wav": "empty", "silent.flac": "silent"}
 
 
-def write_non_finite(path: str | os.PathLike, seconds: float = 1.0, sample_rate: int = 16000) -> None:
+def write_non_finite(path: Pathlike, seconds: float = 1.0, sample_rate: int = 16000) -> None:
     """A float WAV whose samples are all NaN but one Inf: decodes, yet is no audio."""
     import soundfile as sf
 
@@ -119,7 +121,7 @@ class SignalAt(Callback):
                 os.kill(os.getpid(), getattr(signal, name))
 
 
-def last_logged(metrics_csv: str | os.PathLike) -> dict[str, float]:
+def last_logged(metrics_csv: Pathlike) -> dict[str, float]:
     """The last value logged for every column of a run's ``metrics.csv``."""
     import csv
 
@@ -135,7 +137,7 @@ def last_logged(metrics_csv: str | os.PathLike) -> dict[str, float]:
 REQUIRE_REFERENCE_ENV = "MUSICTAG_REQUIRE_REFERENCE"
 
 
-def require_reference(path: str | os.PathLike, what: str, how: str) -> str:
+def require_reference(path: Pathlike, what: str, how: str) -> str:
     """``path`` if it exists; else skip the calling test naming ``what`` is missing and ``how`` to get it,
     or fail when ``$MUSICTAG_REQUIRE_REFERENCE`` is set."""
     import pytest
@@ -155,3 +157,33 @@ def musicnn_models_dir() -> str:
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "musicnn-0.1.0", "musicnn"
     )
     return os.environ.get("MUSICNN_MODELS", default)
+
+
+#: The published sota-music-tagging-models checkpoints of the reference data (``sota/models/<corpus>/<model>``).
+SOTA_CHECKPOINTS = (
+    "jamendo/crnn",
+    "jamendo/fcn",
+    "jamendo/musicnn",
+    "msd/crnn",
+    "msd/fcn",
+    "mtat/crnn",
+    "mtat/fcn",
+    "mtat/musicnn",
+)
+
+
+def reference_root() -> str:
+    """Where the reference data (published metadata and weights) is: ``$MUSICTAG_REFERENCE``, else
+    ``../shared/reference`` next to the repository (the project's workspace)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get("MUSICTAG_REFERENCE") or os.path.join(os.path.dirname(repo), "shared", "reference")
+
+
+def reference_path(relative: str = "") -> str:
+    """A file or folder of the reference data. When it is missing, the calling test is skipped with the
+    reason, or fails when ``MUSICTAG_REQUIRE_REFERENCE`` is set (as CI sets it: CI never passes by skipping)."""
+    return require_reference(
+        os.path.join(reference_root(), relative),
+        "reference data",
+        "set MUSICTAG_REFERENCE to the reference data folder to run this test",
+    )

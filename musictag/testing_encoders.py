@@ -7,8 +7,10 @@ extractors shrunk to 1-second inputs, so that fitting a probe on them takes seco
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
+
+from musictag.types import Pathlike
 
 #: family → (model type, the encoder's sample rate); ``wav2vec2`` runs at 24 kHz like MERT, so the
 #: tests resample.
@@ -20,16 +22,23 @@ TINY_ENCODERS = {
     "whisper": ("whisper", 16000),
     "clap": ("clap", 48000),
 }
-_TRANSFORMER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+_TRANSFORMER: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 
 
-def make_tiny_encoder(family: str, folder: str | os.PathLike, seed: int = 0) -> Path:
+def make_tiny_encoder(family: str, folder: Pathlike, seed: int = 0) -> Path:
     """Save a tiny random encoder of ``family`` (a key of :data:`TINY_ENCODERS`) into ``folder``."""
     import torch
     import transformers as tf
 
     folder = Path(folder)
     torch.manual_seed(seed)
+    model: Any  # the family's transformers model and feature extractor
+    extractor: Any
     if family in ("wav2vec2", "hubert", "wavlm"):
         config_class, model_class = {
             "wav2vec2": (tf.Wav2Vec2Config, tf.Wav2Vec2Model),

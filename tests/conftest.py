@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,18 @@ import pytest
 # No test touches the network or a W&B server.
 os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def reference() -> Callable[[str], Path]:
+    """The reference data (published metadata and weights), the one way tests reach it:
+    ``reference("sota/probe.npy")`` is that file's path. Its root is ``$MUSICTAG_REFERENCE`` (default
+    ``<repo>/../shared/reference``); a missing file skips the test saying so, or fails it when
+    ``MUSICTAG_REQUIRE_REFERENCE=1`` (``.ci/run`` sets it)."""
+    from musictag.testing import reference_path
+
+    reference_path()  # the root first: one clear reason when the whole folder is missing
+    return lambda relative="": Path(reference_path(relative))
 
 
 @pytest.fixture(scope="session")

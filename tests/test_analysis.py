@@ -51,7 +51,8 @@ def test_load_runs_and_benchmark_table(two_architectures):
     assert fit["best/val/pr_auc"] == fit.history["val/pr_auc"].max()
     table = benchmark_table(runs)
     assert list(table.index) == ["musicnn", "short_chunk"]  # one row per architecture
-    assert list(table.columns) == [("synthetic", "PR-AUC"), ("synthetic", "ROC-AUC")]
+    assert list(table.columns) == [("synthetic", "PR-AUC"), ("synthetic", "ROC-AUC"), ("synthetic", "n")]
+    assert table[("synthetic", "n")].tolist() == [1, 1]
     tested = runs[runs.subcommand == "test"].set_index("arch")
     for arch in table.index:
         assert table.loc[arch, ("synthetic", "ROC-AUC")] == pytest.approx(
@@ -73,6 +74,7 @@ def test_benchmark_table_needs_test_runs(two_architectures):
         )
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 def test_the_notebook_executes(two_architectures):
     import nbformat
     from nbclient import NotebookClient
@@ -91,3 +93,21 @@ def test_the_notebook_executes(two_architectures):
     table_output = "".join(str(o.get("data", {}).get("text/plain", "")) for o in notebook.cells[2].outputs)
     assert "short_chunk" in table_output and "musicnn" in table_output
     assert any("image/png" in o.get("data", {}) for o in notebook.cells[3].outputs)
+
+
+def test_benchmark_table_averages_runs_and_counts_them():
+    import pandas as pd
+
+    runs = pd.DataFrame(
+        {
+            "arch": ["fcn", "fcn", "fcn", "musicnn", "musicnn"],
+            "corpus": ["mtat", "mtat", "msd", "mtat", "mtat"],
+            "test/roc_auc": [0.90, 0.80, 0.85, 0.91, None],  # the last run was never tested
+            "test/pr_auc": [0.40, 0.30, 0.35, 0.45, None],
+        }
+    )
+    table = benchmark_table(runs)
+    assert table.loc["fcn", ("mtat", "ROC-AUC")] == pytest.approx(0.85)
+    assert table.loc["fcn", ("mtat", "PR-AUC")] == pytest.approx(0.35)
+    assert table.loc["fcn", ("mtat", "n")] == 2 and table.loc["musicnn", ("mtat", "n")] == 1
+    assert table.loc["fcn", ("msd", "n")] == 1 and pd.isna(table.loc["musicnn", ("msd", "n")])

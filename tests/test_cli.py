@@ -146,23 +146,48 @@ def test_every_experiment_config_parses(monkeypatch, capsys):
 
 
 def test_print_config_and_python_m(tmp_path):
+    """`python -m musictag fit --print_config` prints the resolved config, overrides applied."""
     result = subprocess.run(
-        [sys.executable, "-m", "musictag", "--help"], capture_output=True, text=True, cwd=REPO, timeout=120
+        [
+            sys.executable,
+            "-m",
+            "musictag",
+            "fit",
+            f"--config={REPO / 'experiments' / 'demo.yaml'}",
+            "--trainer.max_epochs=7",
+            "--print_config",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "WANDB_MODE": "disabled"},
     )
-    assert result.returncode == 0
-    for subcommand in ("fit", "validate", "test", "predict"):
-        assert subcommand in result.stdout
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    assert printed["trainer"]["max_epochs"] == 7  # the override
+    assert printed["model"]["init_args"]["frontend"]["channels"] == [32, 32, 64, 64, 64, 64, 128]  # the file
+    assert printed["data"]["class_path"] == "datamodules.SyntheticDataModule"
+    assert printed["checkpoint"]["monitor"] == "val/pr_auc"  # musictag's defaults
 
 
-def test_test_run_writes_predictions_and_per_tag_metrics(tiny_corpus, tmp_path, monkeypatch):
+def test_test_run_writes_predictions_and_per_tag_metrics(tiny_corpus, tmp_path, monkeypatch, capsys):
     import numpy as np
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     runs = tmp_path / "runs"
     _run(cli_args("fit", str(tiny_corpus), str(runs), **{"trainer.max_epochs": 1}), monkeypatch)
+    capsys.readouterr()
     _run(cli_args("test", str(tiny_corpus), str(runs), ckpt_path="best"), monkeypatch)
     folder = runs / "tiny" / "version_1"
+    # where the outputs went, and why not into the fit's folder
+    said = capsys.readouterr().err
+    assert (
+        f"musictag: test run folder {folder} (metrics.csv, config.yaml, test_predictions.npz, test_per_tag.csv); "
+        f"the checkpoint's fit run is {runs / 'tiny' / 'version_0'}: every command logs into a new version folder"
+    ) in said
     saved = np.load(folder / "test_predictions.npz")
+    assert str(saved["checkpoint"]) == str(runs / "tiny" / "version_0" / "checkpoints" / "best.ckpt")
     assert saved["scores"].shape == saved["labels"].shape == (8, 12)
     assert len(set(saved["song_ids"])) == 8 and all(s.startswith("clip") for s in saved["song_ids"])
     per_tag = list(csv.DictReader(open(folder / "test_per_tag.csv")))
@@ -178,6 +203,35 @@ def test_test_run_writes_predictions_and_per_tag_metrics(tiny_corpus, tmp_path, 
         )
     macro = np.mean([roc_auc_score(labels[:, j], scores[:, j]) for j in valid])
     assert last_logged(folder / "metrics.csv")["test/roc_auc"] == pytest.approx(macro, abs=1e-5)
+
+    _run(cli_args("predict", str(tiny_corpus), str(runs), ckpt_path="best"), monkeypatch)
+    predicted = runs / "tiny" / "version_2"
+    assert (
+        f"musictag: predict run folder {predicted} (metrics.csv, config.yaml, predictions_test.npz, "
+        "predictions_test.csv)"
+    ) in capsys.readouterr().err
+    np.testing.assert_allclose(np.load(predicted / "predictions_test.npz")["scores"], scores, atol=1e-6)
+
+
+def test_default_root_dir_holds_the_run(tiny_corpus, tmp_path, monkeypatch):
+    """`--trainer.default_root_dir D` puts the run (logs, checkpoints) under D, not under ./runs."""
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "elsewhere"
+    args = [
+        a
+        for a in cli_args("fit", str(tiny_corpus), "unused", **{"trainer.max_epochs": 1})
+        if not a.startswith("--run.save_dir")
+    ]
+    _run([*args, f"--trainer.default_root_dir={root}", "--trainer.limit_train_batches=2"], monkeypatch)
+    version = root / "tiny" / "version_0"
+    assert (version / "checkpoints" / "last.ckpt").is_file() and (version / "metrics.csv").is_file()
+    assert not (tmp_path / "runs").exists()
+    # and `--ckpt_path best` finds the run there
+    test_args = [
+        a for a in cli_args("test", str(tiny_corpus), "unused") if not a.startswith("--run.save_dir")
+    ]
+    _run([*test_args, f"--trainer.default_root_dir={root}", "--ckpt_path=best"], monkeypatch)
+    assert (root / "tiny" / "version_1" / "test_predictions.npz").is_file()
 
 
 def test_distributed_presets_compose_with_a_recipe(monkeypatch, capsys):

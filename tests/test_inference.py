@@ -14,12 +14,7 @@ import torch
 from musictag import TaggingModule
 from musictag.cli import main
 from musictag.models.sota_tags import JAMENDO_TAGS, MSD_TAGS, MTAT_TAGS
-from musictag.testing import TINY_SHORT_CHUNK, cli_args, sine, write_audio, write_bad_files
-
-SOTA = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sota"
-CHECKPOINTS = sorted(
-    str(p.relative_to(SOTA / "models").parent) for p in SOTA.glob("models/*/*/best_model.pth")
-)
+from musictag.testing import SOTA_CHECKPOINTS, TINY_SHORT_CHUNK, cli_args, sine, write_audio, write_bad_files
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -33,15 +28,14 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def probe_wav(tmp_path_factory) -> Path:
+def probe_wav(tmp_path_factory, reference) -> Path:
     path = tmp_path_factory.mktemp("probe") / "probe.wav"
-    sf.write(path, np.load(SOTA / "probe.npy"), 16000, subtype="FLOAT")
+    sf.write(path, np.load(reference("sota/probe.npy")), 16000, subtype="FLOAT")
     return path
 
 
-@pytest.mark.skipif(not SOTA.is_dir(), reason="shared/reference/sota not present")
-@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
-def test_imported_published_models_reproduce_the_probe(checkpoint, probe_wav, tmp_path, capsys):
+@pytest.mark.parametrize("checkpoint", SOTA_CHECKPOINTS)
+def test_imported_published_models_reproduce_the_probe(checkpoint, probe_wav, tmp_path, capsys, reference):
     dataset, arch = checkpoint.split("/")
     ckpt = tmp_path / "model.ckpt"
     code, out, _ = run(
@@ -54,7 +48,7 @@ def test_imported_published_models_reproduce_the_probe(checkpoint, probe_wav, tm
             "--dataset",
             dataset,
             "--weights",
-            str(SOTA / "models" / checkpoint / "best_model.pth"),
+            str(reference(f"sota/models/{checkpoint}/best_model.pth")),
             "--out",
             str(ckpt),
         ],
@@ -68,17 +62,14 @@ def test_imported_published_models_reproduce_the_probe(checkpoint, probe_wav, tm
     result = json.loads(out)
     assert set(result) == {"path", "sample_rate", "duration_s", "scores", "top"}
     assert result["sample_rate"] == 16000 and result["duration_s"] == 30.0 and len(result["top"]) == 3
-    expected = np.load(SOTA / "expected_probe_outputs.npz")[f"{checkpoint}/probe_song"]
+    expected = np.load(reference("sota/expected_probe_outputs.npz"))[f"{checkpoint}/probe_song"]
     np.testing.assert_allclose(np.array(list(result["scores"].values())), expected, atol=1e-4)
 
 
-def test_bundled_tag_orders_are_the_published_ones():
-    reference = SOTA.parent
-    if not reference.is_dir():
-        pytest.skip("shared/reference not present")
-    assert list(MTAT_TAGS) == [str(t) for t in np.load(reference / "mtat" / "tags.npy")]
-    assert list(MSD_TAGS) == (reference / "msd" / "50tagList.txt").read_text().split("\n")[:50]
-    assert list(JAMENDO_TAGS) == sorted((reference / "jamendo" / "top50.txt").read_text().split())
+def test_bundled_tag_orders_are_the_published_ones(reference):
+    assert list(MTAT_TAGS) == [str(t) for t in np.load(reference("mtat/tags.npy"))]
+    assert list(MSD_TAGS) == reference("msd/50tagList.txt").read_text().split("\n")[:50]
+    assert list(JAMENDO_TAGS) == sorted(reference("jamendo/top50.txt").read_text().split())
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +118,9 @@ def test_tag_refuses_a_file_that_is_no_checkpoint(tmp_path, capsys):
     assert code == 2 and "is not a readable PyTorch checkpoint" in err
 
 
-@pytest.mark.skipif(not SOTA.is_dir(), reason="shared/reference/sota not present")
-def test_fine_tune_an_imported_mtat_model_with_a_new_head(tiny_corpus, tmp_path, monkeypatch, capsys):
+def test_fine_tune_an_imported_mtat_model_with_a_new_head(
+    tiny_corpus, tmp_path, monkeypatch, capsys, reference
+):
     ckpt = tmp_path / "musicnn.ckpt"
     run(
         [
@@ -138,7 +130,7 @@ def test_fine_tune_an_imported_mtat_model_with_a_new_head(tiny_corpus, tmp_path,
             "--dataset",
             "mtat",
             "--weights",
-            str(SOTA / "models/mtat/musicnn/best_model.pth"),
+            str(reference("sota/models/mtat/musicnn/best_model.pth")),
             "--out",
             str(ckpt),
         ],

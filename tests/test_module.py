@@ -6,6 +6,7 @@ import torch
 
 from datamodules.synthetic import SyntheticDataModule
 from musictag import TaggingModule
+from musictag.callbacks import TaggingMetrics
 from musictag.registry import ConfigError, UnknownNameError
 from musictag.testing import TINY_SHORT_CHUNK, tiny_synthetic_args
 
@@ -78,6 +79,7 @@ def test_fit_checkpoint_and_reload(tiny_corpus, tmp_path):
         enable_model_summary=False,
         default_root_dir=tmp_path,
         enable_checkpointing=False,
+        callbacks=[TaggingMetrics()],
     )
     trainer.fit(module, data)
     path = tmp_path / "model.ckpt"

@@ -37,6 +37,8 @@ class GlobalMeanMax(nn.Module):
 class Flatten(nn.Module):
     """All features in one vector: ``(B, C, ...)`` → ``(B, C·...)``. Fixes the input length (FCN)."""
 
+    fixed_input_length = True  # the vector's size, hence the head's, depends on the number of frames
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1)
 

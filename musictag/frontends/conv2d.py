@@ -117,12 +117,13 @@ class ResStrideBlock2d(nn.Module):
 def _use_channels_last(module: nn.Module, enabled: bool) -> bool:
     """Lay the conv weights out channels-last (the inputs follow in forward)."""
     if enabled:
-        module.to(memory_format=torch.channels_last)
+        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # a real argument torch's stubs lack
     return enabled
 
 
 def _per_block(value: object, n_blocks: int, what: str) -> list:
-    """One value for every block: a scalar (or a [freq, time] pair given once) is repeated."""
+    """One value for every block: a scalar (int or name) is repeated; a list gives one value per block
+    (so a ``[freq, time]`` pool is written once per block: ``[[2, 4], [2, 4], ...]``)."""
     if isinstance(value, (int, str)):
         return [value] * n_blocks
     values = list(value)  # type: ignore[call-overload]

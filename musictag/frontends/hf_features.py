@@ -83,6 +83,9 @@ class ASTInput(nn.Module):
 class WhisperInput(nn.Module):
     """``(B, S)`` → ``(B, n_mels, chunk_length · rate / hop)``: Whisper's log-mel spectrogram."""
 
+    window: torch.Tensor  # buffers, typed for the type checker
+    mel_filters: torch.Tensor
+
     def __init__(self, extractor: Any) -> None:
         super().__init__()
         self.n_fft, self.hop = int(extractor.n_fft), int(extractor.hop_length)
@@ -120,6 +123,9 @@ class ClapInput(nn.Module):
     false for every chunk (the extractor instead marks one random clip of a batch as longer, which makes
     its output depend on the batch; musictag keeps every chunk's features a function of the chunk).
     """
+
+    window: torch.Tensor  # buffers, typed for the type checker
+    mel_filters: torch.Tensor
 
     def __init__(self, extractor: Any, fusion: bool) -> None:
         super().__init__()

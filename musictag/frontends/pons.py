@@ -21,7 +21,7 @@ class FilterBranch(nn.Module):
         self, in_shape: Sequence[int], channels: int, shape: Sequence[int], pool: Sequence[int]
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_shape[0], channels, tuple(shape))
+        self.conv = nn.Conv2d(in_shape[0], channels, (shape[0], shape[1]))
         out_f, out_t = in_shape[1] - shape[0] + 1, in_shape[2] - shape[1] + 1
         if out_f < 1 or out_t < 1:
             raise ConfigError(f"pons filter {tuple(shape)} is larger than its input {tuple(in_shape[1:])}")
@@ -47,6 +47,7 @@ class PonsFilters(nn.Module):
     """
 
     input_ndim = 3
+    fixed_input_length = True  # the branches' flattened outputs are sized for the configured input
 
     def __init__(self, in_shape: Sequence[int], branches: Sequence[dict[str, Any]]) -> None:
         super().__init__()

@@ -244,6 +244,8 @@ class PretrainedEncoder(nn.Module):
 
     input_ndim = 2
 
+    features: Any  # the family's input module (musictag.frontends.hf_features), typed for the type checker
+
     def __init__(
         self,
         in_shape: Sequence[int],

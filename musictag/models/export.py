@@ -6,16 +6,34 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from musictag.models.presets import FACTORIES, Preset, get_preset, preset_names
 
 
-def _flow(value: object) -> str:
-    """A value as one line of YAML flow style, written by PyYAML (floats keep a dot: ``1.0e-05``)."""
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=float("inf"))
-    return text.removesuffix("\n").removesuffix("\n...")  # a lone scalar ends its document
+class _ConfigDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper (plain data only, quoting what needs it, floats with a dot: ``1.0e-05``),
+    with lists of plain values on one line (``channels: [32, 64]``) and mappings in block style."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(not isinstance(item, (dict, list)) for item in data) or all(
+        isinstance(item, list) and all(not isinstance(x, (dict, list)) for x in item) for item in data
+    )
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_ConfigDumper.add_representer(list, _represent_list)
+
+
+def config_yaml(comment: list[str], config: dict[str, Any]) -> str:
+    """A config file: ``comment`` lines as ``#`` comments, then ``config`` written by PyYAML's safe dumper
+    in the given key order."""
+    lines = [f"# {line}".rstrip() for line in comment]
+    body = yaml.dump(config, Dumper=_ConfigDumper, sort_keys=False, default_flow_style=False, width=110)
+    return "\n".join(lines) + "\n" + body
 
 
 def preset_yaml(preset: Preset) -> str:
@@ -26,16 +44,17 @@ def preset_yaml(preset: Preset) -> str:
         comment += [f"Parameters at 50 tags: {preset.params_at_50_tags:,}."]
     if preset.published_params:
         comment += [f"Parameters at {preset.published_params[0]} outputs: {preset.published_params[1]:,}."]
-    comment += ["Compose with a corpus config: musictag fit --config <this file> --config <data config>"]
-    lines = []
-    for paragraph in comment:
-        lines += ["#"] if not paragraph else ["# " + line for line in textwrap.wrap(paragraph, 100)]
-    lines += ["model:", "  class_path: musictag.TaggingModule", "  init_args:", f"    arch: {preset.name}"]
     if preset.name in FACTORIES:
-        lines.append("    arch_args: {param_budget: 1000000}  # the stages below are this budget's")
-    for key, value in preset.stages().items():
-        lines.append(f"    {key}: {_flow(value)}")
-    return "\n".join(lines) + "\n"
+        comment += ["The stages below are those of arch_args' budget (param_budget: 1000000)."]
+    comment += ["Compose with a corpus config: musictag fit --config <this file> --config <data config>"]
+    lines: list[str] = []
+    for paragraph in comment:
+        lines += [""] if not paragraph else textwrap.wrap(paragraph, 100)
+    init_args: dict[str, Any] = {"arch": preset.name}
+    if preset.name in FACTORIES:
+        init_args["arch_args"] = {"param_budget": 1_000_000}
+    init_args.update(preset.stages())
+    return config_yaml(lines, {"model": {"class_path": "musictag.TaggingModule", "init_args": init_args}})
 
 
 #: The architectures of the published benchmark (Won et al. 2020) and the Music Tagging Transformer.
@@ -43,7 +62,7 @@ RECIPE_ARCHS = (
     "fcn", "musicnn", "crnn", "sample_cnn", "sample_cnn_se", "short_chunk", "short_chunk_res", "cnnsa",
     "harmonic_cnn", "transformer",
 )  # fmt: skip
-CORPORA = {
+CORPORA: dict[str, tuple[str, str, dict[str, Any]]] = {
     "mtat": (
         "MagnaTagATune (clean split, top-50 tags)",
         "datamodules.MTATDataModule",
@@ -146,37 +165,39 @@ def recipe_yaml(corpus: str, arch: str) -> str:
         f"  musictag fit  --config experiments/{corpus}/{arch}.yaml",
         f"  musictag test --config experiments/{corpus}/{arch}.yaml --ckpt_path best",
     ]
-    lines = ["# " + line for line in header]
-    lines += [
-        "seed_everything: 0",
-        f"run: {{name: {corpus}-{arch}}}",
-        "trainer:",
-        f"  max_epochs: {PUBLISHED_EPOCHS}",
-        "  log_every_n_steps: 50",
-        "  callbacks:",
-        "    - class_path: musictag.schedules.ReferenceSchedule",
-        f"      init_args: {_flow(PUBLISHED_SCHEDULE)}",
-        "checkpoint: {monitor: val/loss, mode: min}",
-        "model:",
-        "  class_path: musictag.TaggingModule",
-        "  init_args:",
-        f"    arch: {arch}",
-        f"    optimizer: {{class_path: torch.optim.Adam, init_args: {_flow(PUBLISHED_ADAM)}}}",
-        "data:",
-        f"  class_path: {data_class}",
-        "  init_args:",
-        f"    cache_dir: data/{corpus}/cache-{rate // 1000}k",
-    ]
-    lines += [f"    {key}: {_flow(value)}" for key, value in data_args.items()]
-    lines += [
-        f"    batch_size: {PUBLISHED_BATCH}",
-        "    n_chunks: 16",
-        "    chunk_mode: sota",
-        "    train_crop: random",
-        "    num_workers: 4",
-        f"    sample_rate: {rate}",
-    ]
-    return "\n".join(lines) + "\n"
+    config: dict[str, Any] = {
+        "seed_everything": 0,
+        "run": {"name": f"{corpus}-{arch}"},
+        "trainer": {
+            "max_epochs": PUBLISHED_EPOCHS,
+            "log_every_n_steps": 50,
+            "callbacks": [
+                {"class_path": "musictag.schedules.ReferenceSchedule", "init_args": dict(PUBLISHED_SCHEDULE)}
+            ],
+        },
+        "checkpoint": {"monitor": "val/loss", "mode": "min"},
+        "model": {
+            "class_path": "musictag.TaggingModule",
+            "init_args": {
+                "arch": arch,
+                "optimizer": {"class_path": "torch.optim.Adam", "init_args": dict(PUBLISHED_ADAM)},
+            },
+        },
+        "data": {
+            "class_path": data_class,
+            "init_args": {
+                "cache_dir": f"data/{corpus}/cache-{rate // 1000}k",
+                **data_args,
+                "batch_size": PUBLISHED_BATCH,
+                "n_chunks": 16,
+                "chunk_mode": "sota",
+                "train_crop": "random",
+                "num_workers": 4,
+                "sample_rate": rate,
+            },
+        },
+    }
+    return config_yaml(header, config)
 
 
 def main(directory: str = "experiments/models") -> None:

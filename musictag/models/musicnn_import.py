@@ -23,16 +23,17 @@ probabilities (chunk mode ``patches``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from musictag.files import atomic_write
 from musictag.models.tagger import Tagger
 from musictag.models.tf_checkpoint import CheckpointError, TFCheckpoint
 from musictag.registry import ConfigError
+from musictag.types import Pathlike
 
 #: The library's MagnaTagATune tags, in the order of its models' outputs.
 MTT_TAGS = (
@@ -135,11 +136,16 @@ def _dense(tf_name: str, ours: str, inputs: np.ndarray | None = None) -> dict[st
     }
 
 
+def _then_permute(
+    convert: Callable[[np.ndarray], np.ndarray], order: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda array: convert(array)[order]
+
+
 def _permuted_bn(tf_name: str, ours: str, order: np.ndarray) -> dict[str, Rule]:
     rules = _bn(tf_name, ours)
     return {
-        key: (name, (lambda a, f=convert: f(a)[order]), shape)
-        for key, (name, convert, shape) in rules.items()
+        key: (name, _then_permute(convert, order), shape) for key, (name, convert, shape) in rules.items()
     }
 
 
@@ -205,7 +211,7 @@ def convert_musicnn(checkpoint: TFCheckpoint, net: Tagger, preset: str) -> dict[
     return converted
 
 
-def import_musicnn(model: str, weights: str | os.PathLike, out: str | os.PathLike) -> Path:
+def import_musicnn(model: str, weights: Pathlike, out: Pathlike) -> Path:
     """One of the musicnn library's models (its folder in the wheel) as a musictag checkpoint at ``out``."""
     import lightning
 
@@ -233,7 +239,6 @@ def import_musicnn(model: str, weights: str | os.PathLike, out: str | os.PathLik
         "pytorch-lightning_version": lightning.__version__,
         "musictag_source": {"source": "musicnn", "model": model, "weights": str(weights)},
     }
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(saved, tmp)
-    os.replace(tmp, out)
+    with atomic_write(out) as tmp:
+        torch.save(saved, tmp)
     return out

@@ -464,7 +464,7 @@ register_preset(
     )
 )
 
-PONS_INPUT = {
+PONS_INPUT: dict[str, Any] = {
     # 40 mel bands of magnitudes, log(1 + 10000 x), 80 frames: 1.82 s at 16 kHz with a 23 ms hop
     "representation": {
         "name": "mel",

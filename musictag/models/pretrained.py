@@ -8,14 +8,15 @@ that the stored mel filterbank equals the one the preset computes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from musictag.files import atomic_write
 from musictag.models.tagger import Tagger
 from musictag.registry import ConfigError
+from musictag.types import Pathlike
 
 #: sota-music-tagging-models' model names → musictag presets.
 SOTA_ARCHITECTURES = {
@@ -46,7 +47,7 @@ def sota_preset(arch: str, dataset: str) -> str:
     return "musicnn_msd" if preset == "musicnn" and dataset == "msd" else preset
 
 
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path: Pathlike) -> dict[str, torch.Tensor]:
     """A plain state_dict from disk, loaded with ``weights_only=True`` (nothing is unpickled beyond tensors)."""
     from musictag.module import read_torch_file
 
@@ -88,7 +89,7 @@ def convert_sota_state_dict(state_dict: Mapping[str, torch.Tensor], net: Tagger)
     return converted
 
 
-def import_sota(arch: str, dataset: str, weights: str | os.PathLike, out: str | os.PathLike) -> Path:
+def import_sota(arch: str, dataset: str, weights: Pathlike, out: Pathlike) -> Path:
     """A sota-music-tagging-models ``best_model.pth`` as a musictag checkpoint at ``out``.
 
     The checkpoint carries the original's tag order and evaluation setting (16 chunks placed by its
@@ -129,12 +130,8 @@ def import_sota(arch: str, dataset: str, weights: str | os.PathLike, out: str | 
             "weights": str(weights),
         },
     }
-    tmp = out.with_name(out.name + ".tmp")
-    try:
+    with atomic_write(out) as tmp:
         torch.save(checkpoint, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)  # nothing half-written left behind
     return out
 
 

@@ -12,8 +12,6 @@ import musictag.backends  # noqa: F401  (registers the stages)
 import musictag.frontends  # noqa: F401
 import musictag.heads  # noqa: F401
 import musictag.representations  # noqa: F401
-from musictag.backends.pooling import Flatten
-from musictag.frontends.pons import PonsFilters
 from musictag.registry import (
     BACKENDS,
     FRONTENDS,
@@ -24,8 +22,6 @@ from musictag.registry import (
     StageSpec,
     spec_name,
 )
-
-FIXED_LENGTH = (Flatten, PonsFilters)
 
 STAGES: tuple[tuple[str, Registry], ...] = (
     ("representation", REPRESENTATIONS),
@@ -38,6 +34,10 @@ STAGES: tuple[tuple[str, Registry], ...] = (
 class Tagger(nn.Module):
     """A music tagger: waveform ``(B, input_len)`` at ``sample_rate`` → logits ``(B, n_tags)``.
 
+    A stage whose output size depends on the input length (it flattens time into features) says so
+    with a class attribute ``fixed_input_length = True``; the network then takes exactly ``input_len``
+    samples, and any other length is refused with a message rather than a shape error deep inside.
+
     Each stage is built from its registry with the output shape of the stage before it (``in_shape``,
     per example, without the batch axis); the shapes are found by running one zero example through the
     stages as they are built, so a composition that does not fit fails here, naming both stages and the
@@ -46,6 +46,11 @@ class Tagger(nn.Module):
     Attributes:
         shapes: per-example output shape of each stage at ``input_len``.
     """
+
+    representation: nn.Module  # the stages, set by name in __init__
+    frontend: nn.Module
+    backend: nn.Module
+    head: nn.Module
 
     def __init__(
         self,
@@ -86,8 +91,10 @@ class Tagger(nn.Module):
             previous = (registry.kind, name)
         if shape != (n_tags,):
             raise ConfigError(f"head {spec_name(head)!r} gives shape {shape}, expected ({n_tags},)")
-        # Back ends that pool or read out over time take any length; a flattening one fixes it.
-        self.variable_length = not any(isinstance(m, FIXED_LENGTH) for m in (self.frontend, self.backend))
+        # Stages that pool or read out over time take any length; a flattening one fixes it.
+        self.variable_length = not any(
+            getattr(getattr(self, attr), "fixed_input_length", False) for attr, _ in STAGES
+        )
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if not self.variable_length and wave.shape[-1] != self.input_len:

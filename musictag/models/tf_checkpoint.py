@@ -13,21 +13,20 @@ Every failure is a :class:`CheckpointError` whose one line names the file or ten
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-Pathlike = str | os.PathLike
+from musictag.types import Pathlike
 
 #: LevelDB table magic number, the last 8 bytes of every ``.index`` file.
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_LEN = 48
 
 #: TensorFlow ``DataType`` enum values → numpy dtypes (little-endian). bfloat16 is read as raw uint16.
-DTYPES = {
+DTYPES: dict[int, np.dtype] = {
     1: np.dtype("<f4"),
     2: np.dtype("<f8"),
     3: np.dtype("<i4"),
@@ -113,18 +112,18 @@ def parse_entry(name: str, buf: bytes) -> TensorEntry:
     shape: list[int] = []
     for number, value in proto_fields(buf):
         if number == 1:
-            dtype = int(value)  # type: ignore[arg-type]
+            dtype = int(value)
         elif number == 2:
             for dim_number, dim in proto_fields(value):  # type: ignore[arg-type]
                 if dim_number == 2:
                     sizes = [int(v) for n, v in proto_fields(dim) if n == 1]  # type: ignore[arg-type]
                     shape.append(sizes[0] if sizes else 0)
         elif number == 3:
-            shard_id = int(value)  # type: ignore[arg-type]
+            shard_id = int(value)
         elif number == 4:
-            offset = int(value)  # type: ignore[arg-type]
+            offset = int(value)
         elif number == 5:
-            size = int(value)  # type: ignore[arg-type]
+            size = int(value)
         elif number == 7:
             raise CheckpointError(f"tensor {name} is stored as slices (partitioned variable): not supported")
     return TensorEntry(name, dtype, tuple(shape), shard_id, offset, size)
@@ -277,7 +276,7 @@ class TFCheckpoint:
                 if key == b"":  # BundleHeaderProto: num_shards=1, endianness=2 (0 little), version=3
                     for number, field in proto_fields(value):
                         if number == 1:
-                            self.n_shards = int(field)  # type: ignore[arg-type]
+                            self.n_shards = int(field)
                         elif number == 2 and field != 0:
                             raise CheckpointError(f"{index}: big-endian checkpoints are not supported")
                     continue

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from musictag.registry import REPRESENTATIONS, ConfigError
+from musictag.types import Pathlike
+
+FORMAT = "musictag-embeddings/1"
+INDEX = "index.json"
+MANIFEST = "manifest.csv"
+
+
+def read_index(root: Pathlike) -> dict[str, Any]:
+    """The ``index.json`` of a complete embedding cache, or a one-line error."""
+    path = Path(root) / INDEX
+    if not path.is_file():
+        raise ConfigError(
+            f"no complete embedding cache at {root} (missing {INDEX}): run `musictag embed --encoder ... "
+            f"--data ... --out {root}`, or rerun it to finish an interrupted one"
+        )
+    index = json.loads(path.read_text())
+    if index.get("format") != FORMAT:
+        raise ConfigError(f"{path}: format {index.get('format')!r}, expected {FORMAT!r}; embed again")
+    return index
 
 
 @REPRESENTATIONS.register("embedding")
@@ -23,12 +45,12 @@ class EmbeddingInput(nn.Module):
 
     input_ndim = 1
 
+    positions: torch.Tensor  # a buffer, typed for the type checker
+
     def __init__(
         self, in_shape: Sequence[int], cache: str, layers: int | Sequence[int] | None = None
     ) -> None:
         super().__init__()
-        from datamodules.embeddings import read_index
-
         index = read_index(cache)
         self.stored = [int(i) for i in index["layers"]]
         self.frame_shape = tuple(int(n) for n in index["frame_shape"])
@@ -49,8 +71,6 @@ class EmbeddingInput(nn.Module):
     @staticmethod
     def input_len_for(cache: str, layers: int | Sequence[int] | None = None) -> int:
         """Values per chunk in the cache: stored layers × frames × width."""
-        from datamodules.embeddings import read_index
-
         index = read_index(cache)
         n = len(index["layers"])
         for size in index["frame_shape"]:

@@ -42,6 +42,11 @@ class HarmonicFilterbank(nn.Module):
 
     input_ndim = 1
 
+    f0: torch.Tensor  # buffers (bw_q a parameter when learnt), typed for the type checker
+    fft_bins: torch.Tensor
+    window: torch.Tensor
+    bw_q: torch.Tensor
+
     def __init__(
         self,
         sample_rate: int = 16000,

@@ -43,6 +43,9 @@ class MelSpectrogram(nn.Module):
 
     input_ndim = 1
 
+    window: torch.Tensor  # buffers, typed for the type checker
+    fb: torch.Tensor
+
     def __init__(
         self,
         sample_rate: int = 16000,
@@ -86,18 +89,20 @@ class MelSpectrogram(nn.Module):
             raise ConfigError(
                 f"mel: need 0 <= f_min < f_max <= sample_rate/2, got f_min={f_min}, f_max={f_max}"
             )
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.device("cpu"):
             # 128 HTK bands over 257 bins leave the lowest bands empty: that is the published
-            # Short-chunk CNN front end, so torchaudio's warning about it is noise here.
+            # Short-chunk CNN front end, so torchaudio's warning about it is noise here. (Computed on
+            # the CPU: torchaudio inspects its values, which a model built on the meta device has not.)
             warnings.filterwarnings("ignore", message="At least one mel filterbank has all zero values")
             fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm, mel_scale)
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
-        self.register_buffer("fb", fb, persistent=False)  # (n_freqs, n_mels)
+        self.register_buffer("fb", fb.to(torch.get_default_device()), persistent=False)  # (n_freqs, n_mels)
         self.bn = nn.BatchNorm2d(1) if input_bn else nn.Identity()
         self.masks = ((2, freq_masks, freq_mask_width), (3, time_masks, time_mask_width))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(wave.device.type, enabled=False):
+        device_type = "cpu" if wave.is_meta else wave.device.type  # autocast knows no meta device
+        with torch.autocast(device_type, enabled=False):
             spec = power_spectrogram(
                 wave, self.n_fft, self.hop_length, self.win_length, self.window, self.power, self.center
             )

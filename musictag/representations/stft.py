@@ -21,6 +21,9 @@ def power_spectrogram(
     in the input, ``1 + (S - n_fft) // hop_length`` of them (the caller has cut the input with the
     padding the frames need, e.g. a patch of a whole file's centred spectrogram).
     """
+    if wave.is_meta:  # a shape-only build (e.g. counting a design's parameters): torch has no meta STFT
+        frames = wave.shape[-1] // hop_length + 1
+        return wave.new_empty((*wave.shape[:-1], n_fft // 2 + 1, frames), dtype=torch.float32)
     spec = torch.stft(
         wave.float(), n_fft, hop_length, win_length, window,
         center=center, pad_mode="reflect", normalized=False, onesided=True, return_complex=True,

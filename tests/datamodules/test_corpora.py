@@ -115,6 +115,7 @@ def test_missing_cache_without_audio_says_what_to_do(tmp_path):
         datamodule.prepare_data()
 
 
+@pytest.mark.slow  # kills and resumes a child process
 def test_killed_prepare_command_resumes_to_the_same_cache(tmp_path):
     import subprocess
     import time

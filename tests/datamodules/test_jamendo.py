@@ -16,15 +16,12 @@ from datamodules.jamendo import (
 )
 from datamodules.manifest import Manifest
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "jamendo"
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"
 
 
 @pytest.fixture(scope="module")
-def real_dir() -> Path:
-    if not (REFERENCE / "autotagging_top50tags-train.tsv").is_file():
-        pytest.skip(f"reference MTG-Jamendo split files not in {REFERENCE}")
-    return REFERENCE
+def real_dir(reference) -> Path:
+    return reference("jamendo/autotagging_top50tags-train.tsv").parent
 
 
 @pytest.fixture(scope="module")

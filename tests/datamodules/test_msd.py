@@ -18,15 +18,13 @@ from datamodules.msd import (
 )
 from datamodules.pickles import load_restricted_pickle, write_py2_pickle
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "msd"
 TAGS = ["rock", "Hip-Hop", "female vocalists", "00s"]
 
 
-def reference_file(name: str) -> Path:
-    path = REFERENCE / name
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
-    return path
+@pytest.fixture
+def reference_file(reference):
+    """A file of the reference data's ``msd/`` folder (see the ``reference`` fixture)."""
+    return lambda name: reference(f"msd/{name}")
 
 
 def track_id(i: int) -> str:
@@ -55,7 +53,7 @@ def write_metadata(folder: Path, n_train_list: int = 10, n_test: int = 3) -> dic
     return vectors
 
 
-def test_real_tag_list_and_test_ids():
+def test_real_tag_list_and_test_ids(reference_file):
     tags = read_tag_list(reference_file("50tagList.txt"))
     assert len(tags) == 50 and tags[:3] == ("rock", "pop", "alternative")
     assert "Hip-Hop" in tags  # mixed case kept as written
@@ -82,7 +80,7 @@ def test_excluded_ids_leave_every_split_after_the_boundary(tmp_path):
     assert {track_id(2), track_id(9), track_id(11)}.isdisjoint(manifest.ids)
 
 
-def test_published_skips_in_the_real_test_list():
+def test_published_skips_in_the_real_test_list(reference_file):
     assert len(PUBLISHED_SKIPS) == 55 and all(len(t) == 18 and t.startswith("TR") for t in PUBLISHED_SKIPS)
     test_ids = load_restricted_pickle(reference_file("filtered_list_test.cP"))
     assert len(set(test_ids) - PUBLISHED_SKIPS) == 28_434  # the published evaluation's test songs

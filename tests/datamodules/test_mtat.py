@@ -17,7 +17,6 @@ from datamodules.mtat import (
 )
 from datamodules.pickles import dumps_py2_pickle, load_restricted_pickle
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mtat"
 EXTRA_TAGS = ("singer", "duet", "plucking")
 
 # (clip_id, mp3_path, tags): a few clips per folder, three of them with no top-50 tag
@@ -63,10 +62,8 @@ def test_read_annotations_keeps_file_order(tmp_path):
     assert {columns[j] for j in np.flatnonzero(parsed.labels[3])} == {"piano", "duet"}
 
 
-def test_top50_constant_matches_the_published_list():
-    path = REFERENCE / "top50_tags.txt"
-    if not path.is_file():
-        pytest.skip("reference top50_tags.txt not available")
+def test_top50_constant_matches_the_published_list(reference_file):
+    path = reference_file("top50_tags.txt")
     assert TOP50_TAGS == tuple(path.read_text().splitlines())
     assert MIN_SECONDS_CLEAN == 29.1
 
@@ -171,14 +168,13 @@ def test_published_lists_must_match_the_annotations(annotations, tmp_path):
         read_mtat(annotations, split="published", published_dir=folder)
 
 
-def reference_file(name: str) -> Path:
-    path = REFERENCE / name
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
-    return path
+@pytest.fixture
+def reference_file(reference):
+    """A file of the reference data's ``mtat/`` folder (see the ``reference`` fixture)."""
+    return lambda name: reference(f"mtat/{name}")
 
 
-def test_real_published_lists_follow_the_folder_rule():
+def test_real_published_lists_follow_the_folder_rule(reference_file):
     train = load_restricted_pickle(reference_file("train_list_pub.cP"))
     assert len(train) == 15_244 and {folder_split(p) for p in train} == {"train"}
     assert {p[0] for p in train} == set("0123456789ab")
@@ -189,14 +185,14 @@ def test_real_published_lists_follow_the_folder_rule():
     assert np.load(reference_file("y_test_pub.npy")).shape == (4_332, 50)
 
 
-def test_real_valid_lists_agree_by_stem():
+def test_real_valid_lists_agree_by_stem(reference_file):
     # the sota .npy list and Lee's pickle name the same clips, once as mp3, once as npy
     valid = {str(e).split("\t")[1].removesuffix(".mp3") for e in np.load(reference_file("valid.npy"))}
     lee = {p.removesuffix(".npy") for p in load_restricted_pickle(reference_file("valid_list_pub.cP"))}
     assert valid == lee and len(lee) == 1_529
 
 
-def test_real_published_split_sizes(tmp_path):
+def test_real_published_split_sizes(tmp_path, reference_file):
     """All three real lists against an annotations file laid out like the original (25,863 rows)."""
     train = load_restricted_pickle(reference_file("train_list_pub.cP"))
     entries = [str(e).split("\t") for e in np.load(reference_file("valid.npy"))]
@@ -216,6 +212,6 @@ def test_real_published_split_sizes(tmp_path):
         tmp_path / "annotations_final.csv",
         split="published",
         tag_names=["guitar", "rock"],
-        published_dir=REFERENCE,
+        published_dir=reference_file(""),
     )
     assert Counter(manifest.splits) == {"train": 15_244, "valid": 1_529, "test": 4_332}

@@ -9,31 +9,28 @@ import pytest
 
 from datamodules.pickles import dumps_py2_pickle, load_restricted_pickle, write_py2_pickle
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+
+@pytest.fixture
+def reference_file(reference):
+    """A file of the reference data's ```` folder (see the ``reference`` fixture)."""
+    return lambda name: reference(f"{name}")
 
 
-def reference_file(relative: str) -> Path:
-    path = REFERENCE / relative
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
-    return path
-
-
-def test_real_msd_test_list_gives_str_ids():
+def test_real_msd_test_list_gives_str_ids(reference_file):
     ids = load_restricted_pickle(reference_file("msd/filtered_list_test.cP"))
     assert len(ids) == 28_435 and len(set(ids)) == 28_435
     assert all(isinstance(track, str) and track.startswith("TR") and len(track) == 18 for track in ids)
     assert ids[0] == "TRAADIN128F931D672"
 
 
-def test_real_mtat_train_list_loads_as_bytes_or_str():
+def test_real_mtat_train_list_loads_as_bytes_or_str(reference_file):
     path = reference_file("mtat/train_list_pub.cP")
     raw = load_restricted_pickle(path, decode=False)
     assert len(raw) == 15_244 and isinstance(raw[0], bytes) and raw[0].endswith(b".npy")
     assert load_restricted_pickle(path) == [p.decode() for p in raw]
 
 
-def test_py2_writer_reproduces_the_original_files_byte_for_byte():
+def test_py2_writer_reproduces_the_original_files_byte_for_byte(reference_file):
     # the test double writes what Python 2's cPickle wrote, so generated fixtures match the originals
     for name in ("msd/filtered_list_test.cP", "mtat/train_list_pub.cP"):
         path = reference_file(name)

@@ -74,6 +74,7 @@ def test_parallel_equals_serial(audio_dir, tmp_path):
         assert filecmp.cmp(serial.root / shard, parallel.root / shard, shallow=False)
 
 
+@pytest.mark.slow  # kills and resumes a child process
 def test_killed_and_resumed_run_gives_the_same_cache(audio_dir, tmp_path):
     tracks = _tracks(audio_dir)
     reference = prepare_cache(tmp_path / "ref", tracks, tracks_per_shard=1, progress=False)

@@ -5,20 +5,25 @@ import pytest
 import torch
 
 from datamodules.datasets import SongChunks, TrainChunks, WaveAugment, collate_songs
-from datamodules.samplers import UnrepeatedDistributedSampler, shard_sizes
+from datamodules.samplers import UnrepeatedDistributedSampler
 from musictag.chunks import chunk_starts
 from musictag.metrics import aggregate_chunks
 from musictag.representations.mel import MelSpectrogram
 
 
-@pytest.mark.parametrize("n_songs, world", [(7, 2), (10, 3), (2, 4)])
-def test_every_song_exactly_once_across_ranks(n_songs, world):
+@pytest.mark.parametrize(
+    "n_songs, world, shards",
+    [
+        (7, 2, [[0, 2, 4, 6], [1, 3, 5]]),
+        (10, 3, [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]),
+        (2, 4, [[0], [1], [], []]),  # more processes than songs: some score none, none repeats one
+    ],
+)
+def test_every_song_exactly_once_across_ranks(n_songs, world, shards):
     dataset = list(range(n_songs))
-    seen = [i for rank in range(world) for i in UnrepeatedDistributedSampler(dataset, world, rank)]
-    assert sorted(seen) == dataset
-    assert [len(UnrepeatedDistributedSampler(dataset, world, r)) for r in range(world)] == shard_sizes(
-        n_songs, world
-    )
+    samplers = [UnrepeatedDistributedSampler(dataset, world, rank) for rank in range(world)]
+    assert [list(sampler) for sampler in samplers] == shards
+    assert [len(sampler) for sampler in samplers] == [len(shard) for shard in shards]
 
 
 def test_sliding_windows_cover_the_song_end():

@@ -75,3 +75,33 @@ def test_recipes_are_generated_from_the_presets():
             config = yaml.safe_load(path.read_text())
             assert config["data"]["init_args"]["batch_size"] == 16
             assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 1e-4
+
+
+def test_model_files_are_generated_from_the_presets():
+    from musictag.models.export import preset_yaml
+    from musictag.models.presets import get_preset, preset_names
+
+    for name in preset_names():
+        path = MODELS_DIR / f"{name}.yaml"
+        assert path.read_text() == preset_yaml(get_preset(name)), f"{path}: run `make presets`"
+        init_args = yaml.safe_load(path.read_text())["model"]["init_args"]
+        assert {k: init_args[k] for k in get_preset(name).stages()} == get_preset(name).stages()
+
+
+def test_config_files_quote_what_yaml_would_misread():
+    """Values that hand-built YAML breaks (a colon, a leading '#', 'yes', a number-like string) survive."""
+    from musictag.models.export import config_yaml
+
+    tricky = {
+        "a": "key: value",
+        "b": "# not a comment",
+        "c": "yes",
+        "d": "1e-4",
+        "e": "",
+        "f": ["x, y", "[z]"],
+    }
+    text = config_yaml(
+        ["a comment: with a colon"], {"model": {"init_args": tricky, "pools": [[2, 4], [3, 5]]}}
+    )
+    assert text.startswith("# a comment: with a colon\n")
+    assert yaml.safe_load(text) == {"model": {"init_args": tricky, "pools": [[2, 4], [3, 5]]}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -26,7 +28,7 @@ def test_forward_backward_and_checkpoint_round_trip(name, tmp_path):
     torch.manual_seed(0)
     module = TaggingModule(n_tags=10, arch=name, tag_names=[f"t{i}" for i in range(10)])
     net = module.net
-    assert "References" in type(net).__doc__ or get_preset(name).reference
+    assert re.search(r"(19|20)\d\d", get_preset(name).reference), "the preset cites its paper"
     wave = torch.randn(2, net.input_len) * 0.1
     logits = module(wave)
     assert logits.shape == (2, 10)
@@ -70,11 +72,14 @@ def test_flattening_models_refuse_other_lengths(name):
 
 
 @pytest.mark.parametrize("design", ["choi_conv1d", "choi_conv2d", "choi_crnn"])
-def test_choi_designs_land_within_ten_percent_of_every_budget(design):
+def test_choi_designs_land_within_one_percent_of_every_budget(design):
+    """As documented (README, musictag.models.choi): 0.1M-3M parameters, each within 1%, counted on the
+    network that is built."""
     for budget in BUDGETS:
         preset = scaled_preset(design, budget)
         count = Tagger_params(preset)
-        assert abs(count - budget) <= 0.1 * budget, (design, budget, count)
+        assert abs(count - budget) <= 0.01 * budget, (design, budget, count)
+        assert f"Scaled to {count:,} parameters" in preset.description
     small, large = scaled_preset(design, BUDGETS[0]), scaled_preset(design, BUDGETS[-1])
     assert small.frontend["channels"][0] < large.frontend["channels"][0]
 
@@ -87,7 +92,7 @@ def Tagger_params(preset) -> int:  # noqa: N802
 
 def test_budget_reaches_the_module_through_arch_args():
     module = TaggingModule(n_tags=50, arch="choi_crnn", arch_args={"param_budget": 250_000})
-    assert abs(module.net.n_params() - 250_000) <= 25_000
+    assert abs(module.net.n_params() - 250_000) <= 2_500
     assert module.hparams["frontend"] == scaled_preset("choi_crnn", 250_000).frontend
 
 
