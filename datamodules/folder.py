@@ -26,7 +26,6 @@ blank artist counts as an artist of its own). Tag columns are sorted alphabetica
 from __future__ import annotations
 
 import csv
-import os
 import warnings
 from pathlib import Path
 

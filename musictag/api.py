@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from musictag.audio import AudioError
+from musictag.chunks import ChunkMode
 from musictag.inference import _top, audio_files, load_model, pick_device, tag_many
 from musictag.types import Pathlike
 
@@ -52,7 +53,12 @@ class AudioTagger:
         notes: list[str] = []  # files cut into fewer chunks than asked, warned from here (the caller's frame)
         results: list[dict[str, Any]] = []
         for result in tag_many(
-            self.model, files, self.n_chunks, self.chunk_mode, batch_size=batch_chunks, note=notes.append
+            self.model,
+            files,
+            self.n_chunks,
+            cast(ChunkMode, self.chunk_mode),
+            batch_size=batch_chunks,
+            note=notes.append,
         ):
             while notes:
                 warnings.warn(f"musictag: {notes.pop(0)}", stacklevel=2)

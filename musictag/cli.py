@@ -399,7 +399,7 @@ def main(args: Any = None) -> None:
         )
         raise SystemExit(128 + signal.SIGTERM) from None
     except Exception as err:
-        config_error = config_error_in(err)
+        config_error: Exception | None = config_error_in(err)
         if config_error is None and isinstance(err, MisconfigurationException):
             config_error = err  # Lightning's word on a setting this machine cannot honour
         if config_error is None:

@@ -210,7 +210,7 @@ class TaggingModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         """Keep the run's evaluation chunking in the checkpoint (``hparams``) for ``musictag tag``, unless
         the tagging setting was given."""
-        data = self.trainer.datamodule
+        data: Any = getattr(self.trainer, "datamodule", None)
         if self.hparams.get("tag_chunks") is None and getattr(data, "n_chunks", None) is not None:
             mode = getattr(data, "chunk_mode", None) or self.tag_chunk_mode
             hop = getattr(data, "chunk_hop", None)
