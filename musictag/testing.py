@@ -121,6 +121,22 @@ class SignalAt(Callback):
                 os.kill(os.getpid(), getattr(signal, name))
 
 
+def save_module_checkpoint(module: Any, path: Pathlike) -> Pathlike:
+    """A bare checkpoint of ``module`` (state dict and hyperparameters) as ``musictag tag`` reads one,
+    without a Trainer."""
+    import torch
+
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": dict(module.hparams),
+            "pytorch-lightning_version": "2.6",
+        },
+        path,
+    )
+    return path
+
+
 def last_logged(metrics_csv: Pathlike) -> dict[str, float]:
     """The last value logged for every column of a run's ``metrics.csv``."""
     import csv

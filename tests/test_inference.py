@@ -14,7 +14,15 @@ import torch
 from musictag import TaggingModule
 from musictag.cli import main
 from musictag.models.sota_tags import JAMENDO_TAGS, MSD_TAGS, MTAT_TAGS
-from musictag.testing import SOTA_CHECKPOINTS, TINY_SHORT_CHUNK, cli_args, sine, write_audio, write_bad_files
+from musictag.testing import (
+    SOTA_CHECKPOINTS,
+    TINY_SHORT_CHUNK,
+    cli_args,
+    save_module_checkpoint,
+    sine,
+    write_audio,
+    write_bad_files,
+)
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -77,15 +85,7 @@ def tiny_ckpt(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     module = TaggingModule(n_tags=3, tag_names=["a", "b", "c"], **TINY_SHORT_CHUNK)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "hyper_parameters": dict(module.hparams),
-            "pytorch-lightning_version": "2.6",
-        },
-        path,
-    )
-    return path
+    return save_module_checkpoint(module, path)
 
 
 def test_tag_a_folder_with_a_corrupt_file(tiny_ckpt, tmp_path, capsys):

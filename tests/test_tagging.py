@@ -12,7 +12,7 @@ import torch
 from musictag import TaggingModule
 from musictag.audio import AudioError
 from musictag.cli import main
-from musictag.testing import TINY_SHORT_CHUNK, sine, write_audio, write_non_finite
+from musictag.testing import TINY_SHORT_CHUNK, save_module_checkpoint, sine, write_audio, write_non_finite
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -25,18 +25,6 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def _save(module: TaggingModule, path: Path) -> Path:
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "hyper_parameters": dict(module.hparams),
-            "pytorch-lightning_version": "2.6",
-        },
-        path,
-    )
-    return path
-
-
 @pytest.fixture(scope="module")
 def model() -> TaggingModule:
     torch.manual_seed(0)
@@ -45,7 +33,7 @@ def model() -> TaggingModule:
 
 @pytest.fixture(scope="module")
 def ckpt(model, tmp_path_factory) -> Path:
-    return _save(model, tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+    return save_module_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
 
 
 def test_non_finite_audio_fails_its_file_and_json_stays_valid(ckpt, model, tmp_path, capsys):
@@ -60,7 +48,7 @@ def test_non_finite_audio_fails_its_file_and_json_stays_valid(ckpt, model, tmp_p
     with torch.no_grad():
         for parameter in broken.parameters():
             parameter.fill_(float("nan"))
-    bad_ckpt = _save(broken, tmp_path / "nan.ckpt")
+    bad_ckpt = save_module_checkpoint(broken, tmp_path / "nan.ckpt")
     code, out, err = run(
         ["tag", str(tmp_path / "ok.wav"), "--ckpt", str(bad_ckpt), "--format", "json"], capsys
     )
@@ -122,7 +110,7 @@ def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
             "tag",
             str(tmp_path / "short.wav"),
             "--ckpt",
-            str(_save(model, tmp_path / "m.ckpt")),
+            str(save_module_checkpoint(model, tmp_path / "m.ckpt")),
             "--format",
             "json",
             "--timeline",
