@@ -18,13 +18,14 @@
 #   profile.txt         torch.profiler's top operators of short_chunk steps, only if a target is missed
 #                       (bf16 batch 256 < 10,000 samples/s, or the epoch > 10 s)
 #
-# Budget (one H200; estimates, not yet measured): wheels + versions 15 s; pytest (-n 4) ~90 s;
-# eager bench ~150 s (92 configurations × (3 warm-up + 3 × 10 steps): ~1 s each for the short models,
-# up to ~10 s for the 29-s ones at batch 256); epoch ~60 s (two epochs of 953 steps + validation, the
-# first to warm up); profile ~20 s; compile ~100 s (inductor, ~40 s per configuration); data ~60 s.
-# Each step has its own timeout and continues on failure; no step starts once GPU_CHECK_BUDGET_S
-# (default 450) is spent, and a running one is cut at it, so the script ends within ~8 minutes.
-# The steps run most important first: compile and data are the ones a slow machine loses.
+# Budget (one H200; estimates, nothing has been measured there yet): wheels + versions 15 s; pytest
+# (-n 4 with pytest-xdist) ~90 s; eager bench ~150-180 s (92 configurations × (3 warm-up + 3 × 10
+# steps): ~1 s each for the short models, up to ~10 s for the 29-s ones at batch 256); epoch ~60 s (two
+# epochs of 953 steps + validation, the first to warm up); profile ~20 s; compile ~40 s per configuration
+# (inductor); data ~60 s. Each step has its own timeout and the next runs whatever happened; no step
+# starts once GPU_CHECK_BUDGET_S (default 450) is spent and a running one is cut there, so the script
+# ends within ~8 minutes (give the command ~560 s). Steps run most important first: compile and the
+# data pipeline (the CPU side) get what is left.
 #
 # GPU_CHECK_DRY=1 runs every step on the CPU, tiny (small architectures, batch 2, one step; a budget of
 # 1200 s for a slow CPU), with .venv/bin/python when there is one and without the wheels: it checks this
