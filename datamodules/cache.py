@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from musictag.files import atomic_write, atomic_write_text
+from musictag.files import atomic_write, atomic_write_text, remove_stale_temporaries
 from musictag.types import ConfigError, Pathlike
 from musictag.waves import INT16_SCALE
 
@@ -300,7 +300,7 @@ def _write_index(root: Path, records: Sequence[dict[str, Any]], sample_rate: int
 
 
 class TrackProblem(Exception):
-    """A track left out of the cache (``problem``: unreadable, empty, non_finite, silent, too_short)."""
+    """A track left out of the cache (``problem``: missing, unreadable, empty, non_finite, silent, too_short)."""
 
     def __init__(self, problem: str, detail: str) -> None:
         super().__init__(detail)
@@ -322,7 +322,7 @@ def _decode(path: str, sample_rate: int, min_seconds: float) -> np.ndarray | Exc
 
     try:
         audio, _ = load_audio(path, sample_rate)
-    except AudioError as err:  # unreadable, empty, or NaN/Inf samples (non_finite)
+    except AudioError as err:  # missing, unreadable, empty, or NaN/Inf samples (non_finite)
         return TrackProblem(err.problem, str(err))
     except Exception as err:  # noqa: BLE001  (a decoder crash on one file must not stop the corpus)
         return TrackProblem("unreadable", f"{path}: {type(err).__name__}: {err}")
@@ -378,6 +378,8 @@ def prepare_cache(
     claim_cache_dir(root)
     shard_dir = root / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (root, shard_dir):  # half-written files of a killed earlier run
+        remove_stale_temporaries(folder)
     tasks = [
         ShardTask(
             n,
@@ -418,8 +420,8 @@ def prepare_cache(
             _prepare_in_pool(todo, workers, bar)
     except KeyboardInterrupt:
         bar.close()
-        for leftover in [*shard_dir.glob("*.tmp"), *root.glob("*.tmp")]:
-            leftover.unlink(missing_ok=True)
+        for folder in (root, shard_dir):  # the stopped workers' shards in progress
+            remove_stale_temporaries(folder)
         done = sum(_committed(shard_dir, t) for t in tasks)
         message = (
             f"interrupted: {done} of {len(tasks)} shards of {root} are done (half-written files removed); "
@@ -451,6 +453,8 @@ def _ignore_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # a forked worker inherits the parent's handlers; the parent ends its workers with SIGTERM
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _prepare_in_pool(todo: list[ShardTask], workers: int, bar: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,35 @@ def atomic_write(path: Pathlike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+#: The name :func:`atomic_write` gives its temporary file: ``.<stem>.tmp-<writer's pid><suffix>``.
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]*)?$")
+
+
+def remove_stale_temporaries(folder: Pathlike) -> list[Path]:
+    """Remove the temporaries of :func:`atomic_write` in ``folder`` whose writer process is gone.
+
+    A writer killed mid-write (SIGKILL, a terminated worker process) cannot remove its own; those of a
+    live process (another run writing the same folder now) are left alone. Returns the removed paths.
+    """
+    removed = []
+    for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        match = _TEMPORARY.match(path.name)
+        if match and path.is_file() and not _process_exists(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def atomic_write_text(path: Pathlike, text: str) -> None:

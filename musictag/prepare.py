@@ -8,6 +8,7 @@ interruption and it continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections import Counter
 
@@ -94,6 +95,16 @@ def main(argv: list[str] | None = None) -> int:
             "artist_column": args.artist_column,
         },
     }[args.corpus]
+    stopped_by = signal.SIGINT
+
+    def terminated(signum: int, frame: object) -> None:
+        # SIGTERM stops like Ctrl-C: the decoding workers are ended and their half-written shards
+        # removed (the default action would leave the workers running with no parent)
+        nonlocal stopped_by
+        stopped_by = signal.SIGTERM
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         datamodule = DATAMODULES[args.corpus](**common, **specific)
         datamodule.prepare_data()
@@ -101,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"musictag prepare: error: {as_flags(str(err), args.corpus)}", file=sys.stderr)
         return 2
     except PrepareInterrupted:  # the finished shards are kept; the message says how to resume
-        return 130
+        return 128 + stopped_by
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     cache = AudioCache(args.out)
     problems = cache.report()
     print(f"musictag prepare: {len(cache)} tracks in {args.out} at {cache.sample_rate} Hz")

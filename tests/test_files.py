@@ -25,3 +25,21 @@ def test_an_error_leaves_the_old_file_and_no_temporary(tmp_path):
         raise RuntimeError("disk full")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["per_tag.csv"]
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from musictag.files import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(dead.stdout)  # a writer that is gone, as a worker killed mid-shard is
+    (tmp_path / f".00005.tmp-{dead_pid}.i16").write_bytes(b"half a shard")
+    (tmp_path / f".settings.tmp-{dead_pid}.json").write_text("{")
+    (tmp_path / f".00006.tmp-{os.getpid()}.i16").write_bytes(b"being written")  # a live writer's
+    (tmp_path / "00000.i16").write_bytes(b"a committed shard")
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == [f".00005.tmp-{dead_pid}.i16", f".settings.tmp-{dead_pid}.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".00006.tmp-{os.getpid()}.i16", "00000.i16"]

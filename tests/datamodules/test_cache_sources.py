@@ -3,6 +3,7 @@ user's is overwritten, and an interrupted preparation leaves no half-written fil
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -170,7 +171,7 @@ def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, mo
     assert (
         "shards of " + str(out) + " are done (half-written files removed); run the same command again" in err
     )
-    assert not list(out.rglob("*.tmp"))
+    assert not [p.name for p in out.rglob("*") if ".tmp-" in p.name]  # the workers' shards in progress
     assert not AudioCache.exists(out)
     # the same through `musictag prepare` (exit 130, no traceback), here on the one-process path
     shard = cache_module._prepare_shard
@@ -194,3 +195,49 @@ def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, mo
     monkeypatch.setattr(cache_module, "_prepare_shard", shard)
     code, _, _ = prepare(capsys, *args, "--tracks-per-shard", "2")  # resumed
     assert code == 0 and len(AudioCache(tmp_path / "c2")) > 0
+
+
+@pytest.mark.slow  # a child process that imports musictag, killed mid-run
+def test_sigterm_in_prepare_ends_the_workers_and_cleans_up(tmp_path):
+    corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=12)
+    out = tmp_path / "cache"
+    child = (  # `musictag prepare` with two worker processes whose decoding is slowed down
+        "import sys, time\n"
+        "import datamodules.cache as cache\n"
+        "decode = cache._decode\n"
+        "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
+        "from musictag.prepare import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = ["folder", "--root", str(corpus.audio_root), "--metadata", str(corpus.metadata)]
+    args += ["--out", str(out), "--workers", "2", "--tracks-per-shard", "1"]
+    stderr = tmp_path / "stderr.txt"  # a file, not a pipe: workers left running would hold a pipe open
+    with open(stderr, "w") as err_file:
+        proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=REPO, stderr=err_file)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
+        time.sleep(0.02)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.05)
+    left_running = [pid for pid in workers if _running(pid)]
+    for pid in left_running:
+        os.kill(pid, signal.SIGKILL)
+    err = stderr.read_text()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "run the same command again to resume" in err
+    assert workers and not left_running, "workers left running"
+    assert not [p.name for p in out.rglob("*") if ".tmp-" in p.name]
+    assert not AudioCache.exists(out)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux ``/proc``)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

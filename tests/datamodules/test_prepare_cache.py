@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -117,3 +118,21 @@ def test_non_finite_audio_is_reported_and_left_out(tmp_path):
     cache = prepare_cache(tmp_path / "c", _tracks(tmp_path / "audio"), progress=False)
     assert list(cache.tracks) == ["ok.wav"]
     assert [(p["id"], p["problem"]) for p in cache.report()] == [("nan.wav", "non_finite")]
+
+
+def test_a_resumed_run_removes_the_half_written_shard_of_a_killed_one(audio_dir, tmp_path):
+    tracks = _tracks(audio_dir)[:4]
+    reference = prepare_cache(tmp_path / "ref", tracks, tracks_per_shard=2, progress=False)
+    # what a SIGKILL leaves: one committed shard, and the temporary of the writer of the next
+    killed = tmp_path / "killed"
+    shutil.copytree(reference.root, killed)
+    for name in ("index.json", "report.json", "shards/00001.i16", "shards/00001.json"):
+        (killed / name).unlink()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    (killed / "shards" / f".00001.tmp-{int(dead.stdout)}.i16").write_bytes(b"\0" * 1000)
+    resumed = prepare_cache(killed, tracks, tracks_per_shard=2, progress=False)
+    assert sorted(p.name for p in (killed / "shards").iterdir()) == sorted(
+        p.name for p in (reference.root / "shards").iterdir()
+    )
+    for name in ("index.json", *reference.shards):
+        assert filecmp.cmp(reference.root / name, resumed.root / name, shallow=False), name
