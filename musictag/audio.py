@@ -22,7 +22,8 @@ class AudioError(Exception):
         super().__init__(f"{os.fspath(path)}: {reason}")
         self.path = os.fspath(path)
         self.reason = reason
-        #: the kind of problem, as a cache report lists it: ``unreadable``, ``empty`` or ``non_finite``
+        #: the kind of problem, as a cache report lists it: ``missing``, ``unreadable``, ``empty`` or
+        #: ``non_finite``
         self.problem = problem
 
 
@@ -44,11 +45,13 @@ def load_audio(path: Pathlike, sample_rate: int | None = None, mono: bool = True
     if os.path.isdir(path):
         raise AudioError(path, "is a folder, not an audio file")
     if not os.path.exists(path):
-        raise AudioError(path, "no such file")
+        raise AudioError(path, "no such file", "missing")
     if not os.path.isfile(path):
         raise AudioError(path, "not a regular file")
     if os.path.getsize(path) == 0:
         raise AudioError(path, "empty file (0 bytes)", "empty")
+    if not os.access(path, os.R_OK):  # libsndfile would say only "System error"
+        raise AudioError(path, "permission denied (this user may not read it); check the file's permissions")
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:

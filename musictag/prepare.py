@@ -14,6 +14,9 @@ from collections import Counter
 
 from musictag.registry import ConfigError
 
+#: Left-out files listed per kind of problem; report.json lists them all.
+SHOWN_PER_PROBLEM = 20
+
 
 def as_flags(message: str, corpus: str) -> str:
     """A DataModule's message with its argument names (``data.init_args.csv``) as this command's flags."""
@@ -32,7 +35,7 @@ def as_flags(message: str, corpus: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datamodules.cache import AudioCache, PrepareInterrupted
+    from datamodules.cache import REPORT, AudioCache, PrepareInterrupted
     from datamodules.corpora import DATAMODULES
 
     parser = argparse.ArgumentParser(prog="musictag prepare", description=__doc__.splitlines()[0])
@@ -123,8 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"musictag prepare: {len(problems)} left out ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}):"
         )
-        for problem in problems:
-            print(f"  {problem['problem']:<10} {problem['detail']}")
+        shown: Counter[str] = Counter()
+        for problem in problems:  # a partial download misses thousands: a few of each kind are enough
+            shown[problem["problem"]] += 1
+            if shown[problem["problem"]] <= SHOWN_PER_PROBLEM:
+                print(f"  {problem['problem']:<10} {problem['detail']}")
+        for kind, n in sorted(counts.items()):
+            if n > SHOWN_PER_PROBLEM:
+                print(f"  {kind:<10} ... and {n - SHOWN_PER_PROBLEM} more, all in {cache.root / REPORT}")
     return 0
 
 

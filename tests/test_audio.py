@@ -28,9 +28,21 @@ def test_what_is_not_audio_says_why(tmp_path):
         load_audio(tmp_path / "notes.mp3")
     with pytest.raises(AudioError, match="is a folder, not an audio file"):
         load_audio(tmp_path)
-    with pytest.raises(AudioError, match=r"gone\.wav: no such file"):
+    with pytest.raises(AudioError, match=r"gone\.wav: no such file") as info:
         load_audio(tmp_path / "gone.wav")
+    assert info.value.problem == "missing"  # a partial download: told apart from undecodable files
     (tmp_path / "empty.wav").touch()
     with pytest.raises(AudioError, match="empty file") as info:
         load_audio(tmp_path / "empty.wav")
     assert info.value.problem == "empty"
+
+
+def test_a_file_this_user_may_not_read_says_so(tmp_path, monkeypatch):
+    path = tmp_path / "locked.wav"
+    import soundfile as sf
+
+    sf.write(path, sine(440, 0.5), 16000)
+    # chmod 000 does not stop root (the tests may run as root): what os.access says for another user
+    monkeypatch.setattr("musictag.audio.os.access", lambda p, mode: False)
+    with pytest.raises(AudioError, match=r"locked\.wav: permission denied .*check the file's permissions"):
+        load_audio(path)

@@ -73,6 +73,22 @@ def test_a_wrong_audio_root_is_an_error_and_leaves_nothing_that_sticks(tmp_path,
     assert code == 2 and "audio root " + str(tmp_path / "nowhere") + " not found" in err and "--root" in err
 
 
+def test_a_partial_download_lists_a_few_missing_files_and_counts_the_rest(tmp_path, capsys):
+    corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=6)
+    with open(corpus.metadata, "a") as f:  # 25 rows whose audio was never downloaded
+        f.writelines(f"audio/absent{i}.mp3,rock,train\n" for i in range(25))
+    cache = tmp_path / "cache"
+    code, out, _ = prepare(
+        capsys, "--root", str(corpus.audio_root), "--metadata", str(corpus.metadata), "--out", str(cache)
+    )
+    assert code == 0
+    assert "27 left out (1 empty, 25 missing, 1 unreadable):" in out
+    missing = [line for line in out.splitlines() if line.startswith("  missing ")]
+    assert len(missing) == 21 and all("no such file" in line for line in missing[:20])
+    assert missing[20] == f"  missing    ... and 5 more, all in {cache / 'report.json'}"
+    assert sum(p["problem"] == "missing" for p in AudioCache(cache).report()) == 25
+
+
 def test_a_datamodule_refuses_a_cache_of_other_metadata_or_settings(tmp_path):
     corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=6)
     cache = tmp_path / "cache"
