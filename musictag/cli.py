@@ -293,7 +293,8 @@ class MusictagCLI(LightningCLI):
         log_dir = self.trainer.log_dir
         if not self.trainer.is_global_zero or log_dir is None:
             return
-        line = f"musictag: {subcommand} run folder {log_dir} (metrics.csv, config.yaml"
+        written = [name for name in ("metrics.csv", "config.yaml") if (Path(log_dir) / name).is_file()]
+        line = f"musictag: {subcommand} run folder {log_dir} ({', '.join(written)}"
         for callback in self.trainer.callbacks:  # type: ignore[attr-defined]
             for path in getattr(callback, "written", []):
                 line += f", {Path(path).name}"
