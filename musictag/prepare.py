@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         help="folder: the column grouping a random split by artist (default: 'artist' if present)",
     )
     args = parser.parse_args(argv)
+    if args.corpus == "jamendo" and not (args.split or "0").isdigit():
+        parser.error(f"jamendo: --split is the number of an official split (0-4), not {args.split!r}")
 
     common = {
         "cache_dir": args.out,
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "msd": {"metadata_dir": args.metadata},
         "jamendo": {
             "splits_dir": args.metadata,
-            "split": int(args.split or 0),
+            "split": int(args.split or 0) if args.corpus == "jamendo" else 0,  # mtat's are names
             "subset": args.subset,
             "quality": args.quality,
         },

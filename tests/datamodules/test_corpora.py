@@ -185,3 +185,17 @@ def test_a_cache_at_another_rate_is_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match="holds 16000 Hz audio, not the 22050 Hz asked for"):
         at_22k.setup("fit")
+
+
+def test_prepare_takes_each_corpus_own_split_names(tmp_path, capsys):
+    dummy = make_mtat_corpus(tmp_path / "corpus", n_tracks=8)
+    args = ["prepare", "mtat", "--root", str(dummy.audio_root), "--out", str(tmp_path / "cache")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--split", "all"])  # MTAT's splits are names, not jamendo's numbers
+    assert exit_info.value.code == 0
+    assert AudioCache(tmp_path / "cache").source["split"] == "all"
+    jamendo = ["prepare", "jamendo", "--root", str(tmp_path), "--out", str(tmp_path / "c2")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*jamendo, "--split", "clean"])
+    assert exit_info.value.code == 2
+    assert "jamendo: --split is the number of an official split (0-4), not 'clean'" in capsys.readouterr().err
