@@ -449,12 +449,20 @@ class PrepareInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`prepare_cache`: the finished shards are kept, the half-written ones removed."""
 
 
-def _ignore_sigint() -> None:
+def _init_worker(parent: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # a forked worker inherits the parent's handlers; the parent ends its workers with SIGTERM
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        # a parent killed outright (SIGKILL, the OOM killer) cannot end its workers, which would wait
+        # for work forever: the kernel ends them with it (PR_SET_PDEATHSIG)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl
+            os._exit(1)
 
 
 def _prepare_in_pool(todo: list[ShardTask], workers: int, bar: Any) -> None:
@@ -462,7 +470,10 @@ def _prepare_in_pool(todo: list[ShardTask], workers: int, bar: Any) -> None:
     # program, Lightning and torch included, before decoding anything
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context(method), initializer=_ignore_sigint
+        max_workers=workers,
+        mp_context=get_context(method),
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
     )
     try:
         for future in as_completed([pool.submit(_prepare_shard, t) for t in todo]):

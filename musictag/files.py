@@ -57,7 +57,10 @@ def _process_exists(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    try:  # a zombie is gone too (orphans in a container without an init may never be reaped)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (not Linux)
+        return True
 
 
 def atomic_write_text(path: Pathlike, text: str) -> None:

@@ -251,6 +251,42 @@ def test_sigterm_in_prepare_ends_the_workers_and_cleans_up(tmp_path):
     assert not AudioCache.exists(out)
 
 
+@pytest.mark.slow  # a child process that imports musictag, killed mid-run
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal")
+def test_workers_end_with_a_prepare_killed_outright(tmp_path):
+    corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=12)
+    out = tmp_path / "cache"
+    child = (
+        "import sys, time\n"
+        "import datamodules.cache as cache\n"
+        "decode = cache._decode\n"
+        "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
+        "from musictag.prepare import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = ["folder", "--root", str(corpus.audio_root), "--metadata", str(corpus.metadata)]
+    args += ["--out", str(out), "--workers", "2", "--tracks-per-shard", "1"]
+    proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=REPO, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
+        time.sleep(0.02)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    proc.kill()
+    proc.wait(timeout=60)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.05)
+    left_running = [pid for pid in workers if _running(pid)]
+    for pid in left_running:
+        os.kill(pid, signal.SIGKILL)
+    assert workers and not left_running, "workers left running after their parent was killed"
+    # and what they left half-written goes when the preparation is resumed
+    cache = FolderDataModule(cache_dir=str(out), csv=str(corpus.metadata), tracks_per_shard=1)
+    cache.prepare_data()
+    assert AudioCache.exists(out) and not [p.name for p in out.rglob("*") if ".tmp-" in p.name]
+
+
 def _running(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie (Linux ``/proc``)."""
     try:
