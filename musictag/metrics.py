@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from torchmetrics import Metric
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 from torchmetrics.utilities import dim_zero_cat
 
@@ -121,3 +121,22 @@ class SongMetrics(Metric):
 
     def compute(self) -> TaggingScores:
         return tagging_scores(dim_zero_cat(self.scores), dim_zero_cat(self.targets))
+
+
+class WeightedMean(MeanMetric):
+    """A weighted mean synced as sums and counts, without a NaN check (which would wait for the device).
+
+    torchmetrics' ``MeanMetric(nan_strategy="disable")`` drops the weights (1.9: every update counts 1),
+    which made the evaluation loss a mean of batch means: another value under DDP, whose processes hold
+    batches of other sizes. Here ``value`` and ``weight`` (broadcast to ``value``) are used as given.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(nan_strategy="disable")
+
+    def update(self, value: torch.Tensor, weight: torch.Tensor | float = 1.0) -> None:  # type: ignore[override]
+        weight = torch.broadcast_to(
+            torch.as_tensor(weight, dtype=value.dtype, device=value.device), value.shape
+        )
+        self.mean_value += (value * weight).sum()
+        self.weight += weight.sum()

@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
-from torchmetrics import MeanMetric
 
 from musictag.chunks import ChunkMode
-from musictag.metrics import Aggregation, aggregate_chunks
+from musictag.metrics import Aggregation, WeightedMean, aggregate_chunks
 from musictag.models import STAGE_KEYS, Tagger, resolve_architecture
 from musictag.registry import StageSpec
 from musictag.types import ConfigError
@@ -156,9 +155,7 @@ class TaggingModule(pl.LightningModule):
         self.lr_scheduler_monitor = lr_scheduler_monitor
         # Weighted by chunks and synced as sums and counts: exact whatever songs each process holds.
         # No NaN check: it would make every evaluation step wait for the device.
-        self.eval_loss = torch.nn.ModuleDict(
-            {stage: MeanMetric(nan_strategy="disable") for stage in ("val", "test")}
-        )
+        self.eval_loss = torch.nn.ModuleDict({stage: WeightedMean() for stage in ("val", "test")})
 
     @property
     def input_len(self) -> int:
@@ -279,7 +276,7 @@ class TaggingModule(pl.LightningModule):
         per_chunk = self.chunk_losses(logits, target.unsqueeze(1).expand_as(logits).float())
         weights = mask.to(per_chunk.dtype) if mask is not None else torch.ones_like(per_chunk)
         n_real = weights.sum()
-        eval_loss: MeanMetric = self.eval_loss[stage]  # type: ignore[assignment]  # a ModuleDict of them
+        eval_loss: WeightedMean = self.eval_loss[stage]  # type: ignore[assignment]  # a ModuleDict of them
         eval_loss.update((per_chunk * weights).sum() / n_real.clamp(min=1), weight=n_real)
         self.log(f"{stage}/loss", eval_loss, on_epoch=True, batch_size=per_chunk.numel())
         scores = aggregate_chunks(self.probabilities(logits), self.aggregate, mask, logits=logits)

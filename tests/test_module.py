@@ -45,6 +45,19 @@ def test_song_scores_aggregate_the_chunk_probabilities(how):
         torch.testing.assert_close(module.song_scores(songs), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_eval_loss_is_the_mean_over_every_chunk_whatever_the_batches():
+    """Batches of 2 and 1 songs: the epoch's loss weighs each chunk once (not each batch), so that DDP
+    processes holding batches of other sizes log the 1-process value."""
+    module = tiny_module().eval()
+    songs, targets = torch.randn(3, 2, 59049), torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 1, 0]])
+    with torch.no_grad():
+        module.validation_step({"audio": songs[:2], "target": targets[:2]}, 0)
+        module.validation_step({"audio": songs[2:], "target": targets[2:]}, 1)
+        logits = module.chunk_logits(songs).float()
+    expected = module.chunk_losses(logits, targets.unsqueeze(1).expand_as(logits)).mean()
+    torch.testing.assert_close(module.eval_loss["val"].compute(), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_eval_chunk_batch_does_not_change_results():
     module = tiny_module().eval()
     songs = torch.randn(2, 5, 59049)
