@@ -154,15 +154,6 @@ def newest_checkpoint(run: RunSettings, which: str) -> Path:
     return max(in_newest, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("hpc_ckpt_")))
 
 
-def _under_slurm(trainer: Any) -> bool:
-    """Whether this run can receive SLURM's requeue signal (SLURM's environment, or its plugin)."""
-    from lightning.pytorch.plugins.environments import SLURMEnvironment
-
-    plugins = trainer.get("plugins") or []
-    plugins = plugins if isinstance(plugins, list) else [plugins]
-    return SLURMEnvironment.detect() or any(isinstance(p, SLURMEnvironment) for p in plugins)
-
-
 def _run_folder(checkpoint: Path) -> Path:
     """The ``version_N`` folder of a checkpoint in ``checkpoints/`` or (an HPC one) at its top."""
     return checkpoint.parents[1] if checkpoint.parent.name == "checkpoints" else checkpoint.parent
@@ -261,11 +252,11 @@ class MusictagCLI(LightningCLI):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         if config["trainer"].get("logger") in (None, True) and "logger" not in kwargs:
             kwargs["logger"] = default_loggers(config["run"], getattr(self, "resume_dir", None))
-            if config["trainer"].get("default_root_dir") is None and _under_slurm(config["trainer"]):
-                # the run folder: where Lightning writes a SLURM requeue's hpc_ckpt_N.ckpt, which
-                # `--ckpt_path last` then finds (only under SLURM: elsewhere it kept W&B's offline run
-                # from being written in full, a Lightning/W&B interaction not yet understood)
-                kwargs["default_root_dir"] = kwargs["logger"][0].log_dir
+            # The run folder is the Trainer's root too, so what Lightning writes outside the loggers
+            # stays in the run: a SLURM requeue's hpc_ckpt_N.ckpt (which `--ckpt_path last` finds),
+            # the tuner's temporary checkpoints. (`--trainer.default_root_dir D` already put the run
+            # folder under D.) W&B's offline run is the same with or without it, SLURM or not.
+            kwargs["default_root_dir"] = kwargs["logger"][0].log_dir
         return super().instantiate_trainer(**kwargs)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
