@@ -83,7 +83,7 @@ def parse_offline_run(path: Pathlike) -> OfflineRun:
 
     run = OfflineRun(Path(path))
     for payload in _payloads(Path(path).read_bytes()):
-        record = wandb_internal_pb2.Record()
+        record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
         if kind in ("run", "config"):  # the config given to wandb.init is in the run record
