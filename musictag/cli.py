@@ -12,7 +12,8 @@ On top of LightningCLI:
 - configuration errors (unknown stage names, shapes that do not fit, corpus and metadata errors, a
   checkpoint that is missing or not safe to load, a device this machine lacks) end with one ``error:``
   line and exit status 2;
-- a run stopped by SIGTERM exits 143, not 0 (SLURM's requeue signal still checkpoints and requeues);
+- a run stopped by SIGTERM exits 143, not 0, and ends its W&B run so (SLURM's requeue signal still
+  checkpoints and requeues);
 - ``musictag`` / ``musictag --help`` list every command, the tools of :data:`TOOLS` included.
 """
 
@@ -315,6 +316,18 @@ def finish_wandb(trainer: Any) -> None:
             logger.experiment.finish()
 
 
+def finish_stopped_wandb_run(exit_code: int) -> None:
+    """End the W&B run of a command stopped by a signal, with the status the process exits with.
+
+    Its offline record then ends with that status (not the 0 W&B's exit hook would write), and a later
+    command in this process starts its own run instead of logging into this one.
+    """
+    wandb = sys.modules.get("wandb")  # not imported: W&B was never used
+    run = getattr(wandb, "run", None)
+    if run is not None:
+        run.finish(exit_code=exit_code)
+
+
 def config_error_in(err: BaseException) -> ConfigError | None:
     """The :class:`ConfigError` behind ``err``: jsonargparse wraps errors raised while instantiating."""
     seen: set[int] = set()
@@ -388,6 +401,7 @@ def main(args: Any = None) -> None:
             "musictag: stopped by SIGTERM before the run finished; continue it with --ckpt_path last",
             file=sys.stderr,
         )
+        finish_stopped_wandb_run(128 + signal.SIGTERM)
         raise SystemExit(128 + signal.SIGTERM) from None
     except Exception as err:
         config_error: Exception | None = config_error_in(err)

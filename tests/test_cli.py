@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -87,16 +88,15 @@ def _offline_run(version: Path) -> OfflineRun:
     return read_offline_run(offline_runs[0])
 
 
-def _assert_wandb_holds_the_csv_log(wandb_run: OfflineRun, metrics_csv: Path) -> None:
+def _assert_wandb_holds_the_csv_log(history: list[dict], metrics_csv: Path) -> None:
     """Every row of ``metrics.csv`` is a W&B history row with the same values, in the same order."""
     with open(metrics_csv) as f:
         rows = [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
-    assert len(wandb_run.history) == len(rows) > 0
-    for logged, row in zip(wandb_run.history, rows, strict=True):
+    assert len(history) == len(rows) > 0
+    for logged, row in zip(history, rows, strict=True):
         assert logged["trainer/global_step"] == row.pop("step")
         assert {k: v for k, v in logged.items() if k in row} == pytest.approx(row, rel=1e-6)
         assert set(logged) - set(row) == {"trainer/global_step", "_step", "_runtime", "_timestamp"}
-    assert wandb_run.exit_code == 0
 
 
 def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch):
@@ -116,7 +116,8 @@ def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch
     assert "val/pr_auc" in last_logged(version / "metrics.csv")
     fitted = _offline_run(version)  # W&B writes it out after the run's finish() has returned
     assert fitted.name == "tiny/version_0"
-    _assert_wandb_holds_the_csv_log(fitted, version / "metrics.csv")
+    _assert_wandb_holds_the_csv_log(fitted.history, version / "metrics.csv")
+    assert fitted.exit_code == 0
     # the resolved config and the model's hyperparameters are in the W&B run
     assert fitted.config["data"]["class_path"] == "datamodules.SyntheticDataModule"
     assert fitted.config["data"]["init_args"]["n_clips"] == 32
@@ -146,9 +147,10 @@ SLURM_TASK = {
 }
 
 
-def test_offline_wandb_under_slurm_holds_the_whole_run(tiny_corpus, tmp_path, monkeypatch):
-    """Under SLURM the run folder is the Trainer's root (the requeue checkpoint is written there), and the
-    offline W&B run, to be synced from the cluster later, is complete: every CSV row, config, exit."""
+def test_offline_wandb_of_a_requeued_slurm_job_holds_the_whole_run(tiny_corpus, tmp_path, monkeypatch):
+    """A SLURM job with W&B offline (synced from the cluster later), stopped mid-fit and requeued: the run
+    folder is the Trainer's root, so the requeue checkpoint is there; the stopped job's offline run and
+    the requeued job's (the same W&B run) hold every CSV row between them, the config, each its exit."""
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
     from musictag.cli import MusictagCLI, finish_wandb
@@ -162,15 +164,28 @@ def test_offline_wandb_under_slurm_holds_the_whole_run(tiny_corpus, tmp_path, mo
     args = cli_args(
         "fit", str(tiny_corpus), str(runs), **{"trainer.max_epochs": 2, "trainer.limit_train_batches": 2}
     )
-    cli = MusictagCLI(args=args)  # what `musictag fit` does
-    finish_wandb(cli.trainer)
+    # SLURM's signals before the time limit, after the first batch of epoch 1
+    requeue = {"class_path": "musictag.testing.SignalAt", "init_args": {"epoch": 1, "batch": 0}}
+    requeue["init_args"]["signals"] = ["SIGUSR1", "SIGTERM"]
+    with pytest.raises(SystemExit) as stopped:
+        main([*args, f"--trainer.callbacks={json.dumps([requeue])}"])
     version = runs / "tiny" / "version_0"
+    assert stopped.value.code == 143 and (version / "hpc_ckpt_1.ckpt").is_file()
+    stopped_run = _offline_run(version)
+    assert stopped_run.exit_code == 143
+    _assert_wandb_holds_the_csv_log(stopped_run.history, version / "metrics.csv")
+    assert stopped_run.config["data"]["init_args"]["n_clips"] == 32 and stopped_run.config["n_tags"] == 12
+
+    cli = MusictagCLI(args=[*args, "--ckpt_path=last"])  # the requeued job: what `musictag fit` does
+    finish_wandb(cli.trainer)
     assert Path(cli.trainer.default_root_dir) == version
-    wandb_run = _offline_run(version)
-    _assert_wandb_holds_the_csv_log(wandb_run, version / "metrics.csv")
-    assert sum("val/pr_auc" in row for row in wandb_run.history) == 2  # one per epoch
-    assert wandb_run.config["data"]["init_args"]["n_clips"] == 32 and wandb_run.config["n_tags"] == 12
-    assert wandb_run.summary["val/pr_auc"] == pytest.approx(
+    offline_runs = sorted((version / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 2 and len({p.name.rsplit("-", 1)[1] for p in offline_runs}) == 1
+    resumed_run = read_offline_run(offline_runs[1])
+    assert resumed_run.exit_code == 0
+    _assert_wandb_holds_the_csv_log(stopped_run.history + resumed_run.history, version / "metrics.csv")
+    assert sum("val/pr_auc" in row for row in stopped_run.history + resumed_run.history) == 2  # per epoch
+    assert resumed_run.summary["val/pr_auc"] == pytest.approx(
         last_logged(version / "metrics.csv")["val/pr_auc"]
     )
     assert sorted(p.name for p in runs.iterdir()) == ["tiny"]  # nothing beside the run
