@@ -8,7 +8,7 @@ MUSICNN := $(VENV)/musicnn-0.1.0
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-gpu demo bench lint presets clean
+.PHONY: help install test test-slow test-gpu gpu-wheels demo bench lint presets clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,23 @@ test-slow: install ## run the slow tests (multi-process DDP, kill/resume, notebo
 
 test-gpu: install ## run the CUDA tests (tests/gpu, marker gpu; they skip without a GPU)
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m "gpu"
+
+# What tools/gpu-check.sh needs on a GPU machine whose Python 3.12 already holds torch, torchaudio,
+# lightning, torchmetrics, numpy, pandas, matplotlib, pyyaml and tqdm (and cannot reach a package index):
+# the rest of musictag's dependencies, one version each (those of .venv), and theirs. wandb is left out:
+# musictag imports it only for a W&B logger, and the check runs with WANDB_MODE=disabled.
+GPU_WHEELS := soundfile==0.14.0 cffi==2.1.1 pycparser==3.12 soxr==1.1.0 omegaconf==2.4.0 \
+	jsonargparse==4.53.0 docstring-parser==0.18.0 typeshed-client==2.15.0
+GPU_PLATFORMS := manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64
+REFERENCE ?= $(or $(MUSICTAG_REFERENCE),../shared/reference)
+
+gpu-wheels: ## fill .whl/ for tools/gpu-check.sh on a GPU machine: cp312 wheels it lacks, the published checkpoints
+	@rm -rf .whl.partial && mkdir -p .whl.partial
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  $(addprefix --platform ,$(GPU_PLATFORMS)) -d .whl.partial $(GPU_WHEELS)
+	@if [ -d "$(REFERENCE)/sota/models" ]; then mkdir -p .whl.partial/reference && cp -r "$(REFERENCE)/sota" .whl.partial/reference/ && chmod -R u+w .whl.partial/reference; \
+	  else echo "note: no reference data at $(REFERENCE): the GPU tests of the published checkpoints will skip"; fi
+	@rm -rf .whl && mv .whl.partial .whl && du -sh .whl
 
 demo: install ## train and test the demo Short-chunk CNN on the built-in synthetic corpus (CPU)
 	$(BIN)/musictag fit --config experiments/demo.yaml

@@ -12,13 +12,15 @@ Layout of a cache folder::
 
 The chunks are the ones live training and evaluation take: each evaluation song's ``n_chunks`` chunks
 placed by ``chunk_mode``; for training, the fixed excerpt of ``train_crop: start|center``, or with
-``train_crop: random`` the song's evaluation chunks, of which training draws one per epoch.
+``train_crop: random`` the song's evaluation chunks, of which training draws one per epoch — or, with
+``EmbeddingDataModule(train_chunks="all")``, all of which are training examples every epoch (MARBLE's
+probes train on every 30-s window of an MTG-Jamendo track).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -85,6 +87,28 @@ class EmbeddingTrainChunks(Dataset):
         return {"audio": audio, "target": self.targets[index], "index": torch.tensor(index)}
 
 
+class EmbeddingAllTrainChunks(Dataset):
+    """Every cached training chunk of every song, each an example every epoch (``train_chunks="all"``):
+    ``{"audio": (L·T·D,), "target" (its song's tags), "index" (the example's)}``."""
+
+    def __init__(self, manifest: Manifest, store: EmbeddingStore) -> None:
+        self.manifest, self.store = manifest, store
+        self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
+        counts = [int(store.tracks("train")[track][2]) for track in manifest.ids]
+        self.song = np.repeat(np.arange(len(counts)), counts)  # example → song
+        self.chunk = np.concatenate([np.arange(n) for n in counts]) if counts else np.zeros(0, dtype=int)
+
+    def __len__(self) -> int:
+        return len(self.song)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index = key[0] if isinstance(key, tuple) else key
+        song, chunk = int(self.song[index]), int(self.chunk[index])
+        row = self.store.rows("train", self.manifest.ids[song])[chunk]
+        audio = torch.from_numpy(np.asarray(row, dtype=np.float32).reshape(-1))
+        return {"audio": audio, "target": self.targets[song], "index": torch.tensor(index)}
+
+
 class EmbeddingSongChunks(Dataset):
     """Every cached chunk of an evaluation song: ``{"audio": (n_chunks, L·T·D), "target", "index"}``."""
 
@@ -112,6 +136,9 @@ class EmbeddingDataModule(TaggingDataModule):
     Args:
         embeddings: the cache folder.
         batch_size, eval_batch_size, num_workers, predict_split: as :class:`TaggingDataModule`.
+        train_chunks: ``one`` (default): one cached chunk per training song per epoch, as live training
+            takes them; ``all``: every cached chunk of a training song is an example every epoch (MARBLE's
+            MTG-Jamendo probes: each 30-s window, with its track's tags).
     """
 
     def __init__(
@@ -121,7 +148,11 @@ class EmbeddingDataModule(TaggingDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         predict_split: str = "test",
+        train_chunks: Literal["one", "all"] = "one",
     ) -> None:
+        if train_chunks not in ("one", "all"):
+            raise ConfigError(f"train_chunks must be 'one' or 'all', got {train_chunks!r}")
+        self.train_chunks = train_chunks
         self.embeddings = Path(embeddings)
         index = read_index(self.embeddings)
         super().__init__(
@@ -144,7 +175,11 @@ class EmbeddingDataModule(TaggingDataModule):
         manifest, store = self.load()
         self.manifest = manifest
         self.datasets = {
-            "train": EmbeddingTrainChunks(manifest.split("train"), store, seed=_global_seed()),
+            "train": (
+                EmbeddingAllTrainChunks(manifest.split("train"), store)
+                if self.train_chunks == "all"
+                else EmbeddingTrainChunks(manifest.split("train"), store, seed=_global_seed())
+            ),
             "valid": EmbeddingSongChunks(manifest.split("valid"), store, "valid"),
             "test": EmbeddingSongChunks(manifest.split("test"), store, "test"),
         }

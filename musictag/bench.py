@@ -10,7 +10,11 @@ network on the device. Each figure is the median of ``--repeats`` runs of ``--st
 ``--epoch`` times one epoch of the MTAT recipe's size through ``Trainer.fit`` — 15,244 training chunks,
 then validation of 1,529 songs × 16 chunks — from a synthetic warm cache, loader included (``--scale``
 runs a fraction of it, e.g. on CPU). ``--data`` / ``--data-only``: the data pipeline
-(:mod:`musictag.bench_data`).
+(:mod:`musictag.bench_data`). ``--profile`` prints the operators that take the time of ``--steps``
+training steps instead (torch.profiler). ``--save`` keeps the figures as JSON, rewritten after every
+configuration, so that a run cut short keeps what it measured; ``--report`` turns such files into the
+README's tables (:mod:`musictag.bench_report`). A configuration that fails (out of memory, say) is
+reported on stderr and the others still run; the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -95,21 +101,17 @@ def _peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def step_throughput(
-    arch: str,
-    batch_size: int,
-    device: torch.device,
-    precision: str = "32",
-    compile: bool = False,
-    channels_last: str = "preset",
-    steps: int = 20,
-    repeats: int = 3,
-    warmup: int = 3,
-) -> StepFigure:
-    """Samples/s of training steps of ``arch`` (see the module docstring)."""
+def _training_step(
+    arch: str, batch_size: int, device: torch.device, precision: str, compile: bool, channels_last: str
+) -> tuple[Any, Tagger]:
+    """One training step of ``arch`` on a fixed random int16 batch (see the module docstring), and the net."""
     torch.manual_seed(0)
     net = build_net(arch, channels_last).to(device).train()
     if compile:
+        # A fresh compilation per configuration: dynamo keys its cache on nn.Module's shared call code,
+        # so the nets of earlier configurations would count against its recompile limit (8), past
+        # which it runs the network eagerly, and figures called compiled would not be.
+        torch._dynamo.reset()
         net.compile()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
@@ -125,6 +127,22 @@ def step_throughput(
         scaler.step(optimizer)
         scaler.update()
 
+    return one_step, net
+
+
+def step_throughput(
+    arch: str,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "32",
+    compile: bool = False,
+    channels_last: str = "preset",
+    steps: int = 20,
+    repeats: int = 3,
+    warmup: int = 3,
+) -> StepFigure:
+    """Samples/s of training steps of ``arch`` (see the module docstring)."""
+    one_step, net = _training_step(arch, batch_size, device, precision, compile, channels_last)
     for _ in range(warmup):
         one_step()
     _synchronize(device)
@@ -152,6 +170,48 @@ def step_throughput(
         runs=runs,
         peak_memory_mib=_peak_memory_mib(device),
     )
+
+
+def profile_steps(
+    arch: str,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "32",
+    compile: bool = False,
+    channels_last: str = "preset",
+    steps: int = 5,
+    warmup: int = 3,
+    row_limit: int = 25,
+) -> str:
+    """The operators that take the time of ``steps`` training steps (torch.profiler), as a text table
+    sorted by their own device time (CPU time on a CPU), after a line comparing wall-clock and device
+    time per step: a step whose wall-clock time is well above its device time waits for the host."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    one_step, _ = _training_step(arch, batch_size, device, precision, compile, channels_last)
+    for _ in range(warmup):
+        one_step()
+    _synchronize(device)
+    on_cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if on_cuda else [ProfilerActivity.CPU]
+    with profile(activities=activities, acc_events=True) as prof:  # (one cycle: keeps torch quiet)
+        start = time.perf_counter()
+        for _ in range(steps):
+            one_step()
+        _synchronize(device)
+        wall_ms = (time.perf_counter() - start) * 1000 / steps
+    per_step = f"{wall_ms:.2f} ms wall-clock"
+    if on_cuda:  # the kernels' own time (device events; CPU ops would count their kernels twice)
+        kernels_us = sum(e.device_time_total for e in prof.events() if e.device_type != DeviceType.CPU)
+        per_step += f", {kernels_us / 1000 / steps:.2f} ms in kernels"
+    header = (
+        f"# profile: {arch}, batch {batch_size}, {precision}, compile {'on' if compile else 'off'}, "
+        f"on {device_name(device)}: {steps} steps after {warmup} warm-up steps; per step {per_step} "
+        f"({batch_size / wall_ms * 1000:,.0f} samples/s under the profiler)"
+    )
+    sort_by = "self_device_time_total" if on_cuda else "self_cpu_time_total"
+    return header + "\n" + prof.key_averages().table(sort_by=sort_by, row_limit=row_limit)
 
 
 def epoch_seconds(
@@ -203,6 +263,8 @@ def epoch_seconds(
         if num_workers is not None:
             settings["num_workers"] = num_workers
         data = CacheDataModule(manifest, AudioCache(root), **settings)
+        if compile:
+            torch._dynamo.reset()  # a fresh compilation per epoch figure (see _training_step)
         model = TaggingModule(n_tags=50, arch=arch, compile=compile, tag_names=list(manifest.tag_names))
 
         class EpochTimer(Callback):
@@ -287,11 +349,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data-only", action="store_true", help="only the data pipeline")
     parser.add_argument("--data-repeats", type=int, default=5, help="timed runs of each data figure")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of timing, print the operators that take the time of --steps steps (torch.profiler)",
+    )
+    parser.add_argument(
+        "--save",
+        metavar="FILE",
+        help="also write the figures as JSON to FILE, rewritten after every configuration",
+    )
+    parser.add_argument(
+        "--report",
+        nargs="+",
+        metavar="FILE",
+        help="print the README's markdown tables of figures saved by --save or printed by --json, and exit",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        from musictag.bench_report import main as report_main
+
+        return report_main(args.report)
+    saved: list[dict[str, Any]] = []
+
+    def keep(rows: list[dict[str, Any]]) -> None:
+        """Add figures to ``--save``'s file, rewritten whole (atomically) each time."""
+        if args.save:
+            from musictag.files import atomic_write_text
+
+            saved.extend(rows)
+            atomic_write_text(args.save, json.dumps(saved, indent=1) + "\n")
+
     if args.data or args.data_only:
         from musictag.bench_data import main as data_main
 
-        data_main(as_json=args.json, repeats=args.data_repeats)
+        keep([asdict(figure) for figure in data_main(as_json=args.json, repeats=args.data_repeats)])
         if args.data_only:
             return 0
 
@@ -316,25 +408,58 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(available()))
     if unknown:
         parser.error(f"unknown architecture(s) {', '.join(unknown)}; choose from {', '.join(available())}")
+    failures: list[str] = []
+
+    def attempt(what: str, measure: Callable[..., Any], *measure_args: Any) -> Any:
+        """``measure(*measure_args)``, or None after reporting its failure: a configuration that fails
+        (out of memory, a compiler error) must not cost the figures of the others."""
+        try:
+            return measure(*measure_args)
+        except Exception as err:  # noqa: BLE001  (reported, and counted in the exit status)
+            failures.append(what)
+            reason = (str(err).strip().splitlines() or [""])[0]
+            print(
+                f"musictag bench: {what} failed: {type(err).__name__}: {reason}", file=sys.stderr, flush=True
+            )
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            return None
+
+    step_settings = (args.compile, args.channels_last, args.steps)
+    if args.profile:
+        for name, batch_size, precision in product(names, args.batch_size, precisions):
+            what = f"profile {name} batch {batch_size} {precision}"
+            table = attempt(
+                what, profile_steps, name, batch_size, device, precision, *step_settings, args.warmup
+            )
+            if table is not None:
+                print(table, flush=True)
+        return 1 if failures else 0
 
     if args.epoch:
         results = []
-        for name in names:
-            for precision in precisions:
-                row = epoch_seconds(name, device, precision, args.compile, args.batch_size[0], args.scale)
-                results.append(row)
-                if not args.json:
-                    print(
-                        f"epoch {name} on {row['device']}, {precision}, batch {row['batch']}, compile "
-                        f"{'on' if args.compile else 'off'}: {row['train_chunks']:,} training chunks + "
-                        f"{row['valid_songs']:,} songs × {row['chunks_per_song']} chunks in "
-                        f"{row['epoch_seconds']:.1f} s (the full MTAT epoch: "
-                        f"{row['full_mtat_epoch_seconds']:.1f} s)",
-                        flush=True,
-                    )
+        for name, precision in product(names, precisions):
+            row = attempt(
+                f"epoch {name} {precision}",
+                epoch_seconds,
+                *(name, device, precision, args.compile, args.batch_size[0], args.scale),
+            )
+            if row is None:
+                continue
+            results.append(row)
+            keep([row])
+            if not args.json:
+                print(
+                    f"epoch {name} on {row['device']}, {precision}, batch {row['batch']}, compile "
+                    f"{'on' if args.compile else 'off'}: {row['train_chunks']:,} training chunks + "
+                    f"{row['valid_songs']:,} songs × {row['chunks_per_song']} chunks in "
+                    f"{row['epoch_seconds']:.1f} s (the full MTAT epoch: "
+                    f"{row['full_mtat_epoch_seconds']:.1f} s)",
+                    flush=True,
+                )
         if args.json:
             print(json.dumps(results, indent=1))
-        return 0
+        return 1 if failures else 0
 
     figures = []
     if not args.json:
@@ -346,33 +471,28 @@ def main(argv: list[str] | None = None) -> int:
             f"{'architecture':<18} {'params':>12} {'input s':>8} {'batch':>6} {'precision':>10} "
             f"{'compile':>7} {'ch-last':>7} {'samples/s':>10} {'spread':>17} {'peak MiB':>9}"
         )
-    for name in names:
-        for batch_size in args.batch_size:
-            for precision in precisions:
-                figure = step_throughput(
-                    name,
-                    batch_size,
-                    device,
-                    precision,
-                    args.compile,
-                    args.channels_last,
-                    args.steps,
-                    args.repeats,
-                    args.warmup,
-                )
-                figures.append(figure)
-                if not args.json:
-                    spread = f"{figure.low:.1f} – {figure.high:.1f}"
-                    print(
-                        f"{name:<18} {figure.params:>12,d} {figure.input_s:>8.2f} {batch_size:>6} "
-                        f"{precision:>10} {'on' if figure.compile else 'off':>7} "
-                        f"{'on' if figure.channels_last else 'off':>7} {figure.samples_per_s:>10.1f} "
-                        f"{spread:>17} {figure.peak_memory_mib:>9.0f}",
-                        flush=True,
-                    )
+    for name, batch_size, precision in product(names, args.batch_size, precisions):
+        figure = attempt(
+            f"{name} batch {batch_size} {precision}",
+            step_throughput,
+            *(name, batch_size, device, precision, *step_settings, args.repeats, args.warmup),
+        )
+        if figure is None:
+            continue
+        figures.append(figure)
+        keep([asdict(figure)])
+        if not args.json:
+            spread = f"{figure.low:.1f} – {figure.high:.1f}"
+            print(
+                f"{name:<18} {figure.params:>12,d} {figure.input_s:>8.2f} {batch_size:>6} "
+                f"{precision:>10} {'on' if figure.compile else 'off':>7} "
+                f"{'on' if figure.channels_last else 'off':>7} {figure.samples_per_s:>10.1f} "
+                f"{spread:>17} {figure.peak_memory_mib:>9.0f}",
+                flush=True,
+            )
     if args.json:
         print(json.dumps([asdict(f) for f in figures], indent=1))
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -231,5 +231,7 @@ def report(figures: list[Figure], as_json: bool = False) -> None:
         print(figure.row(), flush=True)
 
 
-def main(as_json: bool = False, repeats: int = 5, prepare: bool = True) -> None:
-    report(run(repeats=repeats, prepare=prepare), as_json)
+def main(as_json: bool = False, repeats: int = 5, prepare: bool = True) -> list[Figure]:
+    figures = run(repeats=repeats, prepare=prepare)
+    report(figures, as_json)
+    return figures

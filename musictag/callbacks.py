@@ -15,6 +15,7 @@ DataModule's ``tag_names``, else ``tag_0 …``.
   curve to the loggers that take tables (W&B).
 - :class:`TestOutputsWriter` writes ``test_predictions.npz`` and ``test_per_tag.csv`` into the run folder.
 - :class:`SongScoresWriter` writes the song scores of ``predict`` (one merged file under DDP).
+- :class:`Checkpoint` is Lightning's ``ModelCheckpoint`` whose ``last.ckpt`` is always the latest state.
 
 Under DDP every process holds the songs its sampler gave it; the callbacks gather them (torchmetrics'
 ``cat`` reduction), so the numbers are those of one process scoring every song once. Song scores stay on
@@ -31,7 +32,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
 from musictag.files import atomic_write
@@ -380,3 +381,32 @@ def default_callbacks(subcommand: str | None) -> list[pl.Callback]:
     if subcommand == "predict":
         callbacks.append(SongScoresWriter())
     return callbacks
+
+
+class Checkpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``save_last`` writes ``last.ckpt`` at every save point (each validation, or
+    each training epoch's end), whether or not a top-k checkpoint was written there.
+
+    From Lightning 2.6 ``last.ckpt`` is written only when a top-k checkpoint is written at the same step,
+    so with ``save_top_k: 1`` it is a copy of the best epoch's state, and resuming "from the last
+    checkpoint" would silently repeat every epoch since the best one. This keeps the meaning it had before
+    (and has in Lightning 2.5, where nothing is written twice: the second write is skipped).
+    """
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def _save_last_if_missed(self, trainer: pl.Trainer) -> None:
+        if (
+            self.save_last
+            and not self._should_skip_saving_checkpoint(trainer)
+            and self._last_global_step_saved != trainer.global_step
+        ):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

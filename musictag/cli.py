@@ -3,7 +3,8 @@ defaults, plus the tools in :data:`TOOLS` (``musictag bench``).
 
 On top of LightningCLI:
 - ``n_tags`` and ``tag_names`` flow from the DataModule to the model;
-- a ``checkpoint`` group (ModelCheckpoint) that keeps ``best.ckpt`` by ``val/pr_auc`` and ``last.ckpt``;
+- a ``checkpoint`` group (:class:`~musictag.callbacks.Checkpoint`) that keeps ``best.ckpt`` by ``val/pr_auc`` and
+  ``last.ckpt`` (the state after the latest epoch);
 - a ``run`` group naming the run; unless ``trainer.logger`` is configured, every run logs to CSV and to
   Weights & Biases side by side under ``<run.save_dir>/<run.name>/version_N/`` (W&B offline without an
   API key, ``disabled`` when ``WANDB_MODE=disabled``);
@@ -36,7 +37,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.base import TaggingDataModule
-from musictag.callbacks import default_callbacks
+from musictag.callbacks import Checkpoint, default_callbacks
 from musictag.module import TaggingModule
 from musictag.types import ConfigError
 
@@ -195,7 +196,7 @@ class MusictagCLI(LightningCLI):
         parser.link_arguments("data.n_tags", "model.init_args.n_tags", apply_on="instantiate")
         parser.link_arguments("data.tag_names", "model.init_args.tag_names", apply_on="instantiate")
         parser.add_class_arguments(RunSettings, "run")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(Checkpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/pr_auc",

@@ -10,28 +10,38 @@ from torchmetrics import Metric
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 from torchmetrics.utilities import dim_zero_cat
 
-Aggregation = Literal["mean", "max", "vote"]
+Aggregation = Literal["mean", "max", "vote", "logit_mean"]
 
 
 def aggregate_chunks(
-    chunk_scores: torch.Tensor, how: Aggregation = "mean", mask: torch.Tensor | None = None
+    chunk_scores: torch.Tensor,
+    how: Aggregation = "mean",
+    mask: torch.Tensor | None = None,
+    logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Chunk probabilities ``(B, n_chunks, n_tags)`` → song scores ``(B, n_tags)``.
 
     ``mean`` averages the chunk probabilities (the field's standard), ``max`` keeps the most confident
-    chunk, ``vote`` is the fraction of chunks whose probability exceeds 0.5. ``mask`` ``(B, n_chunks)``
+    chunk, ``vote`` is the fraction of chunks whose probability exceeds 0.5, ``logit_mean`` the sigmoid of
+    the mean chunk logit (MARBLE's song score; for sigmoid outputs only). ``mask`` ``(B, n_chunks)``
     marks the real chunks when songs of a batch have different numbers of chunks (sliding windows).
+    ``logits``, the chunk logits behind the probabilities, make ``logit_mean`` exact where a probability
+    has rounded to 0 or 1 (without them the logits are recovered from the probabilities).
     """
     if chunk_scores.ndim != 3:
         raise ValueError(f"chunk scores must be (songs, chunks, tags), got shape {tuple(chunk_scores.shape)}")
-    if how not in ("mean", "max", "vote"):
-        raise ValueError(f"unknown aggregation {how!r}; use 'mean', 'max' or 'vote'")
+    if how not in ("mean", "max", "vote", "logit_mean"):
+        raise ValueError(f"unknown aggregation {how!r}; use 'mean', 'max', 'vote' or 'logit_mean'")
     if mask is None:
         mask = torch.ones(chunk_scores.shape[:2], dtype=torch.bool, device=chunk_scores.device)
     weights = mask.unsqueeze(-1).to(chunk_scores.dtype)
     count = weights.sum(dim=1).clamp(min=1)
     if how == "mean":
         return (chunk_scores * weights).sum(dim=1) / count
+    if how == "logit_mean":
+        if logits is None:
+            logits = torch.logit(chunk_scores, eps=torch.finfo(chunk_scores.dtype).eps)
+        return torch.sigmoid((logits.to(chunk_scores.dtype) * weights).sum(dim=1) / count)
     if how == "max":
         return chunk_scores.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
     return ((chunk_scores > 0.5).to(chunk_scores.dtype) * weights).sum(dim=1) / count

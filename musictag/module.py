@@ -60,7 +60,8 @@ class TaggingModule(pl.LightningModule):
         input_len: samples per chunk the network sees; also the DataModule's chunk length.
         sample_rate: the audio rate the network expects.
         tag_names: tag of each output, in order (linked from the DataModule, kept in checkpoints).
-        aggregate: how chunk probabilities become a song score: ``mean``, ``max`` or ``vote``.
+        aggregate: how chunk probabilities become a song score: ``mean``, ``max``, ``vote`` or
+            ``logit_mean`` (the sigmoid of the mean chunk logit, as MARBLE's probes score a song).
         task: ``multilabel`` (tagging: sigmoid per tag, binary cross-entropy) or ``multiclass`` (one
             class per song, e.g. genre: softmax, cross-entropy, and ``accuracy`` logged too).
         eval_chunk_batch: at most this many chunks go through the network at once in evaluation (memory
@@ -78,7 +79,9 @@ class TaggingModule(pl.LightningModule):
             tag set) start fresh.
         optimizer: a callable taking the parameters (YAML: ``class_path: torch.optim.Adam`` ...).
         lr_scheduler: an optional callable taking the optimizer; stepped each epoch, and given
-            ``val/loss`` to monitor (for ``ReduceLROnPlateau``).
+            ``lr_scheduler_monitor`` to monitor (for ``ReduceLROnPlateau``).
+        lr_scheduler_monitor: the logged value a ``ReduceLROnPlateau`` watches: ``val/loss`` (default), or
+            e.g. ``val/roc_auc`` (then give the scheduler ``mode: max``), as MARBLE's probes do.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class TaggingModule(pl.LightningModule):
         pretrained: str | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_monitor: str = "val/loss",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
@@ -128,6 +132,10 @@ class TaggingModule(pl.LightningModule):
             raise ConfigError(f"{len(tag_names)} tag_names for n_tags={n_tags}; they must agree")
         if task not in ("multilabel", "multiclass"):
             raise ConfigError(f"unknown task {task!r}; use 'multilabel' or 'multiclass'")
+        if aggregate == "logit_mean" and task != "multilabel":
+            raise ConfigError(
+                "aggregate 'logit_mean' is for multilabel tagging; use 'mean' with task multiclass"
+            )
         if eval_chunk_batch < 1:
             raise ConfigError(f"eval_chunk_batch must be at least 1, got {eval_chunk_batch}")
         self.net = Tagger(n_tags=n_tags, **architecture)
@@ -145,6 +153,7 @@ class TaggingModule(pl.LightningModule):
         self.compile_net = compile  # (not `self.compile`: that is nn.Module.compile)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
+        self.lr_scheduler_monitor = lr_scheduler_monitor
         # Weighted by chunks and synced as sums and counts: exact whatever songs each process holds.
         # No NaN check: it would make every evaluation step wait for the device.
         self.eval_loss = torch.nn.ModuleDict(
@@ -185,7 +194,8 @@ class TaggingModule(pl.LightningModule):
     def song_scores(self, audio: torch.Tensor, chunk_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Songs ``(B, n_chunks, L)`` → aggregated tag probabilities ``(B, n_tags)``; ``chunk_mask``
         ``(B, n_chunks)`` marks real chunks when songs have different numbers of them."""
-        return aggregate_chunks(self.probabilities(self.chunk_logits(audio)), self.aggregate, chunk_mask)
+        logits = self.chunk_logits(audio)
+        return aggregate_chunks(self.probabilities(logits), self.aggregate, chunk_mask, logits=logits)
 
     def setup(self, stage: str) -> None:
         if self.compile_net and self.net._compiled_call_impl is None:
@@ -272,7 +282,7 @@ class TaggingModule(pl.LightningModule):
         eval_loss: MeanMetric = self.eval_loss[stage]  # type: ignore[assignment]  # a ModuleDict of them
         eval_loss.update((per_chunk * weights).sum() / n_real.clamp(min=1), weight=n_real)
         self.log(f"{stage}/loss", eval_loss, on_epoch=True, batch_size=per_chunk.numel())
-        scores = aggregate_chunks(self.probabilities(logits), self.aggregate, mask)
+        scores = aggregate_chunks(self.probabilities(logits), self.aggregate, mask, logits=logits)
         songs = {"scores": scores, "targets": target}
         if "index" in batch:
             songs["index"] = batch["index"]
@@ -304,7 +314,11 @@ class TaggingModule(pl.LightningModule):
         scheduler = self.lr_scheduler(optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": "val/loss"},
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": "epoch",
+                "monitor": self.lr_scheduler_monitor,
+            },
         }
 
 

@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
-from musictag.callbacks import SongScoresWriter, TaggingMetrics, TestOutputsWriter
+from musictag.callbacks import Checkpoint, SongScoresWriter, TaggingMetrics, TestOutputsWriter
 
 N_TAGS = 3
 
@@ -190,3 +190,37 @@ def test_evaluation_steps_never_wait_for_the_host():
     # the check itself can fail: a host sync on a meta tensor raises
     with pytest.raises((RuntimeError, NotImplementedError)):
         bool(songs["scores"].sum() > 0)
+
+
+class Worsening(PlainModule):
+    """Logs a validation score that only gets worse: the first epoch stays the best."""
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        self.log("val/score", -float(self.current_epoch))
+        return self._songs(batch)
+
+
+@pytest.mark.parametrize("on_train_epoch_end", [False, True])
+def test_last_checkpoint_is_the_latest_epoch_even_when_it_is_not_the_best(tmp_path, on_train_epoch_end):
+    checkpoint = Checkpoint(
+        dirpath=tmp_path / "checkpoints",
+        filename="best",
+        monitor="val/score",
+        mode="max",
+        save_last=True,
+        save_on_train_epoch_end=on_train_epoch_end,
+    )
+    trainer = pl.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[checkpoint],
+    )
+    trainer.fit(Worsening(), DataLoader(Songs(16, 0), batch_size=8), DataLoader(Songs(8, 1), batch_size=8))
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (best["epoch"], best["global_step"]) == (0, 2)
+    assert (last["epoch"], last["global_step"]) == (2, 6)  # Lightning 2.6's own ModelCheckpoint: (0, 2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]

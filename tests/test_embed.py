@@ -111,6 +111,18 @@ def test_embedding_datamodule_serves_the_cache(encoder, tiny_corpus, tmp_path):
     assert {int(torch.argmin((rows.reshape(2, -1) - d).abs().sum(1))) for d in draws} == {0, 1}
     batch = next(iter(datamodule.test_dataloader()))
     assert batch["audio"].shape == (1, 2, width)
+    # train_chunks="all": each cached chunk of each training song is an example of every epoch
+    every = EmbeddingDataModule(str(out), batch_size=4, train_chunks="all")
+    every.setup()
+    examples = every.datasets["train"]
+    assert len(examples) == 16 * 2
+    assert torch.equal(examples[7]["audio"], rows[1].reshape(-1)) and int(examples[7]["index"]) == 7
+    assert torch.equal(examples[6]["audio"], rows[0].reshape(-1))
+    assert torch.equal(examples[7]["target"], train.targets[3])
+    seen = torch.cat([b["index"] for b in every.train_dataloader()])
+    assert sorted(seen.tolist()) == list(range(32))  # batch 4 divides 32: nothing dropped
+    with pytest.raises(ConfigError, match="train_chunks must be 'one' or 'all', got 'some'"):
+        EmbeddingDataModule(str(out), train_chunks="some")  # type: ignore[arg-type]
 
 
 def test_time_pool_mean_is_the_mean_of_the_frames(encoder):

@@ -19,6 +19,20 @@ def test_aggregations():
         aggregate_chunks(chunks[0])
 
 
+def test_logit_mean_is_the_sigmoid_of_the_mean_logit():
+    logits = torch.tensor([[[-2.0, 30.0], [1.0, 40.0], [4.0, -3.0]], [[0.5, 0.5], [9.0, 9.0], [-9.0, 9.0]]])
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    probabilities = torch.sigmoid(logits)
+    expected = torch.sigmoid(torch.tensor([[1.0, 67.0 / 3], [0.5, 0.5]]))
+    exact = aggregate_chunks(probabilities, "logit_mean", mask, logits=logits)
+    torch.testing.assert_close(exact, expected, rtol=0, atol=1e-7)
+    # not the mean probability (sigmoid(1) = 0.731 vs 0.626)
+    assert abs(float(aggregate_chunks(probabilities, "mean", mask)[0, 0]) - float(expected[0, 0])) > 0.1
+    # from probabilities alone: the same where no probability has rounded to 0 or 1 (tag 0)
+    recovered = aggregate_chunks(probabilities, "logit_mean", mask)
+    torch.testing.assert_close(recovered[:, 0], expected[:, 0], rtol=0, atol=1e-5)
+
+
 def test_scores_equal_scikit_learn_and_skip_tags_without_positives():
     rng = np.random.default_rng(0)
     targets = rng.integers(0, 2, (40, 5))

@@ -30,13 +30,18 @@ def test_training_step_is_bce_with_logits():
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("how", ["mean", "max"])
+@pytest.mark.parametrize("how", ["mean", "max", "logit_mean"])
 def test_song_scores_aggregate_the_chunk_probabilities(how):
     module = tiny_module(aggregate=how).eval()
     songs = torch.randn(2, 3, 59049)
     with torch.no_grad():
-        per_chunk = torch.stack([torch.sigmoid(module(songs[:, c])) for c in range(3)], dim=1)
-        expected = per_chunk.mean(dim=1) if how == "mean" else per_chunk.amax(dim=1)
+        logits = torch.stack([module(songs[:, c]) for c in range(3)], dim=1)
+        per_chunk = torch.sigmoid(logits)
+        expected = {
+            "mean": per_chunk.mean(dim=1),
+            "max": per_chunk.amax(dim=1),
+            "logit_mean": torch.sigmoid(logits.mean(dim=1)),
+        }[how]
         torch.testing.assert_close(module.song_scores(songs), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -64,6 +69,17 @@ def test_config_errors():
         tiny_module(tag_names=["a", "b"])
     with pytest.raises(ConfigError, match="set `arch`"):
         TaggingModule(arch=None, n_tags=2)
+    with pytest.raises(ConfigError, match="aggregate 'logit_mean' is for multilabel tagging"):
+        tiny_module(aggregate="logit_mean", task="multiclass")
+
+
+@pytest.mark.parametrize("monitor", [None, "val/roc_auc"])
+def test_lr_scheduler_monitors_the_value_asked_for(monitor):
+    schedule = lambda optimizer: torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max")  # noqa: E731
+    extra = {} if monitor is None else {"lr_scheduler_monitor": monitor}
+    configured = tiny_module(lr_scheduler=schedule, **extra).configure_optimizers()
+    assert configured["lr_scheduler"]["monitor"] == (monitor or "val/loss")
+    assert isinstance(configured["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
 def test_fit_checkpoint_and_reload(tiny_corpus, tmp_path):
