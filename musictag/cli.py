@@ -13,7 +13,8 @@ On top of LightningCLI:
 - configuration errors (unknown stage names, shapes that do not fit, corpus and metadata errors, a
   checkpoint that is missing or not safe to load, a device this machine lacks) end with one ``error:``
   line and exit status 2;
-- a run stopped by SIGTERM exits 143, not 0 (SLURM's requeue signal still checkpoints and requeues);
+- a run stopped by SIGTERM exits 143, not 0, and ends its W&B run so (SLURM's requeue signal still
+  checkpoints and requeues);
 - ``musictag`` / ``musictag --help`` list every command, the tools of :data:`TOOLS` included.
 """
 
@@ -155,15 +156,6 @@ def newest_checkpoint(run: RunSettings, which: str) -> Path:
     return max(in_newest, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("hpc_ckpt_")))
 
 
-def _under_slurm(trainer: Any) -> bool:
-    """Whether this run can receive SLURM's requeue signal (SLURM's environment, or its plugin)."""
-    from lightning.pytorch.plugins.environments import SLURMEnvironment
-
-    plugins = trainer.get("plugins") or []
-    plugins = plugins if isinstance(plugins, list) else [plugins]
-    return SLURMEnvironment.detect() or any(isinstance(p, SLURMEnvironment) for p in plugins)
-
-
 def _run_folder(checkpoint: Path) -> Path:
     """The ``version_N`` folder of a checkpoint in ``checkpoints/`` or (an HPC one) at its top."""
     return checkpoint.parents[1] if checkpoint.parent.name == "checkpoints" else checkpoint.parent
@@ -262,11 +254,11 @@ class MusictagCLI(LightningCLI):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         if config["trainer"].get("logger") in (None, True) and "logger" not in kwargs:
             kwargs["logger"] = default_loggers(config["run"], getattr(self, "resume_dir", None))
-            if config["trainer"].get("default_root_dir") is None and _under_slurm(config["trainer"]):
-                # the run folder: where Lightning writes a SLURM requeue's hpc_ckpt_N.ckpt, which
-                # `--ckpt_path last` then finds (only under SLURM: elsewhere it kept W&B's offline run
-                # from being written in full, a Lightning/W&B interaction not yet understood)
-                kwargs["default_root_dir"] = kwargs["logger"][0].log_dir
+            # The run folder is the Trainer's root too, so what Lightning writes outside the loggers
+            # stays in the run: a SLURM requeue's hpc_ckpt_N.ckpt (which `--ckpt_path last` finds),
+            # the tuner's temporary checkpoints. (`--trainer.default_root_dir D` already put the run
+            # folder under D.) W&B's offline run is the same with or without it, SLURM or not.
+            kwargs["default_root_dir"] = kwargs["logger"][0].log_dir
         return super().instantiate_trainer(**kwargs)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
@@ -324,6 +316,18 @@ def finish_wandb(trainer: Any) -> None:
     for logger in getattr(trainer, "loggers", []):
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish()
+
+
+def finish_stopped_wandb_run(exit_code: int) -> None:
+    """End the W&B run of a command stopped by a signal, with the status the process exits with.
+
+    Its offline record then ends with that status (not the 0 W&B's exit hook would write), and a later
+    command in this process starts its own run instead of logging into this one.
+    """
+    wandb = sys.modules.get("wandb")  # not imported: W&B was never used
+    run = getattr(wandb, "run", None)
+    if run is not None:
+        run.finish(exit_code=exit_code)
 
 
 def config_error_in(err: BaseException) -> ConfigError | None:
@@ -399,6 +403,7 @@ def main(args: Any = None) -> None:
             "musictag: stopped by SIGTERM before the run finished; continue it with --ckpt_path last",
             file=sys.stderr,
         )
+        finish_stopped_wandb_run(128 + signal.SIGTERM)
         raise SystemExit(128 + signal.SIGTERM) from None
     except Exception as err:
         config_error: Exception | None = config_error_in(err)

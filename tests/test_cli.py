@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import yaml
 from musictag.cli import main, wandb_mode
 from musictag.registry import BACKENDS
 from musictag.testing import cli_args, last_logged
+from musictag.testing_wandb import OfflineRun, read_offline_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,6 +81,24 @@ def test_ckpt_path_best_without_a_run_says_what_to_do(tiny_corpus, tmp_path, mon
     assert "no best.ckpt under" in capsys.readouterr().err
 
 
+def _offline_run(version: Path) -> OfflineRun:
+    """The one W&B offline run of a run folder, read once W&B has written all of it."""
+    offline_runs = list((version / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1, offline_runs
+    return read_offline_run(offline_runs[0])
+
+
+def _assert_wandb_holds_the_csv_log(history: list[dict], metrics_csv: Path) -> None:
+    """Every row of ``metrics.csv`` is a W&B history row with the same values, in the same order."""
+    with open(metrics_csv) as f:
+        rows = [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
+    assert len(history) == len(rows) > 0
+    for logged, row in zip(history, rows, strict=True):
+        assert logged["trainer/global_step"] == row.pop("step")
+        assert {k: v for k, v in logged.items() if k in row} == pytest.approx(row, rel=1e-6)
+        assert set(logged) - set(row) == {"trainer/global_step", "_step", "_runtime", "_timestamp"}
+
+
 def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -94,15 +114,81 @@ def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch
     _run(args, monkeypatch)
     version = tmp_path / "runs" / "tiny" / "version_0"
     assert "val/pr_auc" in last_logged(version / "metrics.csv")
-    offline_runs = list((version / "wandb").glob("offline-run-*"))
-    assert len(offline_runs) == 1 and list(offline_runs[0].glob("run-*.wandb"))
-    record = next(offline_runs[0].glob("run-*.wandb")).read_bytes()  # the resolved config is in the W&B run
-    assert b"datamodules.SyntheticDataModule" in record and b"n_clips" in record
+    fitted = _offline_run(version)  # W&B writes it out after the run's finish() has returned
+    assert fitted.name == "tiny/version_0"
+    _assert_wandb_holds_the_csv_log(fitted.history, version / "metrics.csv")
+    assert fitted.exit_code == 0
+    # the resolved config and the model's hyperparameters are in the W&B run
+    assert fitted.config["data"]["class_path"] == "datamodules.SyntheticDataModule"
+    assert fitted.config["data"]["init_args"]["n_clips"] == 32
+    assert fitted.config["arch"] == "short_chunk" and fitted.config["n_tags"] == 12
     # the test run logs its per-tag table and curves to its own offline W&B run
     _run(cli_args("test", str(tiny_corpus), str(tmp_path / "runs"), ckpt_path="best"), monkeypatch)
     tested = tmp_path / "runs" / "tiny" / "version_1"
     assert (tested / "test_per_tag.csv").is_file()
-    assert len(list((tested / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+    tested_run = _offline_run(tested)
+    assert tested_run.summary["test/pr_auc"] == pytest.approx(
+        last_logged(tested / "metrics.csv")["test/pr_auc"]
+    )
+    with open(tested / "test_per_tag.csv") as f:
+        n_tags = len(list(csv.DictReader(f)))
+    assert tested_run.summary["test/per_tag/_type"] == "table-file"
+    assert tested_run.summary["test/per_tag/nrows"] == n_tags == 12
+
+
+#: The variables by which Lightning takes a process for a SLURM task (a job not named bash/interactive).
+SLURM_TASK = {
+    "SLURM_JOB_ID": "1",
+    "SLURM_NTASKS": "1",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+    "SLURM_JOB_NAME": "musictag",
+}
+
+
+def test_offline_wandb_of_a_requeued_slurm_job_holds_the_whole_run(tiny_corpus, tmp_path, monkeypatch):
+    """A SLURM job with W&B offline (synced from the cluster later), stopped mid-fit and requeued: the run
+    folder is the Trainer's root, so the requeue checkpoint is there; the stopped job's offline run and
+    the requeued job's (the same W&B run) hold every CSV row between them, the config, each its exit."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from musictag.cli import MusictagCLI, finish_wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for name, value in SLURM_TASK.items():
+        monkeypatch.setenv(name, value)
+    assert SLURMEnvironment.detect()
+    monkeypatch.setattr(sys, "argv", ["musictag"])
+    runs = tmp_path / "runs"
+    args = cli_args(
+        "fit", str(tiny_corpus), str(runs), **{"trainer.max_epochs": 2, "trainer.limit_train_batches": 2}
+    )
+    # SLURM's signals before the time limit, after the first batch of epoch 1
+    requeue = {"class_path": "musictag.testing.SignalAt", "init_args": {"epoch": 1, "batch": 0}}
+    requeue["init_args"]["signals"] = ["SIGUSR1", "SIGTERM"]
+    with pytest.raises(SystemExit) as stopped:
+        main([*args, f"--trainer.callbacks={json.dumps([requeue])}"])
+    version = runs / "tiny" / "version_0"
+    assert stopped.value.code == 143 and (version / "hpc_ckpt_1.ckpt").is_file()
+    stopped_run = _offline_run(version)
+    assert stopped_run.exit_code == 143
+    _assert_wandb_holds_the_csv_log(stopped_run.history, version / "metrics.csv")
+    assert stopped_run.config["data"]["init_args"]["n_clips"] == 32 and stopped_run.config["n_tags"] == 12
+
+    cli = MusictagCLI(args=[*args, "--ckpt_path=last"])  # the requeued job: what `musictag fit` does
+    finish_wandb(cli.trainer)
+    assert Path(cli.trainer.default_root_dir) == version
+    offline_runs = sorted((version / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 2 and len({p.name.rsplit("-", 1)[1] for p in offline_runs}) == 1
+    resumed_run = read_offline_run(offline_runs[1])
+    assert resumed_run.exit_code == 0
+    _assert_wandb_holds_the_csv_log(stopped_run.history + resumed_run.history, version / "metrics.csv")
+    assert sum("val/pr_auc" in row for row in stopped_run.history + resumed_run.history) == 2  # per epoch
+    assert resumed_run.summary["val/pr_auc"] == pytest.approx(
+        last_logged(version / "metrics.csv")["val/pr_auc"]
+    )
+    assert sorted(p.name for p in runs.iterdir()) == ["tiny"]  # nothing beside the run
 
 
 def test_log_model_reaches_the_wandb_logger(tmp_path):
