@@ -150,6 +150,16 @@ def last_logged(metrics_csv: Pathlike) -> dict[str, float]:
 
 #: Set (to 1) where every test's reference data must be present (CI: ``.ci/run``): tests that need data
 #: that is missing then fail instead of skipping.
+#: The variables by which Lightning takes a process for a SLURM task (a job not named bash/interactive).
+SLURM_TASK_ENV = {
+    "SLURM_JOB_ID": "1",
+    "SLURM_NTASKS": "1",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+    "SLURM_JOB_NAME": "musictag",
+}
+
 REQUIRE_REFERENCE_ENV = "MUSICTAG_REQUIRE_REFERENCE"
 
 

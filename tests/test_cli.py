@@ -12,7 +12,7 @@ import yaml
 
 from musictag.cli import main, wandb_mode
 from musictag.registry import BACKENDS
-from musictag.testing import cli_args, last_logged
+from musictag.testing import SLURM_TASK_ENV, cli_args, last_logged
 from musictag.testing_wandb import OfflineRun, read_offline_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,17 +136,6 @@ def test_offline_wandb_run_folder_and_csv_log(tiny_corpus, tmp_path, monkeypatch
     assert tested_run.summary["test/per_tag/nrows"] == n_tags == 12
 
 
-#: The variables by which Lightning takes a process for a SLURM task (a job not named bash/interactive).
-SLURM_TASK = {
-    "SLURM_JOB_ID": "1",
-    "SLURM_NTASKS": "1",
-    "SLURM_PROCID": "0",
-    "SLURM_LOCALID": "0",
-    "SLURM_NODEID": "0",
-    "SLURM_JOB_NAME": "musictag",
-}
-
-
 def test_offline_wandb_of_a_requeued_slurm_job_holds_the_whole_run(tiny_corpus, tmp_path, monkeypatch):
     """A SLURM job with W&B offline (synced from the cluster later), stopped mid-fit and requeued: the run
     folder is the Trainer's root, so the requeue checkpoint is there; the stopped job's offline run and
@@ -156,7 +145,7 @@ def test_offline_wandb_of_a_requeued_slurm_job_holds_the_whole_run(tiny_corpus, 
     from musictag.cli import MusictagCLI, finish_wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
-    for name, value in SLURM_TASK.items():
+    for name, value in SLURM_TASK_ENV.items():
         monkeypatch.setenv(name, value)
     assert SLURMEnvironment.detect()
     monkeypatch.setattr(sys, "argv", ["musictag"])

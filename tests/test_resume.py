@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from musictag.cli import main
-from musictag.testing import cli_args
+from musictag.testing import SLURM_TASK_ENV, cli_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,14 +132,7 @@ def test_a_requeued_slurm_job_resumes_mid_epoch_to_the_uninterrupted_metrics(
     runs = tmp_path / "runs"
     make = _tiny(tiny_corpus, runs, DROPOUT)
     _run(make("whole", 2), monkeypatch)
-    for name, value in {
-        "SLURM_JOB_ID": "1",
-        "SLURM_NTASKS": "1",
-        "SLURM_PROCID": "0",
-        "SLURM_LOCALID": "0",
-        "SLURM_NODEID": "0",
-        "SLURM_JOB_NAME": "musictag",
-    }.items():
+    for name, value in SLURM_TASK_ENV.items():
         monkeypatch.setenv(name, value)
     slurm = [*make("requeued", 2), f"--trainer.plugins={json.dumps(SLURM)}"]
     _killed(slurm, monkeypatch, epoch=1, batch=1, signals=["SIGUSR1", "SIGTERM"])

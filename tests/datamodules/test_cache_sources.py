@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -217,24 +218,9 @@ def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, mo
 def test_sigterm_in_prepare_ends_the_workers_and_cleans_up(tmp_path):
     corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=12)
     out = tmp_path / "cache"
-    child = (  # `musictag prepare` with two worker processes whose decoding is slowed down
-        "import sys, time\n"
-        "import datamodules.cache as cache\n"
-        "decode = cache._decode\n"
-        "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
-        "from musictag.prepare import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    args = ["folder", "--root", str(corpus.audio_root), "--metadata", str(corpus.metadata)]
-    args += ["--out", str(out), "--workers", "2", "--tracks-per-shard", "1"]
     stderr = tmp_path / "stderr.txt"  # a file, not a pipe: workers left running would hold a pipe open
     with open(stderr, "w") as err_file:
-        proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=REPO, stderr=err_file)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
-        time.sleep(0.02)
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    workers = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        proc, workers = _slowed_prepare(corpus, out, err_file)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
     deadline = time.time() + 10
@@ -256,22 +242,7 @@ def test_sigterm_in_prepare_ends_the_workers_and_cleans_up(tmp_path):
 def test_workers_end_with_a_prepare_killed_outright(tmp_path):
     corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=12)
     out = tmp_path / "cache"
-    child = (
-        "import sys, time\n"
-        "import datamodules.cache as cache\n"
-        "decode = cache._decode\n"
-        "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
-        "from musictag.prepare import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    args = ["folder", "--root", str(corpus.audio_root), "--metadata", str(corpus.metadata)]
-    args += ["--out", str(out), "--workers", "2", "--tracks-per-shard", "1"]
-    proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=REPO, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
-        time.sleep(0.02)
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    workers = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    proc, workers = _slowed_prepare(corpus, out, subprocess.DEVNULL)
     proc.kill()
     proc.wait(timeout=60)
     deadline = time.time() + 10
@@ -285,6 +256,28 @@ def test_workers_end_with_a_prepare_killed_outright(tmp_path):
     cache = FolderDataModule(cache_dir=str(out), csv=str(corpus.metadata), tracks_per_shard=1)
     cache.prepare_data()
     assert AudioCache.exists(out) and not [p.name for p in out.rglob("*") if ".tmp-" in p.name]
+
+
+def _slowed_prepare(corpus: Any, out: Path, stderr: Any) -> tuple[subprocess.Popen, list[int]]:
+    """``musictag prepare`` of ``corpus`` into ``out`` in a child process with two workers whose decoding
+    is slowed down, once two shards are committed: the process and its workers' pids."""
+    child = (
+        "import sys, time\n"
+        "import datamodules.cache as cache\n"
+        "decode = cache._decode\n"
+        "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
+        "from musictag.prepare import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = ["folder", "--root", str(corpus.audio_root), "--metadata", str(corpus.metadata)]
+    args += ["--out", str(out), "--workers", "2", "--tracks-per-shard", "1"]
+    proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=REPO, stderr=stderr)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
+        time.sleep(0.02)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    return proc, workers
 
 
 def _running(pid: int) -> bool:
