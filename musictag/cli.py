@@ -38,6 +38,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.base import TaggingDataModule
 from musictag.callbacks import Checkpoint, default_callbacks
+from musictag.guards import run_command
 from musictag.module import TaggingModule
 from musictag.types import ConfigError
 
@@ -392,7 +393,8 @@ def main(args: Any = None) -> None:
     if argv and argv[0] in TOOLS:
         module_name, function = TOOLS[argv[0]].split(":")
         tool = getattr(importlib.import_module(module_name), function)
-        raise SystemExit(tool(argv[1:]))
+        # the one net under every tool: a bad path, number or device is a line, never a traceback
+        raise SystemExit(run_command(f"musictag {argv[0]}", lambda: tool(argv[1:])))
     try:
         cli = MusictagCLI(args=args)
         finish_wandb(cli.trainer)

@@ -1,0 +1,115 @@
+"""The guards of bad input: file types by stat alone, output places, numbers, and the command net."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from musictag.guards import (
+    InputError,
+    at_least,
+    check_input_file,
+    check_output_file,
+    check_output_folder,
+    run_command,
+)
+
+
+def test_input_file_names_the_kind_of_thing_and_opens_nothing(tmp_path):
+    (tmp_path / "song.wav").write_bytes(b"RIFF")
+    assert check_input_file(tmp_path / "song.wav") == tmp_path / "song.wav"
+    os.mkfifo(tmp_path / "pipe")  # opening it would block for ever: the check must not
+    with pytest.raises(InputError, match=r"audio file .*pipe: is a named pipe, not a file"):
+        check_input_file(tmp_path / "pipe", "audio file")
+    with pytest.raises(InputError, match=r"--weights .*: is a folder, not a file"):
+        check_input_file(tmp_path, "--weights")
+    with pytest.raises(InputError, match=r"nosuch.pth: no such file"):
+        check_input_file(tmp_path / "nosuch.pth")
+    with pytest.raises(InputError, match="no such file"):
+        check_input_file(tmp_path / "song.wav" / "below")
+
+
+def test_output_file_is_never_an_input_under_another_spelling(tmp_path, monkeypatch):
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"weights")
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("w.pth", "./w.pth", str(weights), "sub/../w.pth"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(InputError, match="is the input"):
+            check_output_file(spelling, inputs=[weights], overwrite=True)
+    os.symlink(weights, tmp_path / "link.pth")
+    with pytest.raises(InputError, match="is the input"):
+        check_output_file("link.pth", inputs=[weights], overwrite=True)
+    os.link(weights, tmp_path / "hard.pth")
+    with pytest.raises(InputError, match="is the input"):
+        check_output_file("hard.pth", inputs=[weights], overwrite=True)
+    assert weights.read_bytes() == b"weights"
+
+
+def test_output_file_refuses_folders_existing_files_and_unwritable_places(tmp_path, monkeypatch):
+    (tmp_path / "old.ckpt").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"old.ckpt exists; pass --force"):
+        check_output_file(tmp_path / "old.ckpt", hint="pass --force to replace it")
+    assert check_output_file(tmp_path / "old.ckpt", overwrite=True) == tmp_path / "old.ckpt"
+    with pytest.raises(InputError, match="is a folder"):
+        check_output_file(tmp_path)
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_output_file(tmp_path / "old.ckpt" / "new.ckpt")
+    assert check_output_file(tmp_path / "a" / "b" / "new.ckpt") == tmp_path / "a" / "b" / "new.ckpt"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # root may write anywhere: the folder is made unwritable by what os.access answers for it
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    with pytest.raises(InputError, match=r"cannot write in .*locked \(permission denied\)"):
+        check_output_file(locked / "new.ckpt")
+
+
+def test_output_folder_accepts_new_empty_or_its_own_and_refuses_the_users(tmp_path):
+    assert check_output_folder(tmp_path / "new") == tmp_path / "new"
+    (tmp_path / "empty").mkdir()
+    assert check_output_folder(tmp_path / "empty") == tmp_path / "empty"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.csv").write_text("my own")
+    with pytest.raises(
+        InputError, match=r"mine is not empty and was not written by this command \(manifest.csv\)"
+    ):
+        check_output_folder(mine)
+    assert check_output_folder(mine, ours=lambda folder: (folder / "manifest.csv").is_file()) == mine
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_output_folder(tmp_path / "file")
+    with pytest.raises(InputError, match="holds the input"):
+        check_output_folder(mine, inputs=[mine / "manifest.csv"], ours=lambda folder: True)
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan")])
+def test_at_least_refuses_zero_negative_and_nan(value):
+    with pytest.raises(InputError, match=f"--batch-size must be at least 1, got {value}"):
+        at_least("--batch-size", value)
+    at_least("--batch-size", 1)
+    at_least("--batch-size", None)  # not given: the default applies
+
+
+def test_run_command_turns_bad_input_into_one_line(capsys):
+    def missing() -> int:
+        raise FileNotFoundError(2, "No such file or directory", "/nowhere/x.wav")
+
+    def config() -> int:
+        raise InputError("--top-k must be at least 1, got -2")
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert run_command("musictag tag", missing) == 2
+    assert capsys.readouterr().err == "musictag tag: error: /nowhere/x.wav: No such file or directory\n"
+    assert run_command("musictag tag", config) == 2
+    assert capsys.readouterr().err == "musictag tag: error: --top-k must be at least 1, got -2\n"
+    assert run_command("musictag embed", interrupted) == 130
+    assert "Traceback" not in capsys.readouterr().err
+    assert run_command("musictag tag", lambda: 0) == 0
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        run_command("musictag tag", lambda: 1 // 0)
