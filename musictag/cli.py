@@ -38,7 +38,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.base import TaggingDataModule
 from musictag.callbacks import Checkpoint, default_callbacks
-from musictag.guards import run_command
+from musictag.guards import describe_os_error, run_command
 from musictag.module import TaggingModule
 from musictag.types import ConfigError
 
@@ -407,6 +407,13 @@ def main(args: Any = None) -> None:
         )
         finish_stopped_wandb_run(128 + signal.SIGTERM)
         raise SystemExit(128 + signal.SIGTERM) from None
+    except OSError as err:
+        # a run folder, a data root or a cache that cannot be made or read: its path and what to do
+        described = describe_os_error(err)
+        if described is None:
+            raise
+        print(f"musictag: error: {described}", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as err:
         config_error: Exception | None = config_error_in(err)
         if config_error is None and isinstance(err, MisconfigurationException):

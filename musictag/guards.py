@@ -17,6 +17,7 @@ value, what is wrong with it and what to do.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -199,6 +200,29 @@ def at_least(name: str, value: int | float | None, minimum: int | float = 1) -> 
         raise InputError(f"{name} must be at least {minimum}, got {value}")
 
 
+#: What an ``OSError`` of a path means for the user, by ``errno``: said after the path.
+_OS_ERROR_ADVICE = {
+    errno.EEXIST: "exists and is not a folder; give the path of a folder (or a new one)",
+    errno.ENOTDIR: "a part of this path is a file, not a folder; give a path in a folder",
+    errno.EISDIR: "is a folder; give the path of a file",
+    errno.EACCES: "permission denied; give a path this user may read (or write)",
+    errno.EPERM: "operation not permitted; give a path this user may read (or write)",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOSPC: "no space left on the device; free some space or write elsewhere",
+    errno.EROFS: "read-only file system; write elsewhere",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+def describe_os_error(err: OSError) -> str | None:
+    """``"PATH: what it means and what to do"`` for an ``OSError`` that names a path, else ``None``."""
+    if err.filename is None:
+        return None
+    where = os.fspath(err.filename)
+    reason = _OS_ERROR_ADVICE.get(err.errno or -1) or err.strerror or str(err)
+    return f"{where}: {reason}"
+
+
 def run_command(prog: str, function: Callable[[], int | None]) -> int:
     """Run a command's body: its bad input becomes one ``PROG: error:`` line and exit 2, Ctrl-C exit 130.
 
@@ -213,11 +237,10 @@ def run_command(prog: str, function: Callable[[], int | None]) -> int:
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     except OSError as err:
-        if err.filename is None:
+        message = describe_os_error(err)
+        if message is None:
             raise
-        where = os.fspath(err.filename)
-        reason = err.strerror or str(err)
-        print(f"{prog}: error: {where}: {reason}", file=sys.stderr)
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: stopped by Ctrl-C", file=sys.stderr)

@@ -305,10 +305,18 @@ class TaggingModule(pl.LightningModule):
 
     # --- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer(self.parameters())
+        # torch checks its settings only here, after the data is ready: a negative learning rate or
+        # momentum is the user's number, said in one line, not a traceback from deep in fit
+        try:
+            optimizer = self.optimizer(self.parameters())
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"model.init_args.optimizer: {err}") from None
         if self.lr_scheduler is None:
             return optimizer
-        scheduler = self.lr_scheduler(optimizer)
+        try:
+            scheduler = self.lr_scheduler(optimizer)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"model.init_args.lr_scheduler: {err}") from None
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

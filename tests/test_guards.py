@@ -105,7 +105,7 @@ def test_run_command_turns_bad_input_into_one_line(capsys):
         raise KeyboardInterrupt
 
     assert run_command("musictag tag", missing) == 2
-    assert capsys.readouterr().err == "musictag tag: error: /nowhere/x.wav: No such file or directory\n"
+    assert capsys.readouterr().err == "musictag tag: error: /nowhere/x.wav: no such file or folder\n"
     assert run_command("musictag tag", config) == 2
     assert capsys.readouterr().err == "musictag tag: error: --top-k must be at least 1, got -2\n"
     assert run_command("musictag embed", interrupted) == 130
