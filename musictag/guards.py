@@ -237,10 +237,10 @@ def run_command(prog: str, function: Callable[[], int | None]) -> int:
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     except OSError as err:
-        message = describe_os_error(err)
-        if message is None:
+        described = describe_os_error(err)
+        if described is None:
             raise
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {described}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: stopped by Ctrl-C", file=sys.stderr)
