@@ -15,6 +15,7 @@ Two kinds of checkpoint need more than loading:
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def live_probe_settings(ckpt: str, hparams: dict[str, Any]) -> dict[str, Any]:
             f"{ckpt} is a probe trained from the embedding cache {cache}, which is gone: musictag tag "
             f"needs the encoder it was embedded with, recorded there; {how}"
         )
-    frontend = hparams.get("frontend")
+    frontend = hparams.get("frontend") or ""
     if spec_name(frontend) != "layer_mix":
         raise InputError(
             f"{ckpt} is a probe on cached embeddings whose front end is {spec_name(frontend)!r}, not "
@@ -116,9 +117,11 @@ def load_model(ckpt: str, device: torch.device) -> Any:
         overrides = live_probe_settings(ckpt, hparams)
         index = overrides.pop("_index")
     try:
-        module = TaggingModule.load_from_checkpoint(
-            ckpt, map_location="cpu", weights_only=True, strict=not overrides, **overrides
-        )
+        with warnings.catch_warnings():  # a rebuilt probe's encoder weights come from its folder
+            warnings.filterwarnings("ignore", message="Found keys that are in the model state dict")
+            module = TaggingModule.load_from_checkpoint(
+                ckpt, map_location="cpu", weights_only=True, strict=not overrides, **overrides
+            )
     except RuntimeError as err:
         if "state_dict" not in str(err):
             raise

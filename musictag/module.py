@@ -331,6 +331,9 @@ class TaggingModule(pl.LightningModule):
         layers = sorted({name.rsplit(".", 1)[0] for name in self.untrained_layers})
         shown = ", ".join(layers[:4]) + (", ..." if len(layers) > 4 else "")
         if self.allow_untrained:
+            if getattr(self, "_warned_untrained", False):
+                return
+            self._warned_untrained = True
             warnings.warn(
                 f"{stage} evaluates untrained layers ({shown}: not in the pretrained checkpoint); "
                 "its scores are those of randomly initialised weights (allow_untrained: true)",
@@ -394,6 +397,10 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
         raise ConfigError(f"{path} is a folder, not a {what} file")
     if not os.path.exists(path):
         raise ConfigError(f"no {what} at {path}")
+    if not os.path.isfile(path):  # a named pipe or a device: torch.load would wait on it forever
+        from musictag.guards import file_type_problem
+
+        raise ConfigError(f"{what} {path} {file_type_problem(path) or 'is not a regular file'}")
     if os.path.getsize(path) == 0:
         raise ConfigError(
             f"{path} is empty (0 bytes), not a {what}; was it cut short while written or copied?"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from musictag.audio import AUDIO_EXTENSIONS, AudioError
-from musictag.chunks import spectrogram_frames
+from musictag.chunks import chunk_starts, spectrogram_frames
 from musictag.guards import InputError, at_least, check_output_file, check_output_folder
 from musictag.inference import _top, check_batch_memory, load_model, pick_device, tag_many
 from musictag.tag_search import find_audio
@@ -82,8 +82,16 @@ def _check_settings(args: argparse.Namespace, model: Any, mode: str) -> None:
             f"--n-chunks is for --chunk-mode even or sota; {mode} cuts the whole file "
             f"({'every --hop samples' if mode == 'sliding' else 'into patches'}): drop --n-chunks"
         )
-    if mode == "patches" and spectrogram_frames(model.net) is None:
-        raise InputError("--chunk-mode patches needs a spectrogram model")
+    if mode == "patches":
+        frames = spectrogram_frames(model.net)
+        if frames is None:
+            raise InputError("--chunk-mode patches needs a spectrogram model")
+        try:  # the model's chunk must be whole frames of its spectrogram
+            chunk_starts(2 * model.input_len, model.input_len, 1, "patches", *frames)
+        except ValueError as err:
+            raise InputError(
+                f"--chunk-mode patches does not fit this model: {err}; use even or sota"
+            ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
