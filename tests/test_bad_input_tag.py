@@ -409,3 +409,33 @@ def test_an_encoder_folder_holding_another_architecture_is_named(whisper, song, 
     assert code == 2 and out == ""
     line = one_error_line(err)
     assert f"the encoder folder {folder} holds a wav2vec2 model" in line and "built on a whisper one" in line
+
+
+@pytest.mark.slow  # a child process, tagging long enough to be stopped midway (~30 s on 2 busy cores)
+def test_ctrl_c_midway_exits_130_without_a_traceback(ckpt, tmp_path):
+    import signal
+    import time
+
+    for i in range(40):
+        write_audio(tmp_path / f"{i:02d}.wav", sine(220 + 10 * i, 4.0), 16000)
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "musictag",
+        "tag",
+        str(tmp_path),
+        "--ckpt",
+        str(ckpt),
+        "--batch-size",
+        "1",
+    ]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert child.stdout is not None
+    first = child.stdout.readline()  # a file was tagged: the run is midway
+    time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert first and child.returncode == 130, err
+    assert "Traceback" not in err and "musictag tag: stopped by Ctrl-C" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i:02d}.wav" for i in range(40)]
