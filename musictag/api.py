@@ -12,10 +12,14 @@ import warnings
 from collections.abc import Iterable
 from typing import Any, cast
 
-from musictag.audio import AudioError
+from musictag.audio import AUDIO_EXTENSIONS, AudioError
 from musictag.chunks import ChunkMode
-from musictag.inference import _top, audio_files, load_model, pick_device, tag_many
+from musictag.guards import InputError, at_least
+from musictag.inference import _top, check_batch_memory, load_model, pick_device, tag_many
+from musictag.tag_search import find_audio
 from musictag.types import Pathlike
+
+CHUNK_MODES = ("even", "sota", "sliding", "patches")
 
 
 class AudioTagger:
@@ -28,13 +32,32 @@ class AudioTagger:
     """
 
     def __init__(self, model: Any, n_chunks: int | None = None, chunk_mode: str | None = None) -> None:
+        at_least("n_chunks", n_chunks)  # 0 is refused, not taken for "the checkpoint's"
+        if chunk_mode is not None and chunk_mode not in CHUNK_MODES:
+            raise InputError(f"unknown chunk_mode {chunk_mode!r}; use one of {', '.join(CHUNK_MODES)}")
         self.model = model
         self.tags: list[str] = list(model.tag_names)
-        self.n_chunks = n_chunks or model.tag_chunks
         self.chunk_mode = chunk_mode or model.tag_chunk_mode
+        if n_chunks is not None and self.chunk_mode in ("sliding", "patches"):
+            raise InputError(
+                f"n_chunks is for chunk_mode even or sota; {self.chunk_mode} cuts the whole file: drop n_chunks"
+            )
+        self.n_chunks = n_chunks if n_chunks is not None else model.tag_chunks
 
     def tag(self, path: Pathlike, top_k: int = 5) -> dict[str, Any]:
-        """One file's tags (raises :class:`~musictag.audio.AudioError` for a file that cannot be read)."""
+        """One file's tags.
+
+        Raises:
+            InputError: ``path`` is a folder (use :meth:`tag_many`, which searches it) or a list.
+            AudioError: the file cannot be read (missing, not a regular file, not audio).
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"tag takes one path, got {type(path).__name__}; use tag_many for several")
+        if os.path.isdir(path):
+            raise InputError(
+                f"{os.fspath(path)} is a folder: tag() tags one file; use tag_many([{os.fspath(path)!r}]) "
+                "to tag the audio files under it"
+            )
         return self.tag_many([path], top_k=top_k, on_error="raise")[0]
 
     def tag_many(
@@ -43,12 +66,26 @@ class AudioTagger:
         """Tag files (folders are searched recursively), sending the chunks of several files through the
         network together, up to ``batch_chunks`` at a time (:func:`musictag.inference.tag_many`).
 
-        ``on_error``: ``skip`` (a warning names each file that could not be tagged; it is left out of
-        the results) or ``raise``.
+        ``paths``: a list of files and folders, or one path (a string is one path, never its
+        characters). ``on_error``: ``skip`` (a warning names each file or folder entry that could not
+        be tagged, and each folder without audio; it is left out of the results) or ``raise``.
         """
         if on_error not in ("skip", "raise"):
-            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-        files = list(audio_files([os.fspath(p) for p in paths]))
+            raise InputError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+        at_least("top_k", top_k)
+        at_least("batch_chunks", batch_chunks)
+        check_batch_memory(batch_chunks, self.model.input_len, "batch_chunks")
+        given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        found = find_audio([os.fspath(p) for p in given])
+        for path, reason in found.skipped:
+            if on_error == "raise":
+                raise AudioError(path, reason, "missing" if "no such" in reason else "unreadable")
+            warnings.warn(f"musictag: skipped {path}: {reason}", stacklevel=2)
+        for folder in found.empty:
+            warnings.warn(
+                f"musictag: no audio files under {folder} ({', '.join(AUDIO_EXTENSIONS)})", stacklevel=2
+            )
+        files = found.files
 
         notes: list[str] = []  # files cut into fewer chunks than asked, warned from here (the caller's frame)
         results: list[dict[str, Any]] = []
@@ -82,6 +119,9 @@ def load(
 ) -> AudioTagger:
     """A musictag checkpoint (``fit`` or ``import-pretrained``) ready to tag files.
 
-    ``device``: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, …
+    ``device``: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, … A probe trained from an
+    embedding cache is rebuilt with its encoder (:mod:`musictag.loading`). Bad settings raise
+    :class:`~musictag.guards.InputError` before the checkpoint is read.
     """
+    at_least("n_chunks", n_chunks)
     return AudioTagger(load_model(os.fspath(ckpt), pick_device(device)), n_chunks, chunk_mode)

@@ -42,16 +42,9 @@ def load_audio(path: Pathlike, sample_rate: int | None = None, mono: bool = True
     finite (NaN or Inf: a float file that is corrupt, never to be read as silence).
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise AudioError(path, "is a folder, not an audio file")
-    if not os.path.exists(path):
-        raise AudioError(path, "no such file", "missing")
-    if not os.path.isfile(path):
-        raise AudioError(path, "not a regular file")
+    _check_regular(path)  # by stat alone: libsndfile would wait forever on a named pipe
     if os.path.getsize(path) == 0:
         raise AudioError(path, "empty file (0 bytes)", "empty")
-    if not os.access(path, os.R_OK):  # libsndfile would say only "System error"
-        raise AudioError(path, "permission denied (this user may not read it); check the file's permissions")
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
@@ -72,6 +65,17 @@ def load_audio(path: Pathlike, sample_rate: int | None = None, mono: bool = True
     return np.ascontiguousarray(audio, dtype=np.float32), rate
 
 
+def _check_regular(path: str) -> None:
+    """:class:`AudioError` unless ``path`` is a readable regular file, found by ``stat`` (nothing opened)."""
+    from musictag.guards import file_type_problem
+
+    problem = file_type_problem(path)
+    if problem == "is a folder, not a file":
+        problem = "is a folder, not an audio file"
+    if problem is not None:
+        raise AudioError(path, problem, "missing" if problem == "no such file" else "unreadable")
+
+
 def _decoder_reason(err: Exception) -> str:
     """libsndfile's message, made to say what it means for a file it does not recognise at all."""
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -82,6 +86,7 @@ def _decoder_reason(err: Exception) -> str:
 
 def audio_duration(path: Pathlike) -> float:
     """Seconds of audio in a file, from its header (no decoding)."""
+    _check_regular(os.fspath(path))
     try:
         return float(sf.info(os.fspath(path)).duration)
     except (sf.LibsndfileError, RuntimeError) as err:

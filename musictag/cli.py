@@ -275,6 +275,23 @@ class MusictagCLI(LightningCLI):
                 callbacks.append(callback)
         return super()._instantiate_trainer(config, callbacks)
 
+    def _refuse_untrained(self) -> None:
+        """Before the run starts (no run folder filled): evaluating layers that were never trained,
+        with no ``--ckpt_path`` to give trained ones, is refused (``TaggingModule.check_trained``)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        check = getattr(self.model, "check_trained", None)
+        if config.get("ckpt_path") is None and check is not None:
+            check(self.subcommand)
+
+    def before_validate(self) -> None:
+        self._refuse_untrained()
+
+    def before_test(self) -> None:
+        self._refuse_untrained()
+
+    def before_predict(self) -> None:
+        self._refuse_untrained()
+
     def after_test(self) -> None:
         self._say_where_outputs_went("test")
 
@@ -348,7 +365,7 @@ TOOLS = {
     "bench": "musictag.bench:main",
     "prepare": "musictag.prepare:main",
     "embed": "musictag.embed:main",
-    "tag": "musictag.inference:main",
+    "tag": "musictag.tag_command:main",
     "import-pretrained": "musictag.models.pretrained:main",
 }
 

@@ -247,8 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         from musictag.frontends.pretrained import PretrainedEncoder
+        from musictag.guards import at_least
 
-        datamodule = load_datamodule(args.data, {"chunk_len": args.chunk_len} if args.chunk_len else None)
+        at_least("--chunk-len", args.chunk_len)  # 0 is refused, not taken for the config's
+        datamodule = load_datamodule(
+            args.data, {"chunk_len": args.chunk_len} if args.chunk_len is not None else None
+        )
         if datamodule.chunk_len is None:
             raise ConfigError(f"{args.data} sets no chunk_len: give --chunk-len (samples per chunk)")
         encoder = PretrainedEncoder(

@@ -245,3 +245,11 @@ def run_command(prog: str, function: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: stopped by Ctrl-C", file=sys.stderr)
         return 130
+
+
+def physical_memory() -> int:
+    """Bytes of memory of this machine (0 where the system does not say): the bound of a batch size."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 0

@@ -1,6 +1,6 @@
-"""``musictag tag AUDIO... --ckpt CKPT``: what a model hears in audio files.
+"""Tagging audio files with a model: chunk planning, batching across files, song-level results.
 
-Every file (folders are searched recursively) is decoded, downmixed and resampled to the model's rate,
+(``musictag tag`` itself is :mod:`musictag.tag_command`.) Every file (folders are searched recursively) is decoded, downmixed and resampled to the model's rate,
 cut into chunks (the checkpoint's setting unless overridden; never more than the file holds), scored in
 batches of chunks across files on the best available device (a progress bar on stderr), and
 aggregated to song-level tag probabilities. A file that cannot be read (or holds NaN/Inf samples) is
@@ -10,9 +10,6 @@ when there is nothing to tag at all.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import os
 import sys
 from collections import deque
@@ -24,27 +21,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from musictag.audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from musictag.audio import AudioError, load_audio
 from musictag.chunks import ChunkMode, chunk_starts, cut_chunks, spectrogram_frames
+from musictag.guards import InputError, at_least, physical_memory
+from musictag.loading import load_model
 from musictag.metrics import aggregate_chunks
+from musictag.tag_search import find_audio
+
+__all__ = ["audio_files", "file_chunk_starts", "load_model", "pick_device", "tag_file", "tag_many"]
 
 
 def audio_files(paths: list[str]) -> Iterator[Path]:
-    """The given files, and the audio files under the given folders (sorted)."""
-    for item in map(Path, paths):
-        if item.is_dir():
-            yield from sorted(
-                p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-            )
-        else:
-            yield item
+    """The given files, and the audio files under the given folders (sorted); entries that are not
+    regular files are left out (:func:`musictag.tag_search.find_audio` says which and why)."""
+    yield from find_audio(list(paths)).files
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: a CUDA GPU, else Apple's MPS, else the CPU; or the device named, if this machine has it.
 
     Raises:
-        ValueError: for a device name torch does not know or a device this machine does not have.
+        InputError: for a device name torch does not know or a device this machine does not have.
     """
     if name == "auto":
         if torch.cuda.is_available():
@@ -55,22 +52,15 @@ def pick_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: no CUDA GPU is available here; use --device auto or cpu")
+            raise InputError(f"--device {name}: no CUDA GPU is available here; use --device auto or cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+            raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {name}: MPS is not available here; use --device auto or cpu")
+        raise InputError(f"--device {name}: MPS is not available here; use --device auto or cpu")
     return device
-
-
-def load_model(ckpt: str, device: torch.device) -> Any:
-    from musictag.module import TaggingModule, load_checkpoint
-
-    load_checkpoint(ckpt)  # a clear error for a missing or foreign file
-    return TaggingModule.load_from_checkpoint(ckpt, map_location=device, weights_only=True).eval()
 
 
 def file_chunk_starts(
@@ -89,7 +79,10 @@ def file_chunk_starts(
     musicnn library's rule) already cuts a file into what it holds.
     """
     if mode == "patches":
-        return chunk_starts(n_samples, chunk_len, n_chunks, mode, hop, n_fft), None
+        short = None
+        if n_samples < chunk_len:
+            short = f"shorter than one chunk ({chunk_len} samples): tagged once, zero-padded"
+        return chunk_starts(n_samples, chunk_len, n_chunks, mode, hop, n_fft), short
     if n_samples <= chunk_len:
         note = None
         if n_chunks > 1 or mode == "sliding":
@@ -133,8 +126,8 @@ class FileChunks:
 def file_chunks(model: Any, path: Path, n_chunks: int, mode: ChunkMode, hop: int | None = None) -> FileChunks:
     """Decode, downmix and resample a file to the model's rate and plan its chunks as the checkpoint
     (or the override) says, capped at what the file holds."""
+    audio, rate = load_audio(path, model.sample_rate)  # first: it refuses a named pipe by its type
     info_rate = _native_rate(path)
-    audio, rate = load_audio(path, model.sample_rate)
     n_fft = None
     if mode == "patches":  # patches of the whole file's spectrogram (the musicnn library's rule)
         frames = spectrogram_frames(model.net)
@@ -215,13 +208,17 @@ def tag_many(
 
     from tqdm import tqdm
 
-    n_chunks = n_chunks or model.tag_chunks
+    at_least("n_chunks", n_chunks)  # 0 is refused, not taken for "the default"
+    at_least("hop", hop)
+    at_least("batch_size", batch_size)
+    n_chunks = n_chunks if n_chunks is not None else model.tag_chunks
     mode = mode or model.tag_chunk_mode
     hop = hop if hop is not None else getattr(model, "tag_chunk_hop", None)
-    if n_chunks < 1:
-        raise ValueError(f"n_chunks must be at least 1, got {n_chunks}")
-    batch_size = batch_size or model.eval_chunk_batch
+    batch_size = batch_size if batch_size is not None else model.eval_chunk_batch
     chunk_len = model.input_len
+    check_batch_memory(batch_size, chunk_len)
+    if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
+        paths = [paths]
     files = [Path(p) for p in paths]
     pending: deque[_Pending] = deque()
     batch = np.zeros((batch_size, chunk_len), dtype=np.float32)
@@ -286,6 +283,20 @@ def tag_many(
             bar.close()
 
 
+def check_batch_memory(batch_size: int, chunk_len: int, what: str = "--batch-size") -> None:
+    """Refuse, before allocating it, a batch whose chunks alone would take a quarter of this machine's
+    memory (the network's activations take many times more)."""
+    need = batch_size * chunk_len * 4
+    limit = physical_memory() // 4
+    if limit and need > limit:
+        most = max(1, limit // (chunk_len * 4))
+        raise InputError(
+            f"{what} {batch_size}: a batch of {batch_size} chunks of {chunk_len} samples needs "
+            f"{need / 2**30:.1f} GiB, more than a quarter of this machine's {4 * limit / 2**30:.1f} GiB; "
+            f"use at most {most} (the scores do not depend on it)"
+        )
+
+
 def _prefetched(pool: Any, work: Callable[[Path], Any], files: list[Path], ahead: int = 2) -> Iterator[Any]:
     """``work(file)`` of each file in order, at most ``ahead`` done before asked for (bounded memory)."""
     queue: deque[Any] = deque()
@@ -322,103 +333,3 @@ def _native_rate(path: Path) -> int:
 
 def _top(scores: dict[str, float], k: int) -> list[list[Any]]:
     return [[tag, round(score, 6)] for tag, score in sorted(scores.items(), key=lambda kv: -kv[1])[:k]]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="musictag tag", description=__doc__.splitlines()[0])
-    parser.add_argument("audio", nargs="+", help="audio files and folders (searched recursively)")
-    parser.add_argument("--ckpt", required=True, help="a musictag checkpoint (fit, or import-pretrained)")
-    parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    parser.add_argument(
-        "--timeline", action="store_true", help="also the scores of every chunk with its start time"
-    )
-    parser.add_argument(
-        "--n-chunks", type=int, default=None, help="chunks per file (default: the checkpoint's)"
-    )
-    parser.add_argument("--chunk-mode", choices=["even", "sota", "sliding", "patches"], default=None)
-    parser.add_argument("--hop", type=int, default=None, help="sliding windows: hop in samples")
-    parser.add_argument(
-        "--batch-size", type=int, default=None, help="chunks per forward pass (default: the checkpoint's)"
-    )
-    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, mps, ...")
-    parser.add_argument(
-        "--plot",
-        metavar="DIR",
-        default=None,
-        help="also draw each file's taggram (chunk scores over time beside the song scores) as DIR/<name>.png",
-    )
-    args = parser.parse_args(argv)
-
-    from musictag.registry import ConfigError
-
-    for flag, value in (
-        ("--n-chunks", args.n_chunks),
-        ("--hop", args.hop),
-        ("--batch-size", args.batch_size),
-    ):
-        if value is not None and value < 1:
-            parser.error(f"{flag} must be at least 1, got {value}")
-    try:
-        device = pick_device(args.device)
-        model = load_model(args.ckpt, device)
-    except (ConfigError, ValueError) as err:
-        print(f"musictag tag: error: {err}", file=sys.stderr)
-        return 2
-    mode = args.chunk_mode or model.tag_chunk_mode
-    if mode == "patches" and spectrogram_frames(model.net) is None:
-        print("musictag tag: error: --chunk-mode patches needs a spectrogram model", file=sys.stderr)
-        return 2
-    plotted: set[Path] = set()
-    files = list(audio_files(args.audio))
-    empty = [p for p in args.audio if Path(p).is_dir() and not any(f.is_relative_to(p) for f in files)]
-    for folder in empty:
-        print(f"musictag tag: no audio files under {folder} ({', '.join(AUDIO_EXTENSIONS)})", file=sys.stderr)
-    if not files:
-        print("musictag tag: error: nothing to tag: no audio files in the given paths", file=sys.stderr)
-        return 2
-    failed, notes = 0, 0
-    writer = None
-
-    def note(text: str) -> None:
-        nonlocal notes
-        notes += 1
-        if notes <= 5:
-            print(f"musictag tag: note: {text}", file=sys.stderr)
-
-    results = tag_many(model, files, args.n_chunks, mode, args.hop, args.batch_size, len(files) > 1, note)
-    for result in results:
-        if isinstance(result, AudioError):
-            failed += 1
-            print(f"musictag tag: skipped {result}", file=sys.stderr)
-            continue
-        result["top"] = _top(result["scores"], args.top_k)
-        if args.plot:
-            from musictag.taggram import plot_path, plot_taggram
-
-            plot_taggram(result, plot_path(args.plot, Path(result["path"]), plotted))
-        timeline = result.pop("timeline")
-        if args.format == "json":
-            if args.timeline:
-                result["timeline"] = timeline
-            print(json.dumps(result, allow_nan=False), flush=True)  # scores are finite: valid JSON
-        elif args.format == "csv":
-            if writer is None:
-                writer = csv.writer(sys.stdout)
-                writer.writerow(["path", "duration_s", *result["scores"]])
-            writer.writerow(
-                [result["path"], result["duration_s"], *(f"{s:.6f}" for s in result["scores"].values())]
-            )
-        else:
-            print(f"{result['path']}  ({result['duration_s']:.1f} s)")
-            for tag, score in result["top"]:
-                print(f"  {score:6.3f}  {tag}")
-            if args.timeline:
-                for chunk in timeline:
-                    best = _top(chunk["scores"], min(3, args.top_k))
-                    print(f"    {chunk['start_s']:8.2f} s  " + ", ".join(f"{t} {s:.2f}" for t, s in best))
-    if notes > 5:
-        print(f"musictag tag: note: {notes - 5} more file(s) had their chunks cut down", file=sys.stderr)
-    if failed:
-        print(f"musictag tag: {failed} of {len(files)} file(s) could not be tagged", file=sys.stderr)
-    return 1 if failed or empty else 0

@@ -75,7 +75,11 @@ class TaggingModule(pl.LightningModule):
             test, predict); the weights and checkpoints are the same as without it.
         pretrained: a musictag checkpoint whose weights start this model (fine-tuning). Its architecture
             is used unless stages are given here; tensors that do not fit (the output layer of another
-            tag set) start fresh.
+            tag set) start fresh: ``fit`` trains them, but ``validate``, ``test`` and ``predict`` refuse
+            to evaluate such untrained layers (random scores) unless a ``ckpt_path`` gives trained ones,
+            or ``allow_untrained`` is set.
+        allow_untrained: evaluate (validate / test / predict) although some layers are untrained (not
+            in ``pretrained``: a new output layer); warned, and kept in the run's ``config.yaml``.
         optimizer: a callable taking the parameters (YAML: ``class_path: torch.optim.Adam`` ...).
         lr_scheduler: an optional callable taking the optimizer; stepped each epoch, and given
             ``lr_scheduler_monitor`` to monitor (for ``ReduceLROnPlateau``).
@@ -103,6 +107,7 @@ class TaggingModule(pl.LightningModule):
         tag_chunk_hop: int | None = None,
         compile: bool = False,
         pretrained: str | None = None,
+        allow_untrained: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_monitor: str = "val/loss",
@@ -135,11 +140,21 @@ class TaggingModule(pl.LightningModule):
             raise ConfigError(
                 "aggregate 'logit_mean' is for multilabel tagging; use 'mean' with task multiclass"
             )
-        if eval_chunk_batch < 1:
-            raise ConfigError(f"eval_chunk_batch must be at least 1, got {eval_chunk_batch}")
+        for name, value in (
+            ("eval_chunk_batch", eval_chunk_batch),
+            ("tag_chunks", tag_chunks),
+            ("tag_chunk_hop", tag_chunk_hop),
+        ):  # 0 is not "the default": it is refused like -1
+            if value is not None and not value >= 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
         self.net = Tagger(n_tags=n_tags, **architecture)
+        _record_encoder_architecture(self.net, self.hparams)
+        #: layers that hold no trained weights (not in ``pretrained``); emptied by a checkpoint's weights
+        self.untrained_layers: list[str] = []
+        self.allow_untrained = allow_untrained
         if source is not None:
-            load_matching_weights(self, source["state_dict"], str(pretrained))
+            self.untrained_layers = load_matching_weights(self, source["state_dict"], str(pretrained))
+        self._pretrained_source = str(pretrained) if pretrained else None
         if tag_chunk_mode is None:  # the original's setting travels with its weights
             tag_chunk_mode = source.get("hyper_parameters", {}).get("tag_chunk_mode") if source else None
         self.tag_chunks: int = tag_chunks or 16
@@ -303,6 +318,45 @@ class TaggingModule(pl.LightningModule):
         scores = self.song_scores(audio if audio.ndim == 3 else audio.unsqueeze(1), batch.get("chunk_mask"))
         return {"index": batch["index"], "scores": scores}
 
+    # --- untrained layers -----------------------------------------------------------------------
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint's weights (``ckpt_path``) replace every layer, the fresh ones included."""
+        self.untrained_layers = []
+
+    def check_trained(self, stage: str) -> None:
+        """Refuse to evaluate layers that were never trained (``pretrained`` of another tag set, no
+        ``ckpt_path``): their scores would be those of random weights, reported as a model's."""
+        if not self.untrained_layers:
+            return
+        layers = sorted({name.rsplit(".", 1)[0] for name in self.untrained_layers})
+        shown = ", ".join(layers[:4]) + (", ..." if len(layers) > 4 else "")
+        if self.allow_untrained:
+            if getattr(self, "_warned_untrained", False):
+                return
+            self._warned_untrained = True
+            warnings.warn(
+                f"{stage} evaluates untrained layers ({shown}: not in the pretrained checkpoint); "
+                "its scores are those of randomly initialised weights (allow_untrained: true)",
+                stacklevel=2,
+            )
+            return
+        raise ConfigError(
+            f"{stage} would evaluate untrained layers ({shown}: not in pretrained "
+            f"{self._pretrained_source}), so its scores would be random: fit "
+            "them first and give --ckpt_path, or set --model.init_args.allow_untrained=true to evaluate anyway"
+        )
+
+    def on_validation_start(self) -> None:
+        trainer = self._trainer
+        if trainer is not None and trainer.state.fn == "validate":  # fit validates what it trains
+            self.check_trained("validate")
+
+    def on_test_start(self) -> None:
+        self.check_trained("test")
+
+    def on_predict_start(self) -> None:
+        self.check_trained("predict")
+
     # --- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         # torch checks its settings only here, after the data is ready: a negative learning rate or
@@ -351,6 +405,10 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
         raise ConfigError(f"{path} is a folder, not a {what} file")
     if not os.path.exists(path):
         raise ConfigError(f"no {what} at {path}")
+    if not os.path.isfile(path):  # a named pipe or a device: torch.load would wait on it forever
+        from musictag.guards import file_type_problem
+
+        raise ConfigError(f"{what} {path} {file_type_problem(path) or 'is not a regular file'}")
     if os.path.getsize(path) == 0:
         raise ConfigError(
             f"{path} is empty (0 bytes), not a {what}; was it cut short while written or copied?"
@@ -381,8 +439,11 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return checkpoint
 
 
-def load_matching_weights(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Copy every tensor of ``state_dict`` whose name and shape fit ``module``; report the rest."""
+def load_matching_weights(
+    module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str
+) -> list[str]:
+    """Copy every tensor of ``state_dict`` whose name and shape fit ``module``; report the rest, and
+    return the names of the module's tensors that were not given (they keep their fresh values)."""
     own = module.state_dict()
     fitting = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
     module.load_state_dict(fitting, strict=False)
@@ -390,3 +451,20 @@ def load_matching_weights(module: torch.nn.Module, state_dict: dict[str, torch.T
     rank_zero_info(
         f"initial weights from {source}: {len(fitting)} tensors; new: {', '.join(fresh) or 'none'}"
     )
+    return fresh
+
+
+def _record_encoder_architecture(net: torch.nn.Module, hparams: Any) -> None:
+    """Write a pretrained encoder's ``model_type`` into the front end's spec in ``hparams``, so the
+    checkpoint's model is rebuilt only on an encoder of that architecture (see ``PretrainedEncoder``)."""
+    architecture = getattr(getattr(net, "frontend", None), "architecture", None)
+    spec = hparams.get("frontend")
+    if architecture is None or not isinstance(spec, dict):
+        return
+    if "class_path" in spec:
+        hparams["frontend"] = {
+            **spec,
+            "init_args": {**(spec.get("init_args") or {}), "architecture": architecture},
+        }
+    else:
+        hparams["frontend"] = {**spec, "architecture": architecture}

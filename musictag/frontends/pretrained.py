@@ -235,6 +235,9 @@ class PretrainedEncoder(nn.Module):
             of its batch, bit for bit the same as ``musictag embed --encoder-batch 1``.
         trust_remote_code: allow a folder's own model code (MERT); off unless asked for.
         download: let ``transformers`` fetch a Hub id that is not in the cache.
+        architecture: the ``model_type`` the folder must hold (``config.json``). A model records the one
+            it was built on in its checkpoint, so that a folder since replaced by another encoder is
+            named as such when the model is loaded, not met as a tensor size mismatch.
 
     The encoder's hidden states are ``(B, T, D)`` token sequences: frames for wav2vec 2.0-style models
     and Whisper (cut to the frames that cover the chunk), patches for AST (the two class tokens first),
@@ -259,6 +262,7 @@ class PretrainedEncoder(nn.Module):
         encoder_batch: int | None = None,
         trust_remote_code: bool = False,
         download: bool = False,
+        architecture: str | None = None,
     ) -> None:
         super().__init__()
         from musictag.frontends import hf_features
@@ -275,7 +279,13 @@ class PretrainedEncoder(nn.Module):
         # Loading must not move the global RNG (transformers may initialise weights before loading them):
         # the probe's initialisation is then the same whether the encoder runs live or from a cache.
         with torch.random.fork_rng(devices=[]):
-            self.family, self.encoder, extractor, _ = load_encoder(path, trust_remote_code, download)
+            self.family, self.encoder, extractor, config = load_encoder(path, trust_remote_code, download)
+        self.architecture = str(config.get("model_type"))
+        if architecture is not None and architecture != self.architecture:
+            raise ConfigError(
+                f"the encoder folder {path} holds a {self.architecture} model, but this model was built on "
+                f"a {architecture} one: put that {architecture} encoder back at {path} (or retrain on this one)"
+            )
         self.encoder_rate = int(extractor.sampling_rate)
         self.sample_rate = int(sample_rate)
         self.features = {
