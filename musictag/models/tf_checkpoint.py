@@ -187,7 +187,9 @@ def read_block(data: bytes, offset: int, size: int) -> bytes:
     compression = data[offset + size]
     (stored,) = struct.unpack_from("<I", data, offset + size + 1)
     if mask(crc32c(data[offset : offset + size + 1])) != stored:  # contents and compression byte
-        raise ValueError(f"the block at byte {offset} does not match its checksum (a changed or damaged file)")
+        raise ValueError(
+            f"the block at byte {offset} does not match its checksum (a changed or damaged file)"
+        )
     if compression == 0:
         return contents
     if compression == 1:
@@ -281,7 +283,7 @@ class TFCheckpoint:
         if problem == "no such file":
             raise CheckpointError(f"{path} is not a TensorFlow checkpoint (no {index.name} file)")
         if problem is not None:
-            raise CheckpointError(f"the checkpoint's index {index} {problem.removeprefix('is ')}")
+            raise CheckpointError(f"the checkpoint's index {index}: {problem}")
         try:
             records = table_entries(index.read_bytes())
         except (ValueError, struct.error, IndexError) as err:
@@ -332,7 +334,7 @@ class TFCheckpoint:
             if problem == "no such file":
                 raise CheckpointError(f"the checkpoint's data file {path} is missing")
             if problem is not None:
-                raise CheckpointError(f"the checkpoint's data file {path} {problem.removeprefix('is ')}")
+                raise CheckpointError(f"the checkpoint's data file {path}: {problem}")
             if path.stat().st_size == 0:  # numpy cannot map an empty file
                 self._shards[shard] = np.zeros(0, dtype=np.uint8)
             else:
