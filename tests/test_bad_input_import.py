@@ -311,3 +311,16 @@ def test_ctrl_c_while_writing_leaves_nothing(inputs):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "stopped by Ctrl-C" in err and "Traceback" not in err, err
     assert list(inputs["out"].iterdir()) == []
+
+
+def test_empty_paths_and_an_index_file_as_weights(inputs, monkeypatch, capsys):
+    out = inputs["out"] / "x.ckpt"
+    for weights, given in (("", str(out)), (str(inputs["pth"]), " ")):
+        argv = ["--arch", "fcn", "--dataset", "mtat", "--weights", weights, "--out", given]
+        code, _, err = run(argv, monkeypatch, capsys)
+        assert code == 2 and "is empty; give a path" in err and "Traceback" not in err
+    refused(
+        sota(inputs["crnn"], out), monkeypatch, capsys, f"--weights {inputs['crnn']} does not fit --arch fcn"
+    )
+    code, stdout, err = run(musicnn(inputs["folder"] / ".index", out), monkeypatch, capsys)  # its folder
+    assert (code, err) == (0, "") and out.is_file()

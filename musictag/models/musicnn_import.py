@@ -268,6 +268,8 @@ def _input_folder(weights: Pathlike) -> Path:
     path = Path(weights)
     if path.is_dir():
         return path
+    if path.name == ".index" and path.is_file():  # the wheel's index file: its folder is the checkpoint
+        return path.parent
     if path.suffix == ".index" or path.with_name(path.name + ".index").exists():
         check_input_file(
             path if path.suffix == ".index" else path.with_name(path.name + ".index"), "--weights"
@@ -301,7 +303,7 @@ def import_musicnn(model: str, weights: Pathlike, out: Pathlike, force: bool = F
     folder = _input_folder(weights)
     out = check_import_out(out, [Path(weights), folder, *folder_files(folder)], force)
     try:
-        checkpoint = TFCheckpoint(weights)
+        checkpoint = TFCheckpoint(folder if Path(weights).name == ".index" else weights)
         found = identify_musicnn(checkpoint)
         if found != model:
             raise CheckpointError(

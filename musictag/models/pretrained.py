@@ -62,6 +62,11 @@ def load_state_dict_file(path: Pathlike) -> dict[str, torch.Tensor]:
     """
     from musictag.module import read_torch_file
 
+    if Path(path).is_dir():
+        raise InputError(
+            f"--weights {path}: is a folder, not a file; give the published best_model.pth "
+            "(a musicnn model's folder is imported with --source musicnn --model MODEL)"
+        )
     check_input_file(path, "--weights")
     state = read_torch_file(path, "weights")
     if isinstance(state, Mapping) and any(key in state for key in LIGHTNING_KEYS):
@@ -160,7 +165,13 @@ def import_sota(arch: str, dataset: str, weights: Pathlike, out: Pathlike, force
         tag_chunks=16,
         tag_chunk_mode="sota",
     )
-    module.net.load_state_dict(convert_sota_state_dict(state, module.net))
+    try:
+        converted = convert_sota_state_dict(state, module.net)
+    except ConfigError as err:
+        raise ConfigError(
+            f"--weights {weights} does not fit --arch {arch} (preset {preset}): {err}"
+        ) from None
+    module.net.load_state_dict(converted)
     checkpoint = {
         "state_dict": module.state_dict(),
         "hyper_parameters": dict(module.hparams),
@@ -203,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.source == "sota" and not (args.arch and args.dataset):
         parser.error("--source sota needs --arch and --dataset")
+    for option in ("weights", "out"):
+        if not getattr(args, option).strip():
+            parser.error(f"--{option} is empty; give a path")
     if args.source == "musicnn" and not args.model:
         parser.error(f"--source musicnn needs --model ({', '.join(MUSICNN_MODELS)})")
     if args.source == "musicnn":

@@ -239,7 +239,7 @@ def test_a_folder_as_weights_says_what_to_give(tmp_path, monkeypatch, capsys):
     line = one_error(err)
     assert (
         code == 2
-        and line.endswith(f"--weights {tmp_path}: is a folder, not a file")
+        and f"--weights {tmp_path}: is a folder, not a file; give the published best_model.pth" in line
         and "file file" not in line
     )
 
