@@ -16,6 +16,10 @@ TensorFlow name onto the preset's ``state_dict``, read with :class:`~musictag.mo
   channels)`` where musictag flattens ``(channels, freq, time)``: the following layer's inputs are
   permuted to match.
 
+Before converting, :func:`import_musicnn` checks that the folder is the model asked for (its tensor set
+and its training run's ``config.json``: MTT and MSD weights are otherwise indistinguishable) and every
+tensor's CRC-32C, so neither another model's folder nor a damaged copy imports as a different tagger.
+
 The imported checkpoint carries the library's tags (``configuration.py``'s order) and its chunking:
 non-overlapping 187-frame patches of the whole file's spectrogram, song score = mean of the patch
 probabilities (chunk mode ``patches``).
