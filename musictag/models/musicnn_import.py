@@ -16,6 +16,10 @@ TensorFlow name onto the preset's ``state_dict``, read with :class:`~musictag.mo
   channels)`` where musictag flattens ``(channels, freq, time)``: the following layer's inputs are
   permuted to match.
 
+Before converting, :func:`import_musicnn` checks that the folder is the model asked for (its tensor set
+and its training run's ``config.json``: MTT and MSD weights are otherwise indistinguishable) and every
+tensor's CRC-32C, so neither another model's folder nor a damaged copy imports as a different tagger.
+
 The imported checkpoint carries the library's tags (``configuration.py``'s order) and its chunking:
 non-overlapping 187-frame patches of the whole file's spectrogram, song score = mean of the patch
 probabilities (chunk mode ``patches``).
@@ -29,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from musictag.files import atomic_write
+from musictag.guards import InputError, check_input_file, file_type_problem
+from musictag.models.import_files import check_import_out, folder_files, write_checkpoint
 from musictag.models.tagger import Tagger
 from musictag.models.tf_checkpoint import CheckpointError, TFCheckpoint
 from musictag.registry import ConfigError
@@ -211,8 +216,87 @@ def convert_musicnn(checkpoint: TFCheckpoint, net: Tagger, preset: str) -> dict[
     return converted
 
 
-def import_musicnn(model: str, weights: Pathlike, out: Pathlike) -> Path:
-    """One of the musicnn library's models (its folder in the wheel) as a musictag checkpoint at ``out``."""
+#: The tensor that tells each architecture's checkpoint from the other's.
+ARCH_MARKERS = {"musicnn": "conv2d/kernel", "vgg": "1CNN/kernel"}
+#: ``config.json``'s ``audio_rep.identifier`` (its start) → the corpus in the model names.
+CORPUS_IDENTIFIERS = {"mtt": "MTT", "msd": "MSD"}
+
+
+def checkpoint_folder(checkpoint: TFCheckpoint) -> Path:
+    """The folder holding the checkpoint's files (and the training run's ``config.json``)."""
+    return checkpoint.prefix if checkpoint.prefix.is_dir() else checkpoint.prefix.parent
+
+
+def identify_musicnn(checkpoint: TFCheckpoint) -> str:
+    """Which of :data:`MUSICNN_MODELS` a checkpoint is, from what its folder says about itself.
+
+    The architecture shows in the tensor set; the corpus does not (``MTT_musicnn`` and ``MSD_musicnn``
+    have the same tensors, 50 outputs each): it is the training run's ``config.json`` beside the
+    checkpoint (``audio_rep.identifier``: ``mtt…`` or ``msd``), which the wheel ships in every folder.
+    Without it the import is refused: MSD weights under MTT tag names tag a techno clip "strings, loud".
+    """
+    import json
+
+    archs = [arch for arch, marker in ARCH_MARKERS.items() if marker in checkpoint]
+    if len(archs) != 1:
+        raise CheckpointError(
+            f"{checkpoint.prefix} is none of the musicnn library's models (no tensor "
+            f"{' or '.join(ARCH_MARKERS.values())})"
+        )
+    config = checkpoint_folder(checkpoint) / "config.json"
+    problem = file_type_problem(config)
+    if problem is not None:
+        raise CheckpointError(
+            f"{config}: {problem}; the training run's config.json says which corpus (MTT or MSD) the "
+            "weights learnt, which the tensors cannot: copy it from the musicnn wheel's model folder"
+        )
+    try:
+        settings = json.loads(config.read_text(encoding="utf-8"))
+        identifier = str(settings["audio_rep"]["identifier"])
+        n_classes = int(settings["num_classes_dataset"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(
+            f"{config} is not a musicnn training config (no audio_rep.identifier / num_classes_dataset: "
+            f"{type(err).__name__}); copy it from the musicnn wheel's model folder"
+        ) from None
+    corpora = [name for prefix, name in CORPUS_IDENTIFIERS.items() if identifier.lower().startswith(prefix)]
+    if len(corpora) != 1 or n_classes != 50:
+        raise CheckpointError(
+            f"{config}: a model of corpus {identifier!r} with {n_classes} tags, none of the library's models"
+        )
+    return f"{corpora[0]}_{archs[0]}"
+
+
+def _input_folder(weights: Pathlike) -> Path:
+    """``--weights`` checked to be a checkpoint folder (or its ``.index`` or prefix) before reading it."""
+    path = Path(weights)
+    if path.is_dir():
+        return path
+    if path.name == ".index" and path.is_file():  # the wheel's index file: its folder is the checkpoint
+        return path.parent
+    if path.suffix == ".index" or path.with_name(path.name + ".index").exists():
+        check_input_file(
+            path if path.suffix == ".index" else path.with_name(path.name + ".index"), "--weights"
+        )
+        return path.parent
+    problem = file_type_problem(path)
+    if problem == "no such file":
+        raise InputError(f"--weights {path}: no such folder; give the model's folder of the musicnn wheel")
+    if problem is not None:
+        raise InputError(f"--weights {path}: {problem}")
+    raise InputError(
+        f"--weights {path} is a file; --source musicnn takes the model's folder of the musicnn wheel "
+        "(e.g. musicnn/MTT_musicnn, holding .index and .data-00000-of-00001)"
+    )
+
+
+def import_musicnn(model: str, weights: Pathlike, out: Pathlike, force: bool = False) -> Path:
+    """One of the musicnn library's models (its folder in the wheel) as a musictag checkpoint at ``out``.
+
+    Checked before anything is written: ``out`` (never a file of the input folder; an existing file only
+    with ``force``), that the folder is the ``model`` asked for (:func:`identify_musicnn`), and every
+    tensor's checksum (:meth:`~musictag.models.tf_checkpoint.TFCheckpoint.verify`).
+    """
     import lightning
 
     from musictag.module import TaggingModule
@@ -220,8 +304,17 @@ def import_musicnn(model: str, weights: Pathlike, out: Pathlike) -> Path:
     if model not in MUSICNN_MODELS:
         raise ConfigError(f"unknown musicnn model {model!r}; the library ships {', '.join(MUSICNN_MODELS)}")
     preset, tags = MUSICNN_MODELS[model]
+    folder = _input_folder(weights)
+    out = check_import_out(out, [Path(weights), folder, *folder_files(folder)], force)
     try:
-        checkpoint = TFCheckpoint(weights)
+        checkpoint = TFCheckpoint(folder if Path(weights).name == ".index" else weights)
+        found = identify_musicnn(checkpoint)
+        if found != model:
+            raise CheckpointError(
+                f"--weights {weights} holds {found} (its tensors and config.json), not {model}: "
+                f"give --model {found}, or the {model} folder"
+            )
+        checkpoint.verify()
     except CheckpointError as err:
         raise ConfigError(str(err)) from None
     module = TaggingModule(
@@ -231,14 +324,10 @@ def import_musicnn(model: str, weights: Pathlike, out: Pathlike) -> Path:
         module.net.load_state_dict(convert_musicnn(checkpoint, module.net, preset), strict=False)
     except CheckpointError as err:
         raise ConfigError(f"{err} (is {weights} the {model} folder?)") from None
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     saved = {
         "state_dict": module.state_dict(),
         "hyper_parameters": dict(module.hparams),
         "pytorch-lightning_version": lightning.__version__,
         "musictag_source": {"source": "musicnn", "model": model, "weights": str(weights)},
     }
-    with atomic_write(out) as tmp:
-        torch.save(saved, tmp)
-    return out
+    return write_checkpoint(saved, out)

@@ -6,7 +6,9 @@ tensor name to a ``BundleEntryProto`` (dtype, shape, shard, byte offset, byte si
 key holds a ``BundleHeaderProto`` (number of shards, endianness). The data files hold the raw tensors,
 little-endian, back to back. This module decodes just that: the table's blocks (prefix-compressed keys
 with restart points, optionally Snappy-compressed), the few protobuf fields needed (varints and
-length-delimited fields, no protobuf dependency), and the tensors as numpy arrays.
+length-delimited fields, no protobuf dependency), and the tensors as numpy arrays. Every block of the
+index and every tensor is checked against the masked CRC-32C stored beside it
+(:mod:`musictag.models.crc32c`), so a changed byte is an error, not other weights.
 
 Every failure is a :class:`CheckpointError` whose one line names the file or tensor.
 """
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from musictag.guards import file_type_problem
+from musictag.models.crc32c import crc32c, mask
 from musictag.types import Pathlike
 
 #: LevelDB table magic number, the last 8 bytes of every ``.index`` file.
@@ -60,6 +64,8 @@ class TensorEntry:
     shard_id: int
     offset: int
     size: int
+    #: The stored (masked) CRC-32C of the tensor's bytes; ``None`` when the entry holds none.
+    crc32c: int | None = None
 
 
 # --- protobuf wire format -----------------------------------------------------------------------
@@ -109,6 +115,7 @@ def parse_entry(name: str, buf: bytes) -> TensorEntry:
     """A ``BundleEntryProto``: dtype=1, shape=2 (``TensorShapeProto``: dim=2 {size=1}), shard_id=3,
     offset=4, size=5, crc32c=6, slices=7."""
     dtype = shard_id = offset = size = 0
+    crc: int | None = None
     shape: list[int] = []
     for number, value in proto_fields(buf):
         if number == 1:
@@ -124,9 +131,11 @@ def parse_entry(name: str, buf: bytes) -> TensorEntry:
             offset = int(value)
         elif number == 5:
             size = int(value)
+        elif number == 6:
+            crc = int(value)
         elif number == 7:
             raise CheckpointError(f"tensor {name} is stored as slices (partitioned variable): not supported")
-    return TensorEntry(name, dtype, tuple(shape), shard_id, offset, size)
+    return TensorEntry(name, dtype, tuple(shape), shard_id, offset, size, crc)
 
 
 # --- LevelDB table ------------------------------------------------------------------------------
@@ -170,11 +179,17 @@ def snappy_decompress(buf: bytes) -> bytes:
 
 
 def read_block(data: bytes, offset: int, size: int) -> bytes:
-    """The contents of the block at a handle (its 5-byte trailer: compression type and CRC)."""
+    """The contents of the block at a handle, checked against its trailer's masked CRC-32C (the 5-byte
+    trailer: compression type, then the CRC of the contents and that type byte)."""
     if offset + size + 5 > len(data):
         raise ValueError("block handle past the end of the file")
     contents = data[offset : offset + size]
     compression = data[offset + size]
+    (stored,) = struct.unpack_from("<I", data, offset + size + 1)
+    if mask(crc32c(data[offset : offset + size + 1])) != stored:  # contents and compression byte
+        raise ValueError(
+            f"the block at byte {offset} does not match its checksum (a changed or damaged file)"
+        )
     if compression == 0:
         return contents
     if compression == 1:
@@ -263,8 +278,12 @@ class TFCheckpoint:
     def __init__(self, path: Pathlike) -> None:
         self.prefix = checkpoint_prefix(path)
         index = _index_path(self.prefix)
-        if not index.is_file():
+        self.index_path = index
+        problem = file_type_problem(index)
+        if problem == "no such file":
             raise CheckpointError(f"{path} is not a TensorFlow checkpoint (no {index.name} file)")
+        if problem is not None:
+            raise CheckpointError(f"the checkpoint's index {index}: {problem}")
         try:
             records = table_entries(index.read_bytes())
         except (ValueError, struct.error, IndexError) as err:
@@ -284,7 +303,7 @@ class TFCheckpoint:
                 self.entries[name] = parse_entry(name, value)
         except (ValueError, struct.error, IndexError, UnicodeDecodeError) as err:
             raise CheckpointError(f"{index} is not a TensorFlow checkpoint index ({err})") from None
-        self._shards: dict[int, np.memmap] = {}
+        self._shards: dict[int, np.ndarray] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self.entries
@@ -304,13 +323,49 @@ class TFCheckpoint:
         except KeyError:
             raise CheckpointError(f"tensor {name} is not in the checkpoint {self.prefix}") from None
 
-    def _shard(self, shard: int) -> np.memmap:
+    def data_path(self, shard: int = 0) -> Path:
+        """The data file of a shard."""
+        return _data_path(self.prefix, shard, self.n_shards)
+
+    def _shard(self, shard: int) -> np.ndarray:
         if shard not in self._shards:
-            path = _data_path(self.prefix, shard, self.n_shards)
-            if not path.is_file():
+            path = self.data_path(shard)
+            problem = file_type_problem(path)
+            if problem == "no such file":
                 raise CheckpointError(f"the checkpoint's data file {path} is missing")
-            self._shards[shard] = np.memmap(path, dtype=np.uint8, mode="r")
+            if problem is not None:
+                raise CheckpointError(f"the checkpoint's data file {path}: {problem}")
+            if path.stat().st_size == 0:  # numpy cannot map an empty file
+                self._shards[shard] = np.zeros(0, dtype=np.uint8)
+            else:
+                self._shards[shard] = np.memmap(path, dtype=np.uint8, mode="r")
         return self._shards[shard]
+
+    def _raw(self, entry: TensorEntry) -> np.ndarray:
+        """The stored bytes of a tensor, checked against the index's CRC-32C of them.
+
+        A byte changed in the data file (or an index belonging to another checkpoint) would otherwise be
+        read as different weights without a word: the checksum is what TensorFlow wrote for each tensor.
+        """
+        shard = self._shard(entry.shard_id)
+        if entry.offset + entry.size > len(shard):
+            raise CheckpointError(
+                f"tensor {entry.name} lies past the end of its data file {self.data_path(entry.shard_id)} "
+                "(truncated checkpoint?)"
+            )
+        raw = np.asarray(shard[entry.offset : entry.offset + entry.size])
+        if entry.crc32c is not None and mask(crc32c(raw)) != entry.crc32c:
+            raise CheckpointError(
+                f"tensor {entry.name} in {self.data_path(entry.shard_id)} does not match its checksum in "
+                f"{self.index_path}: the file was changed or damaged (or the index is another checkpoint's); "
+                "get a fresh copy of the checkpoint"
+            )
+        return raw
+
+    def verify(self) -> None:
+        """Check every tensor's bytes against its checksum (all of them, optimiser state included)."""
+        for entry in self.entries.values():
+            self._raw(entry)
 
     def __getitem__(self, name: str) -> np.ndarray:
         entry = self._entry(name)
@@ -323,11 +378,7 @@ class TFCheckpoint:
             raise CheckpointError(
                 f"tensor {name}: {entry.size} bytes stored for shape {entry.shape} of {dtype}"
             )
-        shard = self._shard(entry.shard_id)
-        if entry.offset + entry.size > len(shard):
-            raise CheckpointError(f"tensor {name} lies past the end of its data file (truncated checkpoint?)")
-        raw = np.asarray(shard[entry.offset : entry.offset + entry.size])
-        return raw.view(dtype).reshape(entry.shape).copy()
+        return self._raw(entry).view(dtype).reshape(entry.shape).copy()
 
     def get(self, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
         """A tensor, checked to have ``shape``."""

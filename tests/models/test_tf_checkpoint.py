@@ -100,3 +100,49 @@ def test_wire_format_pieces():
     # snappy: literal "abc", then a copy of 6 bytes from 3 back (overlapping)
     compressed = bytes([9, 2 << 2]) + b"abc" + bytes([((6 - 4) << 2) | 1, 3])
     assert snappy_decompress(compressed) == b"abcabcabc"
+
+
+# --- CRC-32C: the checksums TensorFlow stores beside every tensor and index block -------------------
+def test_crc32c_matches_the_standard_check_value_and_the_byte_loop():
+    from musictag.models.crc32c import _small, crc32c, mask, unmask
+
+    assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value (RFC 3720's polynomial)
+    assert crc32c(b"") == 0
+    rng = np.random.default_rng(0)
+    for n in (1023, 1024, 1025, 4099, 70_001):  # either side of the vectorised path, odd lane widths
+        data = rng.integers(0, 256, n, dtype=np.uint8)
+        assert crc32c(data) == _small(data, 0xFFFFFFFF) ^ 0xFFFFFFFF, n
+    assert unmask(mask(0xDEADBEEF)) == 0xDEADBEEF and mask(0) == 0xA282EAD8
+
+
+def test_every_tensor_of_the_tiny_checkpoint_has_a_matching_checksum():
+    checkpoint = TFCheckpoint(TINY)
+    assert all(entry.crc32c is not None for entry in checkpoint.entries.values())
+    checkpoint.verify()
+
+
+def test_a_changed_tensor_byte_is_named_with_its_file(tmp_path):
+    for path in TINY.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    checkpoint = TFCheckpoint(tmp_path)
+    entry = checkpoint.entries["conv/bias"]
+    data = tmp_path / "tiny.data-00000-of-00001"
+    raw = bytearray(data.read_bytes())
+    raw[entry.offset] ^= 0x80
+    data.write_bytes(bytes(raw))
+    with pytest.raises(
+        CheckpointError, match=r"^tensor conv/bias in .*tiny\.data-00000-of-00001 does not match"
+    ):
+        TFCheckpoint(tmp_path)["conv/bias"]
+
+
+def test_checking_the_largest_musicnn_checkpoint_takes_under_a_second():
+    import time
+
+    from musictag.testing import musicnn_models_dir, require_reference
+
+    folder = Path(require_reference(musicnn_models_dir(), "the musicnn wheel's models", "run `make install`"))
+    checkpoint = TFCheckpoint(folder / "MTT_musicnn")  # 9.5 MB, the largest of the four
+    start = time.perf_counter()
+    checkpoint.verify()
+    assert time.perf_counter() - start < 1.0
