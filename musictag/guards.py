@@ -222,3 +222,35 @@ def run_command(prog: str, function: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: stopped by Ctrl-C", file=sys.stderr)
         return 130
+
+
+def check_device(device: str, what: str = "--device") -> str:
+    """The torch device a command may run on (``auto``: ``cuda`` if one is available, else ``cpu``).
+
+    Checked before any work, so a ``--device cuda`` on a machine without a GPU is one line and not a
+    CUDA traceback after a model has been loaded and an output folder started.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InputError(f"{what} {device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(
+                f"{what} {device}: no CUDA GPU is available on this machine; use {what} cpu (or auto)"
+            )
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise InputError(
+                f"{what} {device}: this machine has {count} CUDA GPU(s), cuda:0 … cuda:{count - 1}"
+            )
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InputError(f"{what} {device}: no Apple GPU (MPS) is available; use {what} cpu (or auto)")
+    elif parsed.type != "cpu":
+        raise InputError(f"{what} {device}: {parsed.type} devices are not supported; use auto, cpu or cuda")
+    return device

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from datamodules.folder import random_split, read_folder
+from musictag.types import ConfigError
 
 
 def write_csv(path: Path, text: str) -> Path:
@@ -101,7 +102,7 @@ def test_errors_name_the_problem(tmp_path):
     write_csv(csv_path, "path,tags\n,rock\n")
     with pytest.raises(ValueError, match="line 2: empty path"):
         read_folder(csv_path)
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
+    with pytest.raises(ConfigError, match="tag CSV .*missing.csv: no such file"):
         read_folder(tmp_path / "missing.csv")
 
 
