@@ -92,7 +92,7 @@ def test_corpus_and_metadata_errors_are_one_line(tmp_path, monkeypatch, capsys):
         monkeypatch,
         capsys,
     )
-    assert code == 2 and len(err.splitlines()) == 1 and "none.csv not found" in err
+    assert code == 2 and len(err.splitlines()) == 1 and "none.csv: no such file" in err
     # MTAT: the audio is there, annotations_final.csv is not
     corpus = make_mtat_corpus(tmp_path / "mtat", n_tracks=4)
     corpus.metadata.unlink()
