@@ -3,6 +3,7 @@ from it, so that a probing sweep runs the encoder once (``musictag embed``, :mod
 
 Layout of a cache folder::
 
+    .musictag-embeddings  the mark of a folder ``musictag embed`` owns (written first)
     index.json          written last: format, encoder, layers, frame_shape (T, D), chunking, tag_names,
                         shards, and per split {track id: [shard, first row, n_chunks]}
     manifest.csv        the corpus manifest of the embedded tracks

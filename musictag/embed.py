@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +50,13 @@ def load_datamodule(config_path: str, overrides: dict[str, Any] | None = None) -
         cls = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError, ValueError) as err:
         raise ConfigError(f"{config_path}: cannot import {section['class_path']!r}: {err}") from None
+    from datamodules.base import TaggingDataModule
+
+    if not (isinstance(cls, type) and issubclass(cls, TaggingDataModule)):
+        raise ConfigError(
+            f"{config_path}: data class_path {section['class_path']!r} is not a musictag DataModule "
+            "(e.g. datamodules.FolderDataModule)"
+        )
     init_args = section.get("init_args") or {}
     if not isinstance(init_args, dict):
         raise ConfigError(f"{config_path}: data.init_args must be a mapping of argument: value")
@@ -58,9 +66,10 @@ def load_datamodule(config_path: str, overrides: dict[str, Any] | None = None) -
         if "argument" not in str(err):  # not a call mismatch: a bug, keep its traceback
             raise
         accepted = _accepted_arguments(cls)
+        reason = re.sub(r"^[\w.]*__init__[(][)] ", "", str(err))  # "FolderDataModule.__init__() got ..."
         raise ConfigError(
-            f"{config_path}: data.init_args of {section['class_path']}: {str(err).split(': ', 1)[-1]}"
-            + (f"; it takes {', '.join(accepted)}" if accepted else "")
+            f"{config_path}: data.init_args of {section['class_path']}: "
+            f"{reason}" + (f"; it takes {', '.join(accepted)}" if accepted else "")
         ) from None
 
 

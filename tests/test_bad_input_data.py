@@ -192,6 +192,18 @@ def test_embed_unknown_data_init_args_key_is_one_line(encoder, prepared, tmp_pat
     assert code == 2
     one_error_line(err, f"{config}: data.init_args of datamodules.FolderDataModule", "'n_chunkz'", "n_chunks")
     assert not (tmp_path / "e").exists()
+    # a required argument left out, and a class that is not a DataModule, are one line too
+    for section, fragment in [
+        ({"class_path": "datamodules.FolderDataModule", "init_args": {"csv": "x.csv"}}, "missing 1 required"),
+        ({"class_path": "musictag.TaggingModule"}, "'musictag.TaggingModule' is not a musictag DataModule"),
+    ]:
+        config.write_text(yaml.safe_dump({"data": section}))
+        code, _, err = run(
+            capsys, "embed", f"--encoder={encoder}", f"--data={config}", f"--out={tmp_path / 'e'}"
+        )
+        assert code == 2
+        one_error_line(err, fragment)
+    assert not (tmp_path / "e").exists()
 
 
 def test_embed_into_a_folder_of_the_users_files_is_refused(encoder, prepared, tmp_path, capsys):

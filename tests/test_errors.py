@@ -107,7 +107,9 @@ def test_corpus_and_metadata_errors_are_one_line(tmp_path, monkeypatch, capsys):
         capsys,
     )
     assert code == 2 and len(err.splitlines()) == 1
-    assert "annotations_final.csv not found" in err and "set data.init_args.annotations or audio_root" in err
+    assert (
+        "annotations_final.csv: no such file" in err and "set data.init_args.annotations or audio_root" in err
+    )
 
 
 def test_checkpoint_errors_are_one_line_and_never_torch_advice(tiny_corpus, tmp_path, monkeypatch, capsys):
