@@ -543,3 +543,30 @@ def test_no_run_modifies_an_input_and_a_refused_run_writes_nothing(encoder, tmp_
         assert listing(tmp_path) == before and checksums(*inputs) == sums and checksums(cache) == cache_sums
     assert run(capsys, *embed, f"--out={tmp_path / 'emb'}")[0] == 0
     assert checksums(*inputs) == sums and checksums(cache) == cache_sums
+
+
+def test_synthetic_corpus_sizes_below_their_minimum_are_refused(tmp_path):
+    from datamodules.synthetic import SyntheticDataModule
+
+    for name, value in [("n_clips", 0), ("n_clips", -1), ("clip_seconds", 0)]:
+        with pytest.raises(ConfigError, match=rf"^{name} must be at least .*, got {value}$"):
+            SyntheticDataModule(root=str(tmp_path / "s"), **{name: value})
+    assert not (tmp_path / "s").exists()
+
+
+def test_embed_leaves_out_the_tracks_of_a_truncated_audio_shard_and_says_so(encoder, tmp_path, capsys):
+    root = tmp_path / "corpus"
+    csv_path = write_corpus(root)
+    cache = tmp_path / "cache"
+    argv = ["prepare", "folder", "--root", str(root), "--metadata", str(csv_path), "--out", str(cache)]
+    assert run(capsys, *argv, "--tracks-per-shard=2")[0] == 0
+    shard = cache / "shards" / "00001.i16"  # tracks 2 and 3 (train)
+    shard.write_bytes(shard.read_bytes()[:100])
+    out = tmp_path / "emb"
+    config = data_config(tmp_path, cache)
+    code, text, err = run(
+        capsys, "embed", f"--encoder={encoder}", f"--data={config}", f"--out={out}", "--quiet"
+    )
+    assert code == 0 and "Traceback" not in err
+    assert "2 track(s) of the audio cache cannot be read and are left out" in err and str(shard) in err
+    assert "2 train, 2 valid, 2 test tracks" in text
