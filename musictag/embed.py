@@ -11,10 +11,8 @@ again after an interruption and it continues with the first shard not committed.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,72 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from musictag.guards import at_least, check_device, check_input_file, check_output_folder
+from musictag.embed_checks import (
+    MARK,
+    SETTINGS,
+    check_embed_numbers,
+    check_settings,
+    data_paths,
+    encoder_id,
+    is_embedding_dir,
+    load_datamodule,
+)
+from musictag.guards import at_least, check_device, check_output_folder
 from musictag.types import ConfigError, Pathlike
-
-
-def load_datamodule(config_path: str, overrides: dict[str, Any] | None = None) -> Any:
-    """The DataModule of a YAML config's ``data:`` section (or of a file that is only that section).
-
-    A key the DataModule does not take (a typo in ``init_args``) is a one-line error naming the key and
-    the file, not a ``TypeError`` traceback from the constructor.
-    """
-    from omegaconf import OmegaConf
-
-    check_input_file(config_path, "--data")
-    try:
-        config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
-    except Exception as err:  # noqa: BLE001  (yaml and omegaconf raise many kinds for a bad file)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"--data {config_path} is not a readable YAML config: {first}") from None
-    section = config.get("data", config) if isinstance(config, dict) else None
-    if not isinstance(section, dict) or "class_path" not in section:
-        raise ConfigError(
-            f"{config_path} has no data section with a class_path (e.g. datamodules.MTATDataModule)"
-        )
-    module_name, _, name = section["class_path"].rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigError(f"{config_path}: cannot import {section['class_path']!r}: {err}") from None
-    from datamodules.base import TaggingDataModule
-
-    if not (isinstance(cls, type) and issubclass(cls, TaggingDataModule)):
-        raise ConfigError(
-            f"{config_path}: data class_path {section['class_path']!r} is not a musictag DataModule "
-            "(e.g. datamodules.FolderDataModule)"
-        )
-    init_args = section.get("init_args") or {}
-    if not isinstance(init_args, dict):
-        raise ConfigError(f"{config_path}: data.init_args must be a mapping of argument: value")
-    try:
-        return cls(**{**init_args, **(overrides or {})})
-    except TypeError as err:
-        if "argument" not in str(err):  # not a call mismatch: a bug, keep its traceback
-            raise
-        accepted = _accepted_arguments(cls)
-        reason = re.sub(r"^[\w.]*__init__[(][)] ", "", str(err))  # "FolderDataModule.__init__() got ..."
-        raise ConfigError(
-            f"{config_path}: data.init_args of {section['class_path']}: "
-            f"{reason}" + (f"; it takes {', '.join(accepted)}" if accepted else "")
-        ) from None
-
-
-def _accepted_arguments(cls: type) -> list[str]:
-    """The keyword arguments of ``cls`` and of the bases its ``**kwargs`` reach (for the message)."""
-    import inspect
-
-    names: list[str] = []
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        parameters = inspect.signature(init).parameters.values()
-        names += [p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
-        names += [p.name for p in parameters if p.kind is p.KEYWORD_ONLY]
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            break
-    return list(dict.fromkeys(names))
 
 
 def train_starts(n_samples: int, chunk_len: int, datamodule: Any) -> np.ndarray:
@@ -104,93 +48,6 @@ def train_starts(n_samples: int, chunk_len: int, datamodule: Any) -> np.ndarray:
     return chunk_starts(
         n_samples, chunk_len, datamodule.n_chunks, datamodule.chunk_mode, datamodule.chunk_hop
     )
-
-
-#: The mark of a folder ``musictag embed`` writes (the first file it writes there).
-MARK = ".musictag-embeddings"
-SETTINGS = "settings.json"
-#: Settings that decide what a finished cache holds; ``tracks_per_shard`` only decides how its rows are
-#: split into files, so a finished cache is the same for any value of it.
-CONTENT_SETTINGS = (
-    "encoder",
-    "layers",
-    "time_pool",
-    "encoder_batch",
-    "batch_size",
-    "chunk_len",
-    "n_chunks",
-    "chunk_mode",
-    "chunk_hop",
-    "train_crop",
-    "sample_rate",
-    "audio_cache",
-)
-#: The ``index.json`` entries that record a setting (a finished cache whose settings.json is gone).
-INDEX_SETTINGS = (
-    "layers",
-    "time_pool",
-    "chunk_len",
-    "n_chunks",
-    "chunk_mode",
-    "chunk_hop",
-    "train_crop",
-    "sample_rate",
-)
-
-
-def is_embedding_dir(folder: Path) -> bool:
-    """Whether ``folder`` is an embedding cache (finished or not) that ``musictag embed`` wrote."""
-    from datamodules.embeddings import FORMAT, INDEX
-
-    if (folder / MARK).is_file():
-        return True
-    for name, keys in ((INDEX, ("format",)), (SETTINGS, ("encoder", "tracks_per_shard", "layers"))):
-        try:  # caches from before the mark: their index, or the settings.json of an unfinished one
-            record = json.loads((folder / name).read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and all(k in record for k in keys):
-            if name == SETTINGS or record.get("format") == FORMAT:
-                return True
-    return False
-
-
-def _encoder_id(path: str) -> str:
-    """The encoder as recorded: a local folder absolute with symlinks resolved (``./enc`` is ``enc``)."""
-    expanded = os.path.expanduser(path)
-    return os.path.realpath(expanded) if os.path.exists(expanded) else path
-
-
-def _data_paths(datamodule: Any) -> list[str]:
-    """The files and folders a DataModule reads (its cache, audio and metadata): never an output."""
-    names = (
-        "cache_dir",
-        "root",
-        "audio_root",
-        "csv",
-        "annotations",
-        "metadata_dir",
-        "splits_dir",
-        "published_dir",
-    )
-    return [
-        os.fspath(v)
-        for v in (getattr(datamodule, n, None) for n in names)
-        if isinstance(v, (str, os.PathLike))
-    ]
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any], keys: Any) -> list[str]:
-    """``"layers [0, 2] → [0, 1, 2]"`` for each of ``keys`` recorded in both that differs."""
-    return [f"{k} {old[k]!r} → {new[k]!r}" for k in keys if k in old and k in new and old[k] != new[k]]
-
-
-def check_embed_numbers(
-    batch_size: int, tracks_per_shard: int, names: tuple[str, str] = ("batch_size", "tracks_per_shard")
-) -> None:
-    """Refuse a batch or shard size below 1 before anything is loaded or written."""
-    at_least(names[0], batch_size, 1)
-    at_least(names[1], tracks_per_shard, 1)
 
 
 def embed_corpus(
@@ -224,7 +81,7 @@ def embed_corpus(
     check_output_folder(
         out,
         "--out",
-        inputs=[*inputs, *_data_paths(datamodule)],
+        inputs=[*inputs, *data_paths(datamodule)],
         ours=is_embedding_dir,
         hint="give a new or empty folder for the embedding cache",
     )
@@ -246,7 +103,7 @@ def embed_corpus(
             f"for {encoder.sample_rate} Hz; set its sample_rate to the cache's"
         )
     settings = {
-        "encoder": _encoder_id(encoder.path),
+        "encoder": encoder_id(encoder.path),
         "layers": encoder.layers,
         "time_pool": encoder.time_pool,
         "encoder_batch": encoder.encoder_batch,
@@ -261,26 +118,8 @@ def embed_corpus(
         "tracks_per_shard": tracks_per_shard,
     }
     settings_path = out / SETTINGS
-    earlier = json.loads(settings_path.read_text()) if settings_path.is_file() else None
-    if (out / INDEX).is_file():
-        index = json.loads((out / INDEX).read_text())
-        recorded = dict(earlier or {k: index[k] for k in INDEX_SETTINGS if k in index})
-        if isinstance(recorded.get("encoder"), str):  # recorded as given before paths were resolved
-            recorded["encoder"] = _encoder_id(recorded["encoder"])
-        differ = _differences(recorded, settings, CONTENT_SETTINGS)
-        if differ:
-            raise ConfigError(
-                f"--out {out} holds a finished embedding cache made with other settings: {', '.join(differ)}; "
-                f"remove {out} to embed it again with the new settings, or give another --out"
-            )
-        return out
-    if earlier is not None:
-        differ = _differences(earlier, settings, settings)
-        if differ:
-            raise ConfigError(
-                f"{out} holds an unfinished embedding cache with other settings ({settings_path}: "
-                f"{', '.join(differ)}); remove it or use another folder, or resume with its settings"
-            )
+    if check_settings(out, settings):
+        return out  # finished with the settings asked for
     if datamodule.augment is not None:
         print("musictag embed: the DataModule's augment is ignored (cached chunks are not augmented)")
     damaged = cache.damaged_tracks()
@@ -450,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     check_output_folder(
         args.out,
         "--out",
-        inputs=[*inputs, *_data_paths(datamodule)],
+        inputs=[*inputs, *data_paths(datamodule)],
         ours=is_embedding_dir,
         hint="give a new or empty folder for the embedding cache",
     )
