@@ -265,6 +265,28 @@ def test_a_truncated_embedding_shard_is_refused_when_the_cache_is_opened(encoder
     shard = out / "shards" / "train-00001.f16"
     whole = shard.read_bytes()
     shard.write_bytes(whole[: len(whole) // 2])
+    # fit from it: one line before the first step, not an error in the middle of an epoch
+    code, _, err = run(
+        capsys,
+        "fit",
+        "--trainer.accelerator=cpu",
+        "--trainer.max_epochs=1",
+        "--trainer.enable_progress_bar=false",
+        "--model=musictag.TaggingModule",
+        "--model.init_args.arch=null",
+        "--model.init_args.backend=global_mean",
+        '--model.init_args.head={"name": "linear"}',
+        f'--model.init_args.representation={{"name": "embedding", "cache": "{out}"}}',
+        '--model.init_args.frontend={"name": "layer_mix", "mix": "concat"}',
+        "--data=datamodules.EmbeddingDataModule",
+        f"--data.init_args.embeddings={out}",
+        "--data.init_args.batch_size=2",
+        f"--run.save_dir={tmp_path / 'runs'}",
+    )
+    assert code == 2 and "Traceback" not in err  # (Lightning's own warnings come before the line)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("musictag: error: embedding cache") and f"shard {shard} holds" in last
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.ckpt"))
     datamodule = EmbeddingDataModule(str(out), batch_size=2)
     with pytest.raises(
         ConfigError, match=rf"shard {shard} holds {len(whole) // 2} bytes, its index lists {len(whole)}"
