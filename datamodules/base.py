@@ -28,6 +28,7 @@ from datamodules.loader import BatchLoader, default_workers, make_loader
 from datamodules.manifest import Manifest
 from datamodules.samplers import EpochSampler, UnrepeatedDistributedSampler
 from musictag.chunks import ChunkMode, spectrogram_frames
+from musictag.guards import at_least
 from musictag.types import ConfigError
 
 SPLITS = ("train", "valid", "test")
@@ -78,10 +79,18 @@ class TaggingDataModule(pl.LightningDataModule):
         predict_split: str = "test",
     ) -> None:
         super().__init__()
-        if batch_size < 1 or n_chunks < 1:
-            raise ConfigError(f"batch_size and n_chunks must be at least 1, got {batch_size} and {n_chunks}")
+        # a 0 or -1 is refused, never taken as "unset" (a 0 eval_batch_size once became the default)
+        for name, value in (
+            ("batch_size", batch_size),
+            ("n_chunks", n_chunks),
+            ("eval_batch_size", eval_batch_size),
+            ("chunk_len", chunk_len),
+            ("chunk_hop", chunk_hop),
+            ("sample_rate", sample_rate),
+        ):
+            at_least(name, value, 1)
         self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or max(1, batch_size // 4)
+        self.eval_batch_size = max(1, batch_size // 4) if eval_batch_size is None else eval_batch_size
         self.num_workers = default_workers() if num_workers is None else num_workers
         if self.num_workers < 0 or worker_type not in ("thread", "process"):
             raise ConfigError(

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from musictag.files import atomic_write, atomic_write_text, remove_stale_temporaries
+from musictag.guards import check_output_folder
 from musictag.types import ConfigError, Pathlike
 from musictag.waves import INT16_SCALE
 
@@ -215,17 +216,11 @@ def is_cache_dir(root: Pathlike) -> bool:
 
 
 def _refuse_foreign(root: Path) -> None:
-    """Refuse to write a cache into a folder that holds anything the cache did not create."""
-    if root.exists() and not root.is_dir():
-        raise CacheError(f"cache folder {root} is a file; give a folder for the cache")
-    if root.is_dir() and not is_cache_dir(root):
-        found = sorted(p.name for p in root.iterdir())
-        if found:
-            shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
-            raise CacheError(
-                f"{root} is not empty and not a musictag cache ({shown}); give a new or empty folder for "
-                "the cache, so nothing in it is overwritten"
-            )
+    """Refuse to write a cache into a file or a folder holding anything the cache did not create (the
+    shared output-folder guard, so ``prepare``, ``embed`` and the DataModules refuse alike)."""
+    check_output_folder(
+        root, "cache folder", ours=is_cache_dir, hint="give a new or empty folder for the cache"
+    )
 
 
 def claim_cache_dir(root: Pathlike) -> Path:

@@ -16,6 +16,7 @@ from typing import Any
 from datamodules.base import TaggingDataModule
 from datamodules.cache import AudioCache, CacheError, check_source, claim_cache_dir, prepare_cache
 from datamodules.manifest import Manifest
+from musictag.guards import at_least
 from musictag.types import ConfigError, Pathlike
 
 MANIFEST = "manifest.csv"
@@ -83,6 +84,9 @@ class CorpusDataModule(TaggingDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        at_least("workers", workers, 1)
+        at_least("tracks_per_shard", tracks_per_shard, 1)
+        at_least("min_seconds", min_seconds, 0)
         self.tracks_per_shard = tracks_per_shard
         self.cache_dir = Path(cache_dir)
         self.audio_root = audio_root
@@ -235,6 +239,7 @@ class MSDDataModule(CorpusDataModule):
         exclude_published_skips: bool = False,
         **kwargs: Any,
     ) -> None:
+        at_least("n_train", n_train, 1)  # 0 is not "all": None is
         self.metadata_dir, self.n_train, self.skip_missing = metadata_dir, n_train, skip_missing
         self.exclude_published_skips = exclude_published_skips
         super().__init__(cache_dir, audio_root, **kwargs)
@@ -254,7 +259,7 @@ class MSDDataModule(CorpusDataModule):
         metadata = _need(self.metadata_dir, "metadata_dir", self.corpus)
         return read_msd(
             metadata,
-            n_train=self.n_train or N_TRAIN,
+            n_train=N_TRAIN if self.n_train is None else self.n_train,
             skip_missing=self.skip_missing,
             exclude=PUBLISHED_SKIPS if self.exclude_published_skips else (),
         )
@@ -346,6 +351,7 @@ class FolderDataModule(CorpusDataModule):
             self.seed,
             self.valid_fraction,
             self.test_fraction,
+            audio_root=self.audio_root,
         )
 
 

@@ -3,6 +3,7 @@ from it, so that a probing sweep runs the encoder once (``musictag embed``, :mod
 
 Layout of a cache folder::
 
+    .musictag-embeddings  the mark of a folder ``musictag embed`` owns (written first)
     index.json          written last: format, encoder, layers, frame_shape (T, D), chunking, tag_names,
                         shards, and per split {track id: [shard, first row, n_chunks]}
     manifest.csv        the corpus manifest of the embedded tracks
@@ -42,6 +43,7 @@ class EmbeddingStore:
         self.index = read_index(root)
         self.row_shape = (len(self.index["layers"]), *self.index["frame_shape"])
         self._maps: dict[int, np.memmap] = {}
+        check_shards(self.root, self.index, self.row_shape)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_maps": {}}
@@ -57,6 +59,32 @@ class EmbeddingStore:
                 self.root / self.index["shards"][shard], dtype="<f2", mode="r"
             ).reshape(-1, *self.row_shape)
         return self._maps[shard][first : first + count]
+
+
+def check_shards(root: Path, index: dict[str, Any], row_shape: tuple[int, ...]) -> None:
+    """Refuse a cache whose shard files do not hold the rows its index lists (a missing, truncated or
+    damaged ``.f16``), when the cache is opened: not mid-epoch, as a memmap of the wrong size would.
+
+    The message names the shard and how to redo it exactly (remove its commit record and the index:
+    ``musictag embed`` then redoes that shard alone).
+    """
+    row_bytes = 2 * int(np.prod(row_shape))
+    rows = [0] * len(index["shards"])
+    for tracks in index["tracks"].values():
+        for shard, first, count in tracks.values():
+            rows[shard] = max(rows[shard], int(first) + int(count))
+    for number, name in enumerate(index["shards"]):
+        path = root / name
+        expected = rows[number] * row_bytes
+        size = path.stat().st_size if path.is_file() else None
+        if size != expected:
+            what = "is missing" if size is None else f"holds {size} bytes"
+            record = path.with_suffix(".json")
+            raise ConfigError(
+                f"embedding cache {root}: shard {path} {what}, its index lists {expected} bytes "
+                f"({rows[number]} rows); remove {record} and {root / INDEX} and run the same "
+                "`musictag embed` again to redo that shard"
+            )
 
 
 class EmbeddingTrainChunks(Dataset):

@@ -7,15 +7,18 @@ File: a CSV with a header that holds at least ``path`` and ``tags``::
     jazz/song2.wav,jazz;piano,valid,artist_b
     noise/untagged.flac,,test,artist_c
 
-- ``path``: the audio file relative to the audio root (usually the CSV's folder); also the track id, so
-  each path may appear once.
+- ``path``: the audio file relative to the audio root (usually the CSV's folder), inside it; also the
+  track id (normalised: ``./b/x.wav`` is ``b/x.wav``). Each audio file may appear once: two rows naming
+  the same file under any spelling (``b/x.wav`` and ``./b/x.wav``, a symlink, a hard link) are an error
+  naming both rows.
 - ``tags``: separated by ``;`` (``tag_separator``), stripped; an empty cell is a track without tags.
 - an optional split column (``split``, or the one named by ``split_column``): ``train``, ``valid`` (also
   ``validation``, ``val``) or ``test``, case-insensitive.
 - an optional artist column (``artist``, or the one named by ``artist_column``) for the random split
   below; next to a split column it is checked (a warning names artists found in two splits).
 
-Any other column is an error: a column musictag does not read is never silently ignored.
+Any other column is an error: a column musictag does not read is never silently ignored. So is a CSV
+without rows, or one whose tags column is empty in every row (there would be nothing to learn).
 
 Splits: the split column when there is one. Otherwise a random split, the same for the same ``seed``: a
 ``test_fraction`` and a ``valid_fraction`` of the tracks, rest train. With an artist column whole artists
@@ -26,12 +29,14 @@ blank artist counts as an artist of its own). Tag columns are sorted alphabetica
 from __future__ import annotations
 
 import csv
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from datamodules.manifest import TAG_SEPARATOR, Manifest
+from musictag.guards import check_input_file
 from musictag.types import Pathlike
 
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
@@ -80,6 +85,23 @@ def random_split(
     return splits
 
 
+def _inside(path: str, root: Path) -> bool:
+    """Whether the normalised ``path`` lies in ``root`` (by its spelling: a symlink in the root that
+    points elsewhere is inside, as the user put it there)."""
+    base = os.path.normpath(os.path.abspath(root))
+    return os.path.commonpath([os.path.abspath(path), base]) == base
+
+
+def _file_key(path: str) -> object:
+    """What makes two paths the same audio file: its device and inode where it exists (symlinks and
+    hard links included), else its resolved path."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (info.st_dev, info.st_ino)
+
+
 def _warn_artists_in_two_splits(csv_path: Path, artists: list[str], splits: list[str]) -> None:
     seen: dict[str, set[str]] = {}
     for artist, split in zip(artists, splits, strict=True):
@@ -102,6 +124,7 @@ def read_folder(
     valid_fraction: float = 0.1,
     test_fraction: float = 0.1,
     tag_separator: str = TAG_SEPARATOR,
+    audio_root: Pathlike | None = None,
 ) -> Manifest:
     """The manifest of a user's CSV (see the module docstring for its format and the split rules).
 
@@ -114,18 +137,24 @@ def read_folder(
         seed: seed of the random split.
         valid_fraction, test_fraction: sizes of the random split.
         tag_separator: what separates the tags in a ``tags`` cell.
+        audio_root: the folder the paths are relative to (default: the CSV's folder); every path must
+            lie inside it, and two paths naming one file in it are an error.
 
     Returns:
         A manifest in file order; ``ids`` and ``paths`` are both the ``path`` column.
     """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"tag CSV {csv_path} not found")
+    csv_path = check_input_file(csv_path, "tag CSV")  # a folder or a named pipe is not read
+    root = Path(audio_root) if audio_root is not None else csv_path.resolve().parent
     with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets write a BOM
         reader = csv.DictReader(f)
         columns = [name.strip() for name in reader.fieldnames or []]
         reader.fieldnames = columns
         rows = list(reader)
+    if not columns:
+        raise ValueError(
+            f"{csv_path} is empty; a tag CSV has a header line (path,tags and optionally split, artist) "
+            "and one row per audio file"
+        )
     if split_column is None and "split" in columns:
         split_column = "split"
     if artist_column is None and "artist" in columns:
@@ -141,25 +170,47 @@ def read_folder(
             "artist (name other split/artist columns with split_column/artist_column, remove the rest)"
         )
 
+    if not rows:
+        raise ValueError(f"{csv_path} lists no tracks (only its header); add one row per audio file")
     paths: list[str] = []
     tag_lists: list[list[str]] = []
-    first_line: dict[str, int] = {}
+    first_line: dict[object, tuple[int, str]] = {}
     for line, row in enumerate(rows, start=2):  # line 1 is the header
-        path = (row["path"] or "").strip()
-        if not path:
+        given = (row["path"] or "").strip()
+        if not given:
             raise ValueError(f"{csv_path}, line {line}: empty path")
-        if path in first_line:
+        path = os.path.normpath(given)  # the track id: one spelling of each relative path
+        full = os.path.normpath(os.path.join(root, path))
+        if not _inside(full, root):
             raise ValueError(
-                f"{csv_path}, line {line}: path {path!r} already appears on line {first_line[path]}; "
-                "each audio file may be listed once"
+                f"{csv_path}, line {line}: path {given!r} is outside the audio root {root}; list the files "
+                "under the audio root, relative to it (or give an audio root that holds them all)"
             )
-        first_line[path] = line
+        # Identity is the audio file itself, not its spelling: b/x.wav and ./b/x.wav, a symlink to it
+        # or a hard link are one file. Listed twice, it is an error rather than a track kept once:
+        # with different splits the same audio would be trained on and tested on, with different tags
+        # one of the two tag sets would be dropped silently, and whichever row we kept could be the
+        # wrong one. The user knows which row is right; the message names both.
+        key = _file_key(full)
+        if key in first_line:
+            earlier_line, earlier = first_line[key]
+            same = f"path {given!r}" if earlier == given else f"path {given!r} (the file of {earlier!r})"
+            raise ValueError(
+                f"{csv_path}, line {line}: {same} already appears on line {earlier_line}; "
+                "each audio file may be listed once: remove one of the two rows"
+            )
+        first_line[key] = (line, given)
         tags = [tag.strip() for tag in (row["tags"] or "").split(tag_separator) if tag.strip()]
         for tag in tags:
             if TAG_SEPARATOR in tag:  # manifests store tags joined by ';'
                 raise ValueError(f"{csv_path}, line {line}: tag {tag!r} contains {TAG_SEPARATOR!r}")
         paths.append(path)
         tag_lists.append(tags)
+    if not any(tag_lists):
+        raise ValueError(
+            f"{csv_path}: the tags column is empty in every row, so there is nothing to learn; give each "
+            f"track its tags in the tags column (joined by {tag_separator!r})"
+        )
 
     if split_column is not None:
         splits = []

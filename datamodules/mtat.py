@@ -38,6 +38,7 @@ import numpy as np
 
 from datamodules.manifest import Manifest
 from datamodules.pickles import load_restricted_pickle
+from musictag.guards import file_type_problem
 from musictag.types import Pathlike
 
 TOP50_TAGS = (
@@ -86,9 +87,10 @@ class Annotations:
 def read_annotations(csv_path: Pathlike) -> Annotations:
     """Parse ``annotations_final.csv`` (quoted, tab-separated, 0/1 tag columns between id and path)."""
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
+    problem = file_type_problem(csv_path)  # by stat: a named pipe would be read forever
+    if problem is not None:
         raise FileNotFoundError(
-            f"MTAT annotations {csv_path} not found; it ships with the MagnaTagATune audio as "
+            f"MTAT annotations {csv_path}: {problem}; it ships with the MagnaTagATune audio as "
             "annotations_final.csv"
         )
     with open(csv_path, newline="", encoding="utf-8") as f:

@@ -32,6 +32,7 @@ import numpy as np
 from datamodules.base import TaggingDataModule
 from datamodules.cache import AudioCache
 from datamodules.manifest import Manifest
+from musictag.guards import at_least
 from musictag.types import Pathlike
 
 TAGS = [
@@ -304,6 +305,8 @@ class SyntheticDataModule(TaggingDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        at_least("n_clips", n_clips, 1)
+        at_least("clip_seconds", clip_seconds, 1e-3)  # 0 s clips would be generated, then all refused
         self.generator_args = {
             "n_clips": n_clips,
             "seconds": clip_seconds,

@@ -11,36 +11,27 @@ again after an interruption and it continues with the first shard not committed.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from musictag.embed_checks import (
+    MARK,
+    SETTINGS,
+    check_embed_numbers,
+    check_settings,
+    data_paths,
+    encoder_id,
+    is_embedding_dir,
+    load_datamodule,
+)
+from musictag.guards import at_least, check_device, check_output_folder
 from musictag.types import ConfigError, Pathlike
-
-
-def load_datamodule(config_path: str, overrides: dict[str, Any] | None = None) -> Any:
-    """The DataModule of a YAML config's ``data:`` section (or of a file that is only that section)."""
-    from omegaconf import OmegaConf
-
-    if not Path(config_path).is_file():
-        raise ConfigError(f"no data config at {config_path}")
-    config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=True)
-    section = config.get("data", config) if isinstance(config, dict) else None
-    if not isinstance(section, dict) or "class_path" not in section:
-        raise ConfigError(
-            f"{config_path} has no data section with a class_path (e.g. datamodules.MTATDataModule)"
-        )
-    module_name, _, name = section["class_path"].rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigError(f"{config_path}: cannot import {section['class_path']!r}: {err}") from None
-    return cls(**{**(section.get("init_args") or {}), **(overrides or {})})
 
 
 def train_starts(n_samples: int, chunk_len: int, datamodule: Any) -> np.ndarray:
@@ -67,30 +58,43 @@ def embed_corpus(
     tracks_per_shard: int = 64,
     device: str = "cpu",
     progress: bool = True,
+    inputs: Sequence[Pathlike] = (),
 ) -> Path:
     """Write the embedding cache of ``datamodule``'s corpus through ``encoder`` (a
-    :class:`~musictag.frontends.pretrained.PretrainedEncoder`) into ``out``; resumable."""
+    :class:`~musictag.frontends.pretrained.PretrainedEncoder`) into ``out``; resumable.
+
+    ``out`` must be new, empty or an embedding cache: a folder of the user's files is refused, as are
+    ``inputs`` (the data config, the encoder) and the DataModule's own files and folders. A finished
+    cache is returned only if it was made with the settings asked for now; otherwise the message names
+    each setting that differs. Everything is checked before the first file is written.
+    """
     import torch
     from tqdm import tqdm
 
     from datamodules.embeddings import FORMAT, INDEX, MANIFEST
     from musictag.chunks import chunk_starts, cut_chunks
-    from musictag.files import atomic_write_text
+    from musictag.files import atomic_write, atomic_write_text, remove_stale_temporaries
 
     out = Path(out)
-    if (out / INDEX).is_file():
-        return out
+    check_embed_numbers(batch_size, tracks_per_shard)
+    device = check_device(device, "device")
+    check_output_folder(
+        out,
+        "--out",
+        inputs=[*inputs, *data_paths(datamodule)],
+        ours=is_embedding_dir,
+        hint="give a new or empty folder for the embedding cache",
+    )
     if not encoder.float16:
         raise ConfigError("the embedding cache stores float16: build the encoder with float16: true")
     chunk_len = int(datamodule.chunk_len)
+    at_least("chunk_len", chunk_len, 1)
     # unset, a DataModule takes the model's tag_chunk_mode: `even` for a probe trained here
     datamodule.chunk_mode = datamodule.chunk_mode or "even"
     if datamodule.chunk_mode == "patches":
         raise ConfigError(
             "chunk_mode 'patches' cuts spectrogram frames; embed with even, sota or sliding chunks"
         )
-    if datamodule.augment is not None:
-        print("musictag embed: the DataModule's augment is ignored (cached chunks are not augmented)")
     datamodule.prepare_data()
     manifest, cache = datamodule.load()
     if cache.sample_rate != encoder.sample_rate:
@@ -98,9 +102,8 @@ def embed_corpus(
             f"the audio cache at {cache.root} holds {cache.sample_rate} Hz audio but the data config asks "
             f"for {encoder.sample_rate} Hz; set its sample_rate to the cache's"
         )
-    manifest = manifest.take([i for i, track in enumerate(manifest.ids) if track in cache])
     settings = {
-        "encoder": encoder.path,
+        "encoder": encoder_id(encoder.path),
         "layers": encoder.layers,
         "time_pool": encoder.time_pool,
         "encoder_batch": encoder.encoder_batch,
@@ -111,16 +114,30 @@ def embed_corpus(
         "chunk_hop": datamodule.chunk_hop,
         "train_crop": datamodule.train_crop,
         "sample_rate": cache.sample_rate,
+        "audio_cache": os.path.realpath(cache.root),
         "tracks_per_shard": tracks_per_shard,
     }
-    shard_dir = out / "shards"
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    settings_path = out / "settings.json"
-    if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
-        raise ConfigError(
-            f"{out} holds an unfinished embedding cache with other settings ({settings_path}); "
-            "remove it or use another folder"
+    settings_path = out / SETTINGS
+    if check_settings(out, settings):
+        return out  # finished with the settings asked for
+    if datamodule.augment is not None:
+        print("musictag embed: the DataModule's augment is ignored (cached chunks are not augmented)")
+    damaged = cache.damaged_tracks()
+    if damaged:
+        print(
+            f"musictag embed: {len(damaged)} track(s) of the audio cache cannot be read and are left out "
+            f"({next(iter(damaged.values()))}); prepare the cache again to restore them",
+            file=sys.stderr,
         )
+    manifest = manifest.take(
+        [i for i, track in enumerate(manifest.ids) if track in cache and track not in damaged]
+    )
+    # every check passed: only now is anything written
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARK).touch()
+    shard_dir = out / "shards"
+    shard_dir.mkdir(exist_ok=True)
+    remove_stale_temporaries(shard_dir)  # a killed earlier run's shard in progress
     atomic_write_text(settings_path, json.dumps(settings))
     encoder = encoder.to(device).eval()
     tasks = []
@@ -129,39 +146,53 @@ def embed_corpus(
         for number, first in enumerate(range(0, len(ids), tracks_per_shard)):
             tasks.append((split, f"shards/{split}-{number:05d}", ids[first : first + tracks_per_shard]))
     bar = tqdm(total=len(manifest), unit="track", desc="embed", disable=not progress, file=sys.stderr)
-    for split, name, track_ids in tasks:
-        record_path = out / f"{name}.json"
-        if record_path.is_file() and json.loads(record_path.read_text()).get("task_ids") == track_ids:
-            bar.update(len(track_ids))
-            continue
-        entries, row = [], 0
-        pending: list[torch.Tensor] = []  # chunks of several tracks fill one batch
-        tmp = out / f"{name}.f16.tmp"
-        with open(tmp, "wb") as f:
-            for track_id in track_ids:
-                audio = cache.read(track_id)
-                if split == "train":
-                    starts = train_starts(len(audio), chunk_len, datamodule)
-                else:
-                    starts = chunk_starts(
-                        len(audio),
-                        chunk_len,
-                        datamodule.n_chunks,
-                        datamodule.chunk_mode,
-                        datamodule.chunk_hop,
-                    )
-                chunks = torch.from_numpy(cut_chunks(audio, starts, chunk_len))
-                pending.extend(chunks)
-                _encode(encoder, pending, batch_size, device, f, keep=batch_size - 1)
-                entries.append([track_id, row, len(chunks)])
-                row += len(chunks)
-                bar.update(1)
-            _encode(encoder, pending, batch_size, device, f, keep=0)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out / f"{name}.f16")
-        atomic_write_text(record_path, json.dumps({"split": split, "tracks": entries, "task_ids": track_ids}))
-    bar.close()
+    done = 0
+    try:
+        for split, name, track_ids in tasks:
+            record_path = out / f"{name}.json"
+            if record_path.is_file() and json.loads(record_path.read_text()).get("task_ids") == track_ids:
+                bar.update(len(track_ids))
+                done += 1
+                continue
+            entries, row = [], 0
+            pending: list[torch.Tensor] = []  # chunks of several tracks fill one batch
+            # the rows go to a temporary sibling that becomes the shard only once complete (Ctrl-C or a
+            # kill leaves no half-written shard), and the JSON record commits it
+            with atomic_write(out / f"{name}.f16") as tmp, open(tmp, "wb") as f:
+                for track_id in track_ids:
+                    audio = cache.read(track_id)
+                    if split == "train":
+                        starts = train_starts(len(audio), chunk_len, datamodule)
+                    else:
+                        starts = chunk_starts(
+                            len(audio),
+                            chunk_len,
+                            datamodule.n_chunks,
+                            datamodule.chunk_mode,
+                            datamodule.chunk_hop,
+                        )
+                    chunks = torch.from_numpy(cut_chunks(audio, starts, chunk_len))
+                    pending.extend(chunks)
+                    _encode(encoder, pending, batch_size, device, f, keep=batch_size - 1)
+                    entries.append([track_id, row, len(chunks)])
+                    row += len(chunks)
+                    bar.update(1)
+                _encode(encoder, pending, batch_size, device, f, keep=0)
+                f.flush()
+            atomic_write_text(
+                record_path, json.dumps({"split": split, "tracks": entries, "task_ids": track_ids})
+            )
+            done += 1
+    except KeyboardInterrupt:
+        bar.close()
+        print(
+            f"musictag embed: interrupted: {done} of {len(tasks)} shards of {out} are done (the shard in "
+            "progress removed); run the same command again to resume from there",
+            file=sys.stderr,
+        )
+        raise
+    finally:
+        bar.close()
     shards: list[Any] = []
     tracks: dict[str, dict[str, Any]] = {"train": {}, "valid": {}, "test": {}}
     for split, name, _ in tasks:
@@ -243,35 +274,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--download", action="store_true", help="let transformers download a Hub id")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
-        import torch
+    # every number and the device first: a bad one costs nothing and leaves nothing behind
+    check_embed_numbers(args.batch_size, args.tracks_per_shard, ("--batch-size", "--tracks-per-shard"))
+    at_least("--encoder-batch", args.encoder_batch, 1)
+    at_least("--chunk-len", args.chunk_len, 1)
+    device = check_device(args.device)
+    from musictag.frontends.pretrained import PretrainedEncoder
 
-        from musictag.frontends.pretrained import PretrainedEncoder
-        from musictag.guards import at_least
-
-        at_least("--chunk-len", args.chunk_len)  # 0 is refused, not taken for the config's
-        datamodule = load_datamodule(
-            args.data, {"chunk_len": args.chunk_len} if args.chunk_len is not None else None
-        )
-        if datamodule.chunk_len is None:
-            raise ConfigError(f"{args.data} sets no chunk_len: give --chunk-len (samples per chunk)")
-        encoder = PretrainedEncoder(
-            (1, int(datamodule.chunk_len)),
-            datamodule.sample_rate,
-            args.encoder,
-            layers=args.layers,
-            time_pool=args.time_pool,
-            encoder_batch=args.encoder_batch,
-            trust_remote_code=args.trust_remote_code,
-            download=args.download,
-        )
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-        out = embed_corpus(
-            encoder, datamodule, args.out, args.batch_size, args.tracks_per_shard, device, not args.quiet
-        )
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"musictag embed: error: {err}", file=sys.stderr)
-        return 2
+    datamodule = load_datamodule(args.data, {"chunk_len": args.chunk_len} if args.chunk_len else None)
+    if datamodule.chunk_len is None:
+        raise ConfigError(f"{args.data} sets no chunk_len: give --chunk-len (samples per chunk)")
+    inputs = [args.data, *([args.encoder] if os.path.exists(args.encoder) else [])]
+    # the folder before the encoder is loaded (slow): a refused --out is refused at once
+    check_output_folder(
+        args.out,
+        "--out",
+        inputs=[*inputs, *data_paths(datamodule)],
+        ours=is_embedding_dir,
+        hint="give a new or empty folder for the embedding cache",
+    )
+    encoder = PretrainedEncoder(
+        (1, int(datamodule.chunk_len)),
+        datamodule.sample_rate,
+        args.encoder,
+        layers=args.layers,
+        time_pool=args.time_pool,
+        encoder_batch=args.encoder_batch,
+        trust_remote_code=args.trust_remote_code,
+        download=args.download,
+    )
+    out = embed_corpus(
+        encoder,
+        datamodule,
+        args.out,
+        args.batch_size,
+        args.tracks_per_shard,
+        device,
+        not args.quiet,
+        inputs=inputs,
+    )
     from datamodules.embeddings import read_index
 
     index = read_index(out)
@@ -284,4 +325,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from musictag.guards import run_command
+
+    sys.exit(run_command("musictag embed", main))

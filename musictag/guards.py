@@ -253,3 +253,38 @@ def physical_memory() -> int:
         return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):
         return 0
+
+
+def check_device(device: str, what: str = "--device") -> str:
+    """The torch device a command may run on, checked before any work is done.
+
+    ``auto`` is a CUDA GPU, else Apple's MPS, else the CPU. A named device must exist on this machine,
+    so ``--device cuda`` without a GPU is one line, not a CUDA traceback after a model has been loaded
+    and an output folder started.
+    """
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = mps is not None and mps.is_available()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"{what} {device}: no CUDA GPU is available here; use {what} auto or cpu")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise InputError(
+                f"{what} {device}: this machine has {count} CUDA GPU(s), cuda:0 … cuda:{count - 1}"
+            )
+    elif parsed.type == "mps":
+        if not has_mps:
+            raise InputError(f"{what} {device}: MPS is not available here; use {what} auto or cpu")
+    elif parsed.type != "cpu":
+        raise InputError(
+            f"{what} {device}: {parsed.type} devices are not supported; use auto, cpu, cuda or mps"
+        )
+    return device

@@ -23,7 +23,7 @@ import torch
 
 from musictag.audio import AudioError, load_audio
 from musictag.chunks import ChunkMode, chunk_starts, cut_chunks, spectrogram_frames
-from musictag.guards import InputError, at_least, physical_memory
+from musictag.guards import InputError, at_least, check_device, physical_memory
 from musictag.loading import load_model
 from musictag.metrics import aggregate_chunks
 from musictag.tag_search import find_audio
@@ -43,24 +43,7 @@ def pick_device(name: str = "auto") -> torch.device:
     Raises:
         InputError: for a device name torch does not know or a device this machine does not have.
     """
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {name}: no CUDA GPU is available here; use --device auto or cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"--device {name}: MPS is not available here; use --device auto or cpu")
-    return device
+    return torch.device(check_device(name))
 
 
 def file_chunk_starts(

@@ -8,6 +8,7 @@ interruption and it continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections import Counter
@@ -32,6 +33,29 @@ def as_flags(message: str, corpus: str) -> str:
     for name, flag in flags.items():
         message = message.replace(f"data.init_args.{name}", flag)
     return message.replace(" or audio_root)", " or --root)")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every number, the audio root and the cache folder, before any metadata is read or audio decoded:
+    a ``--sample-rate 0`` must not cost a decoding of the whole corpus, nor a folder of the user's files
+    be written into."""
+    from datamodules.cache import is_cache_dir
+    from musictag.guards import InputError, at_least, check_output_folder
+
+    at_least("--workers", args.workers, 1)
+    at_least("--tracks-per-shard", args.tracks_per_shard, 1)
+    at_least("--sample-rate", args.sample_rate, 1)
+    at_least("--min-seconds", args.min_seconds, 0)
+    if not os.path.isdir(args.root):
+        what = "is a file" if os.path.exists(args.root) else "does not exist"
+        raise InputError(f"--root {args.root} {what}; give the folder that holds the corpus audio")
+    check_output_folder(
+        args.out,
+        "--out",
+        inputs=[args.root, *([args.metadata] if args.metadata else [])],
+        ours=is_cache_dir,
+        hint="give a new or empty folder for the cache",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.corpus == "jamendo" and not (args.split or "0").isdigit():
         parser.error(f"jamendo: --split is the number of an official split (0-4), not {args.split!r}")
+    check_arguments(args)
 
     common = {
         "cache_dir": args.out,

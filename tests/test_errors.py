@@ -92,7 +92,7 @@ def test_corpus_and_metadata_errors_are_one_line(tmp_path, monkeypatch, capsys):
         monkeypatch,
         capsys,
     )
-    assert code == 2 and len(err.splitlines()) == 1 and "none.csv not found" in err
+    assert code == 2 and len(err.splitlines()) == 1 and "none.csv: no such file" in err
     # MTAT: the audio is there, annotations_final.csv is not
     corpus = make_mtat_corpus(tmp_path / "mtat", n_tracks=4)
     corpus.metadata.unlink()
@@ -107,7 +107,9 @@ def test_corpus_and_metadata_errors_are_one_line(tmp_path, monkeypatch, capsys):
         capsys,
     )
     assert code == 2 and len(err.splitlines()) == 1
-    assert "annotations_final.csv not found" in err and "set data.init_args.annotations or audio_root" in err
+    assert (
+        "annotations_final.csv: no such file" in err and "set data.init_args.annotations or audio_root" in err
+    )
 
 
 def test_checkpoint_errors_are_one_line_and_never_torch_advice(tiny_corpus, tmp_path, monkeypatch, capsys):

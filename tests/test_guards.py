@@ -113,3 +113,28 @@ def test_run_command_turns_bad_input_into_one_line(capsys):
     assert run_command("musictag tag", lambda: 0) == 0
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         run_command("musictag tag", lambda: 1 // 0)
+
+
+def test_check_device_refuses_what_this_machine_cannot_run_on(monkeypatch):
+    import torch
+
+    from musictag.guards import check_device
+
+    assert check_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert check_device("auto") == "cpu"
+    with pytest.raises(
+        InputError, match=r"--device cuda: no CUDA GPU is available here; use --device auto or cpu"
+    ):
+        check_device("cuda")
+    with pytest.raises(InputError, match=r"unknown device 'gpu'; use auto, cpu, cuda, cuda:N or mps"):
+        check_device("gpu")
+    with pytest.raises(InputError, match=r"device meta: meta devices are not supported"):
+        check_device("meta", "device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("auto") == "cuda" and check_device("cuda:1") == "cuda:1"
+    with pytest.raises(
+        InputError, match=r"--device cuda:2: this machine has 2 CUDA GPU\(s\), cuda:0 … cuda:1"
+    ):
+        check_device("cuda:2")

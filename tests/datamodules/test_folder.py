@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from datamodules.folder import random_split, read_folder
+from musictag.types import ConfigError
 
 
 def write_csv(path: Path, text: str) -> Path:
@@ -101,7 +103,7 @@ def test_errors_name_the_problem(tmp_path):
     write_csv(csv_path, "path,tags\n,rock\n")
     with pytest.raises(ValueError, match="line 2: empty path"):
         read_folder(csv_path)
-    with pytest.raises(FileNotFoundError, match="missing.csv"):
+    with pytest.raises(ConfigError, match="tag CSV .*missing.csv: no such file"):
         read_folder(tmp_path / "missing.csv")
 
 
@@ -138,3 +140,38 @@ def test_no_column_is_ignored_silently(tmp_path):
     with pytest.warns(UserWarning, match=r"1 artist\(s\) in more than one split \(x\)"):
         manifest = read_folder(csv_path, split_column="fold", artist_column="band")
     assert manifest.splits == ("test", "train")
+
+
+def test_one_audio_file_under_two_spellings_is_one_file_listed_twice(tmp_path):
+    # identity is the file, not the string: b/x.wav (train) and ./b/x.wav (test) once made two tracks
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.wav").write_bytes(b"audio")
+    (tmp_path / "b" / "alias.wav").symlink_to(tmp_path / "b" / "x.wav")
+    for other in ("./b/x.wav", "b/./x.wav", "b/../b/x.wav", "b/alias.wav"):
+        csv_path = write_csv(tmp_path / "t.csv", f"path,tags,split\nb/x.wav,rock,train\n{other},rock,test\n")
+        with pytest.raises(
+            ValueError, match=rf"line 3: path '{re.escape(other)}'.* already appears on line 2; each audio"
+        ):
+            read_folder(csv_path)
+    # a path spelled once with ./ is one track with its normal id
+    csv_path = write_csv(tmp_path / "t.csv", "path,tags,split\n./b/x.wav,rock,train\nb/y.wav,jazz,test\n")
+    assert read_folder(csv_path).ids == ("b/x.wav", "b/y.wav")
+
+
+def test_rows_outside_the_root_and_csvs_with_nothing_to_learn_are_errors(tmp_path):
+    csv_path = write_csv(tmp_path / "t.csv", "path,tags\na.wav,rock\n../b.wav,rock\n")
+    with pytest.raises(ValueError, match=r"line 3: path '\.\./b\.wav' is outside the audio root"):
+        read_folder(csv_path)
+    # relative to another audio root, the same row is inside it
+    (tmp_path / "sub").mkdir()
+    csv_path = write_csv(tmp_path / "sub" / "t.csv", "path,tags\nsub/a.wav,rock\n")
+    assert read_folder(csv_path, audio_root=tmp_path, valid_fraction=0, test_fraction=0).ids == ("sub/a.wav",)
+    for text, message in [
+        ("", r"t\.csv is empty"),
+        ("path,tags\n", r"t\.csv lists no tracks \(only its header\)"),
+        ("path,tags\na.wav,\nb.wav, ; \n", r"t\.csv: the tags column is empty in every row"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            read_folder(write_csv(tmp_path / "t.csv", text))
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        read_folder(tmp_path / "sub")
