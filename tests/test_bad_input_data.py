@@ -490,7 +490,7 @@ def test_prepare_folder_skips_and_reports_a_named_pipe_as_audio(tmp_path, capsys
     code, text, _ = run(
         capsys, "prepare", "folder", "--root", str(root), "--metadata", str(csv_path), "--out", str(out)
     )
-    assert code == 0 and "1 tracks in" in text and "pipe.wav: not a regular file" in text
+    assert code == 0 and "1 tracks in" in text and "pipe.wav: is a named pipe, not a file" in text
 
 
 # --- the DataModules --------------------------------------------------------------------------------
