@@ -36,6 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from musictag.guards import at_least, check_device, check_output_file
 from musictag.models import Tagger, available, resolve_architecture
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
@@ -370,6 +371,12 @@ def main(argv: list[str] | None = None) -> int:
         from musictag.bench_report import main as report_main
 
         return report_main(args.report)
+    # every number, the device and --save before anything is measured (a bad one costs nothing)
+    at_least("--threads", args.threads, 1)
+    at_least("--data-repeats", args.data_repeats, 1)
+    device = torch.device(check_device(args.device))
+    if args.save:
+        check_output_file(args.save, "--save", overwrite=True)
     saved: list[dict[str, Any]] = []
 
     def keep(rows: list[dict[str, Any]]) -> None:
@@ -387,12 +394,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.data_only:
             return 0
 
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device is available")
     precisions = [
         ("bf16-mixed" if device.type == "cuda" else "32") if p == "auto" else p for p in args.precision
     ]
@@ -402,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch-size, --steps and --repeats must be at least 1, --warmup at least 0")
     if not 0 < args.scale <= 1:
         parser.error(f"--scale must be in (0, 1], got {args.scale}")
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     names = args.arch or available()
     unknown = sorted(set(names) - set(available()))

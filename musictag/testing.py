@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,36 @@ def cli_args(subcommand: str, root: str, save_dir: str, **extra: Any) -> list[st
         args.append(f"--data.init_args.{key}={value}")
     args += [f"--{key}={_yaml(value)}" for key, value in extra.items()]
     return args
+
+
+def run_musictag(argv: Sequence[str], capsys: Any) -> tuple[int, str, str]:
+    """``musictag ARGV`` in this process, as the console script runs it: (exit status, stdout, stderr).
+
+    ``capsys`` is pytest's fixture. ``sys.argv`` is ``["musictag"]`` meanwhile, as for the console script
+    (LightningCLI would otherwise warn that pytest's own arguments are there too).
+    """
+    from musictag.cli import main
+
+    argv_before = sys.argv
+    sys.argv = ["musictag"]
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        sys.argv = argv_before
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def musicnn_wheel() -> str:
+    """The musicnn wheel's model folders, or (CI) a failure saying how to get them (else a skip)."""
+    return require_reference(
+        musicnn_models_dir(),
+        "the musicnn wheel's models",
+        "run `make install` (it unpacks musicnn 0.1.0 from the package index) or set $MUSICNN_MODELS",
+    )
 
 
 def _yaml(value: Any) -> str:

@@ -6,22 +6,14 @@ The commands run in this process, so a Python traceback would show here as an ex
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from musictag.cli import main
-from musictag.testing import cli_args
+from musictag.testing import cli_args, run_musictag
 
 
 def run(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["musictag"])
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    return code, capsys.readouterr().err
+    code, _, err = run_musictag(argv, capsys)
+    return code, err
 
 
 def fit_args(tmp_path, *extra: str) -> list[str]:
@@ -41,6 +33,7 @@ def fit_args(tmp_path, *extra: str) -> list[str]:
         # numbers below their minimum
         (["--data.init_args.batch_size=0"], "batch_size"),
         (["--data.init_args.n_chunks=-1"], "n_chunks"),
+        (["--data.init_args.sample_rate=0"], "sample_rate must be at least 1, got 0"),
         (
             ["--model.init_args.optimizer.init_args.lr=-1"],
             "model.init_args.optimizer: Invalid learning rate: -1.0",
@@ -58,6 +51,7 @@ def fit_args(tmp_path, *extra: str) -> list[str]:
         "save-dir-under-a-file",
         "batch-0",
         "n-chunks--1",
+        "sample-rate-0",
         "lr--1",
         "epochs--5",
         "cuda",
@@ -99,3 +93,40 @@ def test_a_missing_or_foldered_config_is_one_line(tmp_path, monkeypatch, capsys)
     ):
         code, err = run(["fit", f"--config={config}"], monkeypatch, capsys)
         assert code == 2 and "Traceback" not in err and expected in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--device", "cuda"], "--device cuda: no CUDA GPU is available here"),
+        (["--threads", "0"], "--threads must be at least 1, got 0"),
+        (["--data-only", "--data-repeats", "0"], "--data-repeats must be at least 1, got 0"),
+        (["--batch-size", "0"], "--batch-size, --steps and --repeats must be at least 1"),
+        (["--scale", "-1", "--epoch"], "--scale must be in (0, 1], got -1.0"),
+        (["--save", "{file}/x.json"], "--save {file}/x.json: {file} is a file, not a folder"),
+        (["--report", "{file}.nosuch"], "{file}.nosuch: no such file"),
+        (["--arch", "nosuch"], "unknown architecture(s) nosuch"),
+    ],
+    ids=[
+        "cuda",
+        "threads-0",
+        "data-repeats-0",
+        "batch-0",
+        "scale--1",
+        "save-under-a-file",
+        "report-missing",
+        "arch",
+    ],
+)
+def test_bench_with_a_bad_path_number_or_device_is_one_line(argv, expected, tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a GPU machine
+    file = tmp_path / "a-file"
+    file.write_text("mine")
+    code, err = run(["bench", *(a.format(file=file) for a in argv)], monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("musictag bench: error:") and expected.format(file=file) in err, (
+        err
+    )
+    assert file.read_text() == "mine"

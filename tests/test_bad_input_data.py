@@ -25,7 +25,7 @@ pytest.importorskip("transformers")
 
 from datamodules.embeddings import EmbeddingDataModule  # noqa: E402
 from musictag.cli import main  # noqa: E402
-from musictag.testing import sine, write_audio  # noqa: E402
+from musictag.testing import run_musictag, sine, write_audio  # noqa: E402
 from musictag.testing_encoders import make_tiny_encoder  # noqa: E402
 from musictag.types import ConfigError  # noqa: E402
 
@@ -36,13 +36,7 @@ SPLITS = ["train", "train", "train", "train", "valid", "valid", "test", "test"]
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """A command in-process as the console script runs it: (exit status, stdout, stderr)."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_musictag(argv, capsys)
 
 
 def one_error_line(err: str, *fragments: str) -> None:

@@ -18,19 +18,12 @@ import torch
 import musictag
 from musictag import TaggingModule
 from musictag.audio import AudioError
-from musictag.cli import main
 from musictag.guards import InputError
-from musictag.testing import TINY_SHORT_CHUNK, save_module_checkpoint, sine, write_audio
+from musictag.testing import TINY_SHORT_CHUNK, run_musictag, save_module_checkpoint, sine, write_audio
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_musictag(argv, capsys)
 
 
 def one_error_line(err: str) -> str:

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from datamodules.dummies import make_mtat_corpus
-from musictag.cli import main
-from musictag.testing import cli_args
+from musictag.testing import cli_args, run_musictag
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(
@@ -21,14 +20,7 @@ RECIPES = sorted(
 
 
 def run(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["musictag"])
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_musictag(argv, capsys)
 
 
 def _recipe_param(recipe: str):

@@ -18,6 +18,7 @@ from musictag.testing import (
     SOTA_CHECKPOINTS,
     TINY_SHORT_CHUNK,
     cli_args,
+    run_musictag,
     save_module_checkpoint,
     sine,
     write_audio,
@@ -26,13 +27,7 @@ from musictag.testing import (
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_musictag(argv, capsys)
 
 
 @pytest.fixture(scope="module")

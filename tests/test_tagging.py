@@ -11,18 +11,18 @@ import torch
 
 from musictag import TaggingModule
 from musictag.audio import AudioError
-from musictag.cli import main
-from musictag.testing import TINY_SHORT_CHUNK, save_module_checkpoint, sine, write_audio, write_non_finite
+from musictag.testing import (
+    TINY_SHORT_CHUNK,
+    run_musictag,
+    save_module_checkpoint,
+    sine,
+    write_audio,
+    write_non_finite,
+)
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_musictag(argv, capsys)
 
 
 @pytest.fixture(scope="module")

@@ -10,36 +10,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from musictag.cli import main
 from musictag.models.tf_checkpoint import TFCheckpoint
-from musictag.testing import musicnn_models_dir, require_reference
+from musictag.testing import musicnn_wheel, run_musictag
 
 
 def wheel() -> Path:
-    return Path(
-        require_reference(
-            musicnn_models_dir(),
-            "the musicnn wheel's models",
-            "run `make install` (it unpacks musicnn 0.1.0 from the package index) or set $MUSICNN_MODELS",
-        )
-    )
+    return Path(musicnn_wheel())
 
 
 def run(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["musictag"])
-    try:
-        main(["import-pretrained", *argv])
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_musictag(["import-pretrained", *argv], capsys)
 
 
 def one_error(err: str) -> str:
