@@ -405,8 +405,9 @@ class SharedRunFolder(pl.Callback):
         if trainer.world_size < 2:
             return
         versions = [getattr(lg, "_version", None) for lg in trainer.loggers]
-        root, versions = trainer.strategy.broadcast((trainer._default_root_dir, versions))
-        trainer._default_root_dir = root
+        root, versions = trainer.strategy.broadcast((trainer.default_root_dir, versions))
+        # the attribute behind the read-only property (set by Lightning's Trainer.__init__)
+        trainer._default_root_dir = root  # type: ignore[attr-defined]
         for lg, version in zip(trainer.loggers, versions, strict=True):
             if version is not None and hasattr(lg, "_version"):
                 lg._version = version
