@@ -373,9 +373,69 @@ class SongScoresWriter(BasePredictionWriter):
         rank_zero_info(f"predictions ({len(ids)} songs of split {split!r}): {npz}, {table}")
 
 
+class SharedRunFolder(pl.Callback):
+    """Every process of a multi-process run works in rank 0's run folder, and ends its process group
+    before its interpreter finalizes.
+
+    Run folder: each process builds its own loggers. Under ``ddp_spawn`` the ranks get the parent's
+    (pickled), but under ``torchrun`` every process works out ``version_N`` for itself, and a rank that
+    looks after rank 0 has made its folder takes the next number. The process group does not exist yet
+    when the loggers are built, and it cannot be started early and again later under ``torchrun`` (gloo
+    would meet the ranks' addresses of the first group in the launcher's store), so the folder is shared
+    at ``setup``, the first hook after Lightning started the group: rank 0's CSV version and
+    ``default_root_dir`` are broadcast and every rank takes them, before any callback or logger writes.
+
+    Process group: Lightning destroys only an NCCL group at exit. A gloo group left to the end is torn
+    down while Python finalizes, and a gloo worker thread still releasing the last collective's tensors
+    then needs the GIL, which a finalizing interpreter refuses by ending the thread: the unwinding
+    crosses a ``noexcept`` destructor and ``std::terminate`` aborts the rank ("terminate called without
+    an active exception", SIGABRT after its outputs are written; seen in a core of rank 1:
+    ``ProcessGroupGloo::runLoop`` → ``~AsyncBarrierWork`` → ``~AsyncAllgatherWork`` →
+    ``TensorImpl::decref_pyobject`` → ``take_gil`` → ``pthread_exit``). pytorch/pytorch#179291 proposed
+    the same remedy in torch (abandoned). An ``atexit`` handler, which runs before finalization on
+    success, on an error and on SIGTERM (Lightning turns it into an exception), destroys the group,
+    which waits for its workers. The group is kept until then: under ``torchrun`` the next command of
+    the same process reuses it, as Lightning does.
+    """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+            return
+        _destroy_process_group_at_exit()
+        if trainer.world_size < 2:
+            return
+        versions = [getattr(lg, "_version", None) for lg in trainer.loggers]
+        root, versions = trainer.strategy.broadcast((trainer.default_root_dir, versions))
+        # the attribute behind the read-only property (set by Lightning's Trainer.__init__)
+        trainer._default_root_dir = root  # type: ignore[attr-defined]
+        for lg, version in zip(trainer.loggers, versions, strict=True):
+            if version is not None and hasattr(lg, "_version"):
+                lg._version = version
+
+
+_AT_EXIT_REGISTERED = False
+
+
+def _destroy_process_group_at_exit() -> None:
+    """Register (once per process) the ``atexit`` handler that destroys the default process group."""
+    global _AT_EXIT_REGISTERED
+    if _AT_EXIT_REGISTERED:
+        return
+    import atexit
+
+    def destroy() -> None:
+        if torch.distributed.is_initialized():
+            # releases the GIL while it joins the group's threads (torch's holder of process groups)
+            torch.distributed.destroy_process_group()
+
+    atexit.register(destroy)
+    _AT_EXIT_REGISTERED = True
+
+
 def default_callbacks(subcommand: str | None) -> list[pl.Callback]:
-    """The evaluation callbacks ``musictag`` installs for a subcommand (a user's own instances win)."""
-    callbacks: list[pl.Callback] = [TaggingMetrics()]
+    """The callbacks ``musictag`` installs for a subcommand (a user's own instances win): evaluation, and
+    the run folder and process group of a multi-process run."""
+    callbacks: list[pl.Callback] = [SharedRunFolder(), TaggingMetrics()]
     if subcommand in (None, "test"):
         callbacks.append(TestOutputsWriter())
     if subcommand == "predict":

@@ -110,8 +110,7 @@ def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Lo
 
         _ = csv_logger.experiment  # create the version folder before W&B writes into it
         run_dir = Path(csv_logger.log_dir)
-        previous = sorted(run_dir.glob("wandb/*run-*-*"))
-        run_id = previous[-1].name.rsplit("-", 1)[-1] if resume_dir is not None and previous else None
+        run_id = wandb_run_id(run_dir) if resume_dir is not None else None
         if run.log_model and mode != "online":
             warnings.warn(
                 f"run.log_model needs W&B online (it is {mode}): checkpoints stay local", stacklevel=2
@@ -129,6 +128,32 @@ def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Lo
             )
         )
     return loggers
+
+
+def wandb_run_folders(run_dir: Path) -> list[Path]:
+    """The W&B run folders of a run folder (``wandb/{offline,run}-<YYYYmmdd_HHMMSS>-<id>[-<n>]``), oldest first.
+
+    W&B names a run's folder by the second it started and its id, and when that folder exists (the same
+    run resumed within the same second, as a requeued job that starts at once can be) it appends
+    ``-1``, ``-2``, ...: the order is the start time, then that number, not the names' order.
+    """
+
+    def started(folder: Path) -> tuple[str, int]:
+        parts = folder.name.split("-")  # mode, "run", time, id[, n]
+        return parts[2], int(parts[4]) if len(parts) > 4 and parts[4].isdigit() else 0
+
+    folders = [f for f in run_dir.glob("wandb/*-run-*-*") if f.is_dir() and not f.is_symlink()]
+    return sorted(folders, key=started)
+
+
+def wandb_run_id(run_dir: Path) -> str | None:
+    """The id of the newest W&B run of a run folder, from its ``run-<id>.wandb`` file (the id is not the
+    folder name's last part when W&B appended a number to it); ``None`` without one."""
+    for folder in reversed(wandb_run_folders(run_dir)):
+        records = sorted(folder.glob("run-*.wandb"))
+        if records:
+            return records[0].name[len("run-") : -len(".wandb")]
+    return None
 
 
 def _version_number(folder: Path) -> int:

@@ -245,3 +245,21 @@ def reference_path(relative: str = "") -> str:
         "reference data",
         "set MUSICTAG_REFERENCE to the reference data folder to run this test",
     )
+
+
+class RecordRunFolder(Callback):
+    """Writes where this process's run lives (``default_root_dir``, each logger's ``log_dir``) to
+    ``<folder>/rank<N>.json`` when fit starts, after every setup hook: a test double for checking that the
+    ranks of a multi-process run agree (``--trainer.callbacks+=musictag.testing.RecordRunFolder``)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        record = {
+            "default_root_dir": trainer.default_root_dir,
+            "log_dirs": [getattr(lg, "log_dir", None) for lg in trainer.loggers],
+        }
+        os.makedirs(self.folder, exist_ok=True)
+        with open(os.path.join(self.folder, f"rank{trainer.global_rank}.json"), "w") as f:
+            json.dump(record, f)

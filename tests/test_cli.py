@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from musictag.cli import main, wandb_mode
+from musictag.cli import main, wandb_mode, wandb_run_folders
 from musictag.registry import BACKENDS
 from musictag.testing import SLURM_TASK_ENV, cli_args, last_logged
 from musictag.testing_wandb import OfflineRun, read_offline_run
@@ -162,14 +162,19 @@ def test_offline_wandb_of_a_requeued_slurm_job_holds_the_whole_run(tiny_corpus, 
     assert stopped.value.code == 143 and (version / "hpc_ckpt_1.ckpt").is_file()
     stopped_run = _offline_run(version)
     assert stopped_run.exit_code == 143
+    stopped_run_id = stopped_run.path.name[len("run-") : -len(".wandb")]
     _assert_wandb_holds_the_csv_log(stopped_run.history, version / "metrics.csv")
     assert stopped_run.config["data"]["init_args"]["n_clips"] == 32 and stopped_run.config["n_tags"] == 12
 
     cli = MusictagCLI(args=[*args, "--ckpt_path=last"])  # the requeued job: what `musictag fit` does
     finish_wandb(cli.trainer)
     assert Path(cli.trainer.default_root_dir) == version
-    offline_runs = sorted((version / "wandb").glob("offline-run-*"))
-    assert len(offline_runs) == 2 and len({p.name.rsplit("-", 1)[1] for p in offline_runs}) == 1
+    # oldest first; a run resumed within the second it was stopped has a folder named `...-<id>-1`
+    offline_runs = wandb_run_folders(version)
+    assert len(offline_runs) == 2 and offline_runs[0].name.startswith("offline-run-")
+    assert [f.name for run in offline_runs for f in run.glob("run-*.wandb")] == [
+        f"run-{stopped_run_id}.wandb"
+    ] * 2
     resumed_run = read_offline_run(offline_runs[1])
     assert resumed_run.exit_code == 0
     _assert_wandb_holds_the_csv_log(stopped_run.history + resumed_run.history, version / "metrics.csv")
@@ -178,6 +183,32 @@ def test_offline_wandb_of_a_requeued_slurm_job_holds_the_whole_run(tiny_corpus, 
         last_logged(version / "metrics.csv")["val/pr_auc"]
     )
     assert sorted(p.name for p in runs.iterdir()) == ["tiny"]  # nothing beside the run
+
+
+def test_a_second_requeue_resumes_the_wandb_run_of_a_folder_that_w_and_b_numbered(tmp_path):
+    """W&B names a run's folder ``<mode>-run-<second>-<id>`` and appends ``-1``, ``-2`` when a folder of
+    that name exists (a requeued job that resumed the run within the second it was stopped): the id is
+    the one in ``run-<id>.wandb``, not the name's last part, and the newest folder is the numbered one."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from musictag.cli import RunSettings, default_loggers, wandb_run_folders
+
+    version = tmp_path / "tiny" / "version_0"
+    names = [
+        "offline-run-20260101_120000-abcd1234",
+        "offline-run-20260101_120009-abcd1234",
+        "offline-run-20260101_120009-abcd1234-2",
+        "offline-run-20260101_120009-abcd1234-10",
+        "offline-run-20260101_120009-abcd1234-1",
+    ]
+    for name in names:
+        (version / "wandb" / name).mkdir(parents=True)
+        (version / "wandb" / name / "run-abcd1234.wandb").write_bytes(b":W&B")
+    (version / "wandb" / "latest-run").symlink_to(version / "wandb" / names[-1])
+    assert [f.name for f in wandb_run_folders(version)] == [names[i] for i in (0, 1, 4, 2, 3)]
+    loggers = default_loggers(RunSettings(name="tiny", save_dir=str(tmp_path), wandb="offline"), version)
+    wandb_logger = next(lg for lg in loggers if isinstance(lg, WandbLogger))  # built lazily: no W&B run
+    assert wandb_logger._wandb_init["id"] == "abcd1234" and wandb_logger._wandb_init["resume"] == "allow"
 
 
 def test_log_model_reaches_the_wandb_logger(tmp_path):
