@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,14 @@ import pytest
 # No test touches the network or a W&B server.
 os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("WANDB_SILENT", "true")
+
+# Ctrl-C is what the interruption tests send (to this process and to the commands they start). A shell
+# that starts pytest in the background (`cmd &` without job control, nohup) hands it SIGINT *ignored*,
+# and every process it starts inherits that, so no Ctrl-C would arrive: give SIGINT back its meaning,
+# as in a terminal. (A Python handler, unlike SIG_IGN, is reset to the default by exec, so the
+# commands started by a test get their own KeyboardInterrupt again.)
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
