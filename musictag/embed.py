@@ -146,7 +146,8 @@ def embed_corpus(
         for number, first in enumerate(range(0, len(ids), tracks_per_shard)):
             tasks.append((split, f"shards/{split}-{number:05d}", ids[first : first + tracks_per_shard]))
     bar = tqdm(total=len(manifest), unit="track", desc="embed", disable=not progress, file=sys.stderr)
-    done = 0
+    done, name = 0, ""
+    track_ids: list[str] = []
     try:
         for split, name, track_ids in tasks:
             record_path = out / f"{name}.json"
@@ -185,6 +186,12 @@ def embed_corpus(
             done += 1
     except KeyboardInterrupt:
         bar.close()
+        record_path = out / f"{name}.json"
+        if name and not (
+            record_path.is_file() and json.loads(record_path.read_text()).get("task_ids") == track_ids
+        ):
+            # interrupted between the shard's rows and its record: rows without a record are not done
+            (out / f"{name}.f16").unlink(missing_ok=True)
         print(
             f"musictag embed: interrupted: {done} of {len(tasks)} shards of {out} are done (the shard in "
             "progress removed); run the same command again to resume from there",

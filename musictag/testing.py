@@ -7,6 +7,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,17 @@ def musicnn_wheel() -> str:
         "the musicnn wheel's models",
         "run `make install` (it unpacks musicnn 0.1.0 from the package index) or set $MUSICNN_MODELS",
     )
+
+
+def committed(folder: Pathlike, suffix: str = ".json") -> list[Path]:
+    """The files of ``folder`` with ``suffix`` that a writer has committed, sorted.
+
+    :func:`musictag.files.atomic_write` writes to a hidden sibling (``.<stem>.tmp-<pid><suffix>``),
+    which ``Path.glob("*.json")`` also matches; a test waiting for the first shard of a run must not
+    take the one being written for a finished one.
+    """
+    root = Path(folder)
+    return sorted(p for p in root.glob(f"*{suffix}") if not p.name.startswith(".")) if root.is_dir() else []
 
 
 def _yaml(value: Any) -> str:

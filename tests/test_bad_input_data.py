@@ -25,7 +25,7 @@ pytest.importorskip("transformers")
 
 from datamodules.embeddings import EmbeddingDataModule  # noqa: E402
 from musictag.cli import main  # noqa: E402
-from musictag.testing import run_musictag, sine, write_audio  # noqa: E402
+from musictag.testing import committed, run_musictag, sine, write_audio  # noqa: E402
 from musictag.testing_encoders import make_tiny_encoder  # noqa: E402
 from musictag.types import ConfigError  # noqa: E402
 
@@ -316,21 +316,21 @@ def test_embed_stopped_by_ctrl_c_exits_130_and_resumes_exactly(encoder, prepared
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not list((out / "shards").glob("*.json")) and time.monotonic() < deadline:
+    while not committed(out / "shards") and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "Traceback" not in err and "musictag embed: stopped by Ctrl-C" in err
     assert "shards of" in err and "run the same command again to resume from there" in err
-    committed = sorted(p.stem for p in (out / "shards").glob("*.json"))
-    assert 1 <= len(committed) < 8 and not (out / "index.json").exists()
+    names = [p.stem for p in committed(out / "shards")]
+    assert 1 <= len(names) < 8 and not (out / "index.json").exists()
     # no half-written shard: every data file there is a committed one
-    assert sorted(p.stem for p in (out / "shards").glob("*.f16")) == committed
+    assert [p.stem for p in committed(out / "shards", ".f16")] == names
     assert not [p for p in (out / "shards").iterdir() if ".tmp" in p.name]
-    kept = checksums(*[out / "shards" / f"{name}.f16" for name in committed])
+    kept = checksums(*[out / "shards" / f"{name}.f16" for name in names])
     assert run(capsys, "embed", *flags, f"--out={out}")[0] == 0
-    assert checksums(*[out / "shards" / f"{name}.f16" for name in committed]) == kept
+    assert checksums(*[out / "shards" / f"{name}.f16" for name in names]) == kept
     # the resumed cache holds the rows of an uninterrupted run
     index, whole = (
         json.loads((out / "index.json").read_text()),

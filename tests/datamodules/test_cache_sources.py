@@ -20,6 +20,7 @@ from datamodules.corpora import FolderDataModule
 from datamodules.dummies import make_folder_corpus
 from musictag.cli import main
 from musictag.registry import ConfigError
+from musictag.testing import committed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,7 +182,7 @@ def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, mo
         text=True,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
+    while time.time() < deadline and len(committed(out / "shards")) < 2:
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -275,7 +276,7 @@ def _slowed_prepare(corpus: Any, out: Path, stderr: Any) -> tuple[subprocess.Pop
     args += ["--out", str(out), "--workers", "2", "--tracks-per-shard", "1"]
     proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=REPO, stderr=stderr)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
+    while time.time() < deadline and len(committed(out / "shards")) < 2:
         time.sleep(0.02)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     workers = [int(pid) for pid in children.read_text().split()] if children.exists() else []

@@ -10,7 +10,7 @@ import pytest
 from datamodules.cache import AudioCache
 from datamodules.dummies import make_folder_corpus, make_jamendo_corpus, make_msd_corpus, make_mtat_corpus
 from musictag.cli import main
-from musictag.testing import TINY_SHORT_CHUNK, _yaml, last_logged
+from musictag.testing import TINY_SHORT_CHUNK, _yaml, committed, last_logged
 
 LAYOUTS = {
     "mtat": (
@@ -147,7 +147,7 @@ def test_killed_prepare_command_resumes_to_the_same_cache(tmp_path):
         cwd=Path(__file__).resolve().parents[2],
     )
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "shards").glob("*.json"))) < 2:
+    while time.time() < deadline and len(committed(out / "shards")) < 2:
         time.sleep(0.02)
     proc.kill()
     proc.wait()

@@ -13,7 +13,7 @@ import pytest
 
 from datamodules.cache import AudioCache, prepare_cache
 from musictag.audio import load_audio
-from musictag.testing import sine, write_audio, write_bad_files
+from musictag.testing import committed, sine, write_audio, write_bad_files
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +92,12 @@ def test_killed_and_resumed_run_gives_the_same_cache(audio_dir, tmp_path):
     )
     shards = tmp_path / "killed" / "shards"
     deadline = time.time() + 60
-    while time.time() < deadline and len(list(shards.glob("*.json"))) < 3:
+    while time.time() < deadline and len(committed(shards)) < 3:
         time.sleep(0.01)
     proc.kill()
     proc.wait()
     assert not AudioCache.exists(tmp_path / "killed"), "killed before the end: no index may exist"
-    committed = len(list(shards.glob("*.json")))
-    assert 3 <= committed < len(tracks)
+    assert 3 <= len(committed(shards)) < len(tracks)
     resumed = prepare_cache(tmp_path / "killed", tracks, tracks_per_shard=1, progress=False)
     for name in ("index.json", "report.json", *reference.shards):
         assert filecmp.cmp(reference.root / name, resumed.root / name, shallow=False), name
