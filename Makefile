@@ -8,7 +8,7 @@ MUSICNN := $(VENV)/musicnn-0.1.0
 export WANDB_SILENT ?= true
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow test-gpu gpu-wheels demo bench lint presets clean
+.PHONY: help install test test-slow test-gpu gpu-wheels demo bench lint docs presets clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -66,9 +66,12 @@ lint: install ## ruff (lint and format) and mypy (types of musictag/)
 	$(BIN)/ruff format --check musictag datamodules tests
 	$(BIN)/mypy musictag
 
+docs: install ## build the documentation site into site/ (mkdocs, warnings as errors)
+	$(BIN)/mkdocs build --strict --quiet
+
 presets: install ## rewrite experiments/models/*.yaml and experiments/<corpus>/*.yaml from the Python presets
 	$(BIN)/python -m musictag.models.export experiments/models
 
 clean: ## remove the virtualenv, caches and run folders
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

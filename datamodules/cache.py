@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from musictag.audio import INT16_SCALE
 from musictag.files import atomic_write, atomic_write_text, remove_stale_temporaries
 from musictag.guards import check_output_folder
 from musictag.types import ConfigError, Pathlike
-from musictag.waves import INT16_SCALE
 
 FORMAT = "musictag-cache/2"
 INDEX = "index.json"

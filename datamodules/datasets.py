@@ -23,10 +23,10 @@ from torch.utils.data import Dataset
 
 from datamodules.cache import AudioCache
 from datamodules.manifest import Manifest
-from musictag.chunks import ChunkMode, chunk_starts, cut_chunks
 
 # on-device waveform operations live in the core (the module uses them; it imports nothing from here)
-from musictag.waves import apply_wave_augment, to_float  # noqa: F401
+from musictag.audio import apply_wave_augment, to_float  # noqa: F401
+from musictag.chunks import ChunkMode, chunk_starts, cut_chunks
 
 TrainKey = int | tuple[int, int]
 

@@ -1,5 +1,5 @@
 """An embedding cache (hidden states of a frozen encoder, per chunk) and the DataModule that trains probes
-from it, so that a probing sweep runs the encoder once (``musictag embed``, :mod:`musictag.embed`).
+from it, so that a probing sweep runs the encoder once (``musictag embed``, :mod:`musictag.cli.embed`).
 
 Layout of a cache folder::
 
@@ -30,8 +30,11 @@ from torch.utils.data import Dataset
 from datamodules.base import TaggingDataModule
 from datamodules.manifest import Manifest
 
-# the cache format lives with the model stage that reads it (the core imports nothing from datamodules)
-from musictag.representations.embedding import FORMAT, INDEX, MANIFEST, read_index  # noqa: F401
+# the cache format lives in musictag.files, below both the stage that reads it and this module
+from musictag.files import EMBEDDINGS_FORMAT as FORMAT  # noqa: F401
+from musictag.files import EMBEDDINGS_INDEX as INDEX
+from musictag.files import EMBEDDINGS_MANIFEST as MANIFEST
+from musictag.files import read_embeddings_index as read_index
 from musictag.types import ConfigError, Pathlike
 
 

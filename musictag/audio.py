@@ -1,4 +1,5 @@
-"""Audio I/O: the one place files are decoded, downmixed and resampled.
+"""Audio: the one place files are decoded, downmixed, resampled and written, and the waveform operations
+shared by the model and the datasets (int16 scaling, gain and noise augmentation).
 
 soundfile (libsndfile) decodes WAV, FLAC, OGG and MP3 with seeking; soxr resamples. ``torchaudio.load``
 is not used: it needs TorchCodec.
@@ -11,6 +12,7 @@ import os
 import numpy as np
 import soundfile as sf
 import soxr
+import torch
 
 from musictag.types import Pathlike
 
@@ -95,3 +97,35 @@ def audio_duration(path: Pathlike) -> float:
 
 #: File extensions musictag looks for in folders.
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au")
+
+
+def write_audio(path: Pathlike, audio: np.ndarray, sample_rate: int) -> None:
+    """Write float audio ``(n,)`` or ``(n, channels)`` in the format of the file's extension (MP3 included)."""
+    fmt = {".mp3": "MP3", ".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}[
+        os.path.splitext(os.fspath(path))[1].lower()
+    ]
+    subtype = "VORBIS" if fmt == "OGG" else None
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    sf.write(os.fspath(path), audio, sample_rate, format=fmt, subtype=subtype)
+
+
+#: int16 full scale: the cache stores samples as int16, the network takes float32 in [-1, 1).
+INT16_SCALE = 32768.0
+
+
+def apply_wave_augment(
+    audio: torch.Tensor, gain: torch.Tensor, noise_snr_db: torch.Tensor, noise: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(B, S)`` float audio × ``gain`` ``(B,)``, plus white noise at ``noise_snr_db`` ``(B,)`` (``inf``:
+    none). Branch-free, so it never waits for the host; ``noise`` defaults to ``randn`` on the device."""
+    audio = audio * gain.to(audio.dtype)[:, None]
+    power = audio.pow(2).mean(dim=-1, keepdim=True).clamp(min=1e-10)
+    scale = (power / torch.pow(10.0, noise_snr_db.to(audio.dtype)[:, None] / 10)).sqrt()  # inf dB → 0
+    if noise is None:
+        noise = torch.randn_like(audio)
+    return audio + noise * scale
+
+
+def to_float(audio: torch.Tensor) -> torch.Tensor:
+    """int16 samples → float32 waveform in [-1, 1) (float input is returned as it is)."""
+    return audio.float() / INT16_SCALE if audio.dtype == torch.int16 else audio

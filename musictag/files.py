@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from musictag.types import Pathlike
+from musictag.types import ConfigError, Pathlike
 
 
 @contextmanager
@@ -73,3 +75,26 @@ def atomic_write_bytes(path: Pathlike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path) as tmp:
         tmp.write_bytes(data)
+
+
+#: The embedding cache (``musictag embed`` writes it; the ``embedding`` representation and
+#: ``datamodules.EmbeddingDataModule`` read it): format, index and manifest file names.
+EMBEDDINGS_FORMAT = "musictag-embeddings/1"
+EMBEDDINGS_INDEX = "index.json"
+EMBEDDINGS_MANIFEST = "manifest.csv"
+
+
+def read_embeddings_index(root: Pathlike) -> dict[str, Any]:
+    """The ``index.json`` of a complete embedding cache, or a one-line error."""
+    path = Path(root) / EMBEDDINGS_INDEX
+    if not path.is_file():
+        raise ConfigError(
+            f"no complete embedding cache at {root} (missing {EMBEDDINGS_INDEX}): run `musictag embed --encoder ... "
+            f"--data ... --out {root}`, or rerun it to finish an interrupted one"
+        )
+    index = json.loads(path.read_text())
+    if index.get("format") != EMBEDDINGS_FORMAT:
+        raise ConfigError(
+            f"{path}: format {index.get('format')!r}, expected {EMBEDDINGS_FORMAT!r}; embed again"
+        )
+    return index

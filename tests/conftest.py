@@ -26,7 +26,7 @@ def reference() -> Callable[[str], Path]:
     ``reference("sota/probe.npy")`` is that file's path. Its root is ``$MUSICTAG_REFERENCE`` (default
     ``<repo>/../shared/reference``); a missing file skips the test saying so, or fails it when
     ``MUSICTAG_REQUIRE_REFERENCE=1`` (``.ci/run`` sets it)."""
-    from musictag.testing import reference_path
+    from helpers.reference import reference_path
 
     reference_path()  # the root first: one clear reason when the whole folder is missing
     return lambda relative="": Path(reference_path(relative))

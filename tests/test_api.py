@@ -14,7 +14,7 @@ import musictag
 from musictag import TaggingModule
 from musictag.audio import AudioError
 from musictag.cli import main
-from musictag.taggram import plot_path, plot_taggram, taggram_array
+from musictag.inference.taggram import plot_path, plot_taggram, taggram_array
 from musictag.testing import TINY_SHORT_CHUNK, sine, write_audio, write_bad_files
 
 

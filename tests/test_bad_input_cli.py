@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from musictag.testing import cli_args, run_musictag
+from helpers.cli import run_musictag
+from musictag.testing import cli_args
 
 
 def run(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:

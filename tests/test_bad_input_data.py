@@ -24,9 +24,10 @@ import yaml
 pytest.importorskip("transformers")
 
 from datamodules.embeddings import EmbeddingDataModule  # noqa: E402
+from helpers.cli import run_musictag
 from musictag.cli import main  # noqa: E402
-from musictag.testing import committed, run_musictag, sine, write_audio  # noqa: E402
-from musictag.testing_encoders import make_tiny_encoder  # noqa: E402
+from musictag.testing import committed, sine, write_audio
+from musictag.testing.encoders import make_tiny_encoder  # noqa: E402
 from musictag.types import ConfigError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -302,7 +303,7 @@ def test_embed_stopped_by_ctrl_c_exits_130_and_resumes_exactly(encoder, prepared
     out = tmp_path / "emb"
     # a child whose encoding is slowed down, so that Ctrl-C comes in the middle of the corpus
     child = (
-        "import sys, time, musictag.embed as e\n"
+        "import sys, time, musictag.cli.embed as e\n"
         "encode = e._encode\n"
         "e._encode = lambda *a, **k: (time.sleep(0.25), encode(*a, **k))[1]\n"
         "from musictag.cli import main\n"

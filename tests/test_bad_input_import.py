@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from musictag.testing import musicnn_wheel, run_musictag
+from helpers.cli import run_musictag
+from helpers.reference import musicnn_wheel
 
 REPO = Path(__file__).resolve().parents[1]
 

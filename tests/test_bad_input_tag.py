@@ -16,10 +16,11 @@ import pytest
 import torch
 
 import musictag
+from helpers.cli import run_musictag
 from musictag import TaggingModule
 from musictag.audio import AudioError
 from musictag.guards import InputError
-from musictag.testing import TINY_SHORT_CHUNK, run_musictag, save_module_checkpoint, sine, write_audio
+from musictag.testing import TINY_SHORT_CHUNK, save_module_checkpoint, sine, write_audio
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -114,7 +115,7 @@ def test_csv_keeps_the_timeline(ckpt, song, capsys):
 
 
 def test_patches_mode_says_when_a_file_is_shorter_than_one_chunk(ckpt, song, capsys):
-    from musictag.inference import file_chunk_starts
+    from musictag.inference.tagging import file_chunk_starts
 
     chunk = 512 + 256 * 9  # whole frames of 512 every 256
     starts, note = file_chunk_starts(1000, chunk, 1, "patches", 256, 512)
@@ -133,7 +134,7 @@ def test_zero_settings_are_refused_in_python_too(model, ckpt, song):
         tagger.tag_many([song], batch_chunks=0)
     with pytest.raises(InputError, match="top_k must be at least 1, got -2"):
         tagger.tag_many([song], top_k=-2)
-    from musictag.inference import tag_many
+    from musictag.inference.tagging import tag_many
 
     with pytest.raises(InputError, match="n_chunks must be at least 1, got 0"):
         list(tag_many(model, [song], n_chunks=0))
@@ -231,7 +232,7 @@ def test_named_pipes_are_refused_without_reading_them(ckpt, song, tmp_path):
     for read in (load_audio, audio_duration):  # the choke point refuses by type too, before libsndfile
         with pytest.raises(AudioError, match="is a named pipe, not a file"):
             read(folder / "pipe.wav")
-    from musictag.module import load_checkpoint
+    from musictag.training.module import load_checkpoint
 
     with pytest.raises(musictag.types.ConfigError, match="is a named pipe, not a file"):
         load_checkpoint(str(folder / "pipe.wav"))
@@ -288,7 +289,7 @@ def test_an_unwritable_plot_folder_is_refused_before_the_model_runs(
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before --plot was checked")
 
-    monkeypatch.setattr("musictag.tag_command.load_model", no_model)
+    monkeypatch.setattr("musictag.cli.tag.load_model", no_model)
     code, _, err = run(["tag", str(song), "--ckpt", str(ckpt), "--plot", str(locked)], capsys)
     assert code == 2 and "cannot write in it (permission denied)" in one_error_line(err)
     assert list(locked.iterdir()) == []
@@ -321,15 +322,15 @@ def test_evaluating_untrained_layers_is_refused(ckpt, tiny_corpus, tmp_path, cap
 @pytest.fixture(scope="module")
 def whisper(tmp_path_factory) -> Path:
     pytest.importorskip("transformers")
-    from musictag.testing_encoders import make_tiny_encoder
+    from musictag.testing.encoders import make_tiny_encoder
 
     return make_tiny_encoder("whisper", tmp_path_factory.mktemp("enc") / "whisper")
 
 
 def test_a_probe_from_an_embedding_cache_tags_as_on_the_embeddings(whisper, tmp_path):
-    from musictag.frontends.pretrained import PretrainedEncoder
-    from musictag.inference import file_chunks
-    from musictag.representations.embedding import FORMAT
+    from musictag.files import EMBEDDINGS_FORMAT as FORMAT
+    from musictag.inference.tagging import file_chunks
+    from musictag.stages.frontends.hf_encoder import PretrainedEncoder
 
     chunk_len = 16000
     encoder = PretrainedEncoder((1, chunk_len), 16000, str(whisper), layers="all", encoder_batch=1)
@@ -381,7 +382,7 @@ def test_a_probe_from_an_embedding_cache_tags_as_on_the_embeddings(whisper, tmp_
 
 
 def test_an_encoder_folder_holding_another_architecture_is_named(whisper, song, tmp_path, capsys):
-    from musictag.testing_encoders import make_tiny_encoder
+    from musictag.testing.encoders import make_tiny_encoder
 
     folder = tmp_path / "encoder"
     shutil.copytree(whisper, folder)

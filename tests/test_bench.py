@@ -5,7 +5,7 @@ import json
 import pytest
 
 from datamodules.loader import default_workers
-from musictag.bench_data import Figure, describe, loader_rates
+from musictag.bench.data import Figure, describe, loader_rates
 from musictag.cli import main
 
 

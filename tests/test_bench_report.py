@@ -7,10 +7,10 @@ from dataclasses import asdict
 
 import pytest
 
-import musictag.bench
-from musictag.bench import StepFigure
-from musictag.bench_data import Figure
-from musictag.bench_report import markdown
+import musictag.bench.throughput
+from musictag.bench.data import Figure
+from musictag.bench.report import markdown
+from musictag.bench.throughput import StepFigure
 from musictag.cli import main
 
 
@@ -127,14 +127,14 @@ def test_report_refuses_a_file_of_something_else(tmp_path, capsys):
 
 
 def test_a_failing_configuration_costs_only_its_own_figure(tmp_path, capsys, monkeypatch):
-    measure = musictag.bench.step_throughput
+    measure = musictag.bench.throughput.step_throughput
 
     def out_of_memory_for_sample_cnn(arch, *args):
         if arch == "sample_cnn":
             raise RuntimeError("CUDA out of memory. Tried to allocate 80.00 GiB\nmore details")
         return measure(arch, *args)
 
-    monkeypatch.setattr(musictag.bench, "step_throughput", out_of_memory_for_sample_cnn)
+    monkeypatch.setattr(musictag.bench.throughput, "step_throughput", out_of_memory_for_sample_cnn)
     saved = tmp_path / "bench.json"
     argv = ["bench", "--arch", "sample_cnn", "pons_time", "--batch-size", "2", "--steps", "1"]
     assert run([*argv, "--repeats", "1", "--warmup", "0", "--save", str(saved)]) == 1

@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
-from musictag.callbacks import Checkpoint, SongScoresWriter, TaggingMetrics, TestOutputsWriter
+from musictag.training.callbacks import Checkpoint, SongScoresWriter, TaggingMetrics, TestOutputsWriter
 
 N_TAGS = 3
 

@@ -15,9 +15,9 @@ pytest.importorskip("transformers")
 from datamodules.embeddings import EmbeddingDataModule, EmbeddingStore, EmbeddingTrainChunks
 from datamodules.manifest import Manifest
 from musictag.cli import main
-from musictag.registry import ConfigError
+from musictag.stages.registry import ConfigError
 from musictag.testing import tiny_synthetic_args
-from musictag.testing_encoders import make_tiny_encoder
+from musictag.testing.encoders import make_tiny_encoder
 
 CHUNK_LEN = 8000
 
@@ -50,7 +50,7 @@ def embed(*args: str) -> int:
 def test_embed_stores_the_chunks_of_every_split_and_resumes(encoder, tiny_corpus, tmp_path, capsys):
     from datamodules.cache import AudioCache
     from musictag.chunks import chunk_starts, cut_chunks
-    from musictag.frontends.pretrained import PretrainedEncoder
+    from musictag.stages.frontends.hf_encoder import PretrainedEncoder
 
     config = data_config(tmp_path, tiny_corpus)
     out = tmp_path / "embeddings"
@@ -126,7 +126,7 @@ def test_embedding_datamodule_serves_the_cache(encoder, tiny_corpus, tmp_path):
 
 
 def test_time_pool_mean_is_the_mean_of_the_frames(encoder):
-    from musictag.frontends.pretrained import PretrainedEncoder
+    from musictag.stages.frontends.hf_encoder import PretrainedEncoder
 
     frames = PretrainedEncoder((1, CHUNK_LEN), 16000, str(encoder), layers="all", float16=False).eval()
     pooled = PretrainedEncoder((1, CHUNK_LEN), 16000, str(encoder), layers="all", time_pool="mean").eval()

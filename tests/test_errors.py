@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.dummies import make_mtat_corpus
-from musictag.testing import cli_args, run_musictag
+from helpers.cli import run_musictag
+from musictag.testing import cli_args
+from musictag.testing.corpora import make_mtat_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(

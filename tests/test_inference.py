@@ -11,14 +11,14 @@ import pytest
 import soundfile as sf
 import torch
 
+from helpers.cli import run_musictag
+from helpers.reference import SOTA_CHECKPOINTS
 from musictag import TaggingModule
 from musictag.cli import main
-from musictag.models.sota_tags import JAMENDO_TAGS, MSD_TAGS, MTAT_TAGS
+from musictag.convert.sota_tags import JAMENDO_TAGS, MSD_TAGS, MTAT_TAGS
 from musictag.testing import (
-    SOTA_CHECKPOINTS,
     TINY_SHORT_CHUNK,
     cli_args,
-    run_musictag,
     save_module_checkpoint,
     sine,
     write_audio,

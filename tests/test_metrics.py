@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from musictag.metrics import SongMetrics, aggregate_chunks, tagging_scores
+from musictag.training.metrics import SongMetrics, aggregate_chunks, tagging_scores
 
 
 def test_aggregations():

@@ -6,9 +6,9 @@ import torch
 
 from datamodules.synthetic import SyntheticDataModule
 from musictag import TaggingModule
-from musictag.callbacks import TaggingMetrics
-from musictag.registry import ConfigError, UnknownNameError
+from musictag.stages.registry import ConfigError, UnknownNameError
 from musictag.testing import TINY_SHORT_CHUNK, tiny_synthetic_args
+from musictag.training.callbacks import TaggingMetrics
 
 
 def tiny_module(**kwargs) -> TaggingModule:

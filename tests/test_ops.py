@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from musictag.ops import conv2d_fast_input_grad
+from musictag.stages.ops import conv2d_fast_input_grad
 
 
 @pytest.mark.parametrize("padding, bias", [((0, 3), True), ((2, 1), False)])

@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 
 from musictag.cli import main
 from musictag.testing import tiny_synthetic_args
-from musictag.testing_encoders import make_tiny_encoder
+from musictag.testing.encoders import make_tiny_encoder
 
 CHUNK_LEN = 16000
 COMMON = [
@@ -156,7 +156,7 @@ def test_live_and_cached_probes_give_the_same_metrics(family, tiny_corpus, tmp_p
         assert sum(w[-1] for w in weights) == pytest.approx(1.0, abs=1e-5)
         assert max(abs(w[-1] - 1 / 3) for w in weights) > 1e-3
     # the frozen encoder's weights in the checkpoint are those of the folder
-    from musictag.frontends.pretrained import load_encoder
+    from musictag.stages.frontends.hf_encoder import load_encoder
 
     _, original, _, _ = load_encoder(str(encoder))
     (ckpt,) = (tmp_path / "live").glob("version_0/checkpoints/last.ckpt")

@@ -4,7 +4,7 @@ import pytest
 from torch import nn
 
 from musictag.models.tagger import Tagger  # noqa: F401  (registers every stage)
-from musictag.registry import (
+from musictag.stages.registry import (
     BACKENDS,
     FRONTENDS,
     HEADS,
@@ -54,7 +54,7 @@ def test_the_foundation_stages_are_registered():
 def test_spec_forms_resolve_to_the_same_class():
     by_name = BACKENDS.resolve("global_max")
     by_mapping = BACKENDS.resolve({"name": "global_max"})
-    by_path = BACKENDS.resolve({"class_path": "musictag.backends.GlobalMax"})
+    by_path = BACKENDS.resolve({"class_path": "musictag.stages.backends.GlobalMax"})
     assert by_name[0] is by_mapping[0] is by_path[0]
     assert by_path[2] == "global_max"
 

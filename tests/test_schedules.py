@@ -9,8 +9,8 @@ import yaml
 
 from datamodules.synthetic import SyntheticDataModule
 from musictag import TaggingModule
-from musictag.schedules import ReferenceSchedule
 from musictag.testing import TINY_SHORT_CHUNK, tiny_synthetic_args
+from musictag.training.schedules import ReferenceSchedule
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,7 @@ def _recipe_schedule() -> ReferenceSchedule:
     """The schedule exactly as the published recipes configure it."""
     recipe = yaml.safe_load((REPO / "experiments" / "mtat" / "short_chunk.yaml").read_text())
     (spec,) = recipe["trainer"]["callbacks"]
-    assert spec["class_path"] == "musictag.schedules.ReferenceSchedule"
+    assert spec["class_path"] == "musictag.training.schedules.ReferenceSchedule"
     return ReferenceSchedule(**spec["init_args"])
 
 

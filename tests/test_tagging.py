@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.cli import run_musictag
 from musictag import TaggingModule
 from musictag.audio import AudioError
-from musictag.testing import (
-    TINY_SHORT_CHUNK,
-    run_musictag,
-    save_module_checkpoint,
-    sine,
-    write_audio,
-    write_non_finite,
-)
+from musictag.testing import TINY_SHORT_CHUNK, save_module_checkpoint, sine, write_audio, write_non_finite
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -88,13 +82,13 @@ def test_bad_options_get_one_line(ckpt, tmp_path, capsys):
         assert code == 2 and err.strip() == (
             "musictag tag: error: --device cuda: no CUDA GPU is available here; use --device auto or cpu"
         )
-    from musictag.inference import pick_device
+    from musictag.inference.tagging import pick_device
 
     assert pick_device("cpu") == torch.device("cpu")
 
 
 def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
-    from musictag.inference import file_chunk_starts
+    from musictag.inference.tagging import file_chunk_starts
 
     chunk = model.input_len
     # shorter than a chunk: once, zero-padded, with a note
@@ -124,7 +118,7 @@ def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
 
 
 def test_batches_across_files_give_the_per_file_scores(model, tmp_path):
-    from musictag.inference import tag_many
+    from musictag.inference.tagging import tag_many
 
     paths = []
     for i, seconds in enumerate([5.0, 4.0, 7.5, 2.0]):

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from musictag.testing_wandb import parse_offline_run, read_offline_run
+from musictag.testing.wandb_offline import parse_offline_run, read_offline_run
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Any
 from musictag.models import choi as _choi  # noqa: F401  (registers the budgeted designs)
 from musictag.models.presets import FACTORIES, PRESETS, Preset, get_preset, preset_names, register_preset
 from musictag.models.tagger import Tagger
-from musictag.registry import ConfigError
+from musictag.stages.registry import ConfigError
 
 
 def resolve_architecture(

@@ -172,7 +172,10 @@ def recipe_yaml(corpus: str, arch: str) -> str:
             "max_epochs": PUBLISHED_EPOCHS,
             "log_every_n_steps": 50,
             "callbacks": [
-                {"class_path": "musictag.schedules.ReferenceSchedule", "init_args": dict(PUBLISHED_SCHEDULE)}
+                {
+                    "class_path": "musictag.training.schedules.ReferenceSchedule",
+                    "init_args": dict(PUBLISHED_SCHEDULE),
+                }
             ],
         },
         "checkpoint": {"monitor": "val/loss", "mode": "min"},

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from musictag.registry import ConfigError, StageSpec, UnknownNameError
+from musictag.stages.registry import ConfigError, StageSpec, UnknownNameError
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
-import musictag.backends  # noqa: F401  (registers the stages)
-import musictag.frontends  # noqa: F401
-import musictag.heads  # noqa: F401
-import musictag.representations  # noqa: F401
-from musictag.registry import (
+import musictag.stages.backends  # noqa: F401  (registers the stages)
+import musictag.stages.frontends  # noqa: F401
+import musictag.stages.heads  # noqa: F401
+import musictag.stages.representations  # noqa: F401
+from musictag.stages.registry import (
     BACKENDS,
     FRONTENDS,
     HEADS,

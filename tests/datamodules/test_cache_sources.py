@@ -17,10 +17,10 @@ import pytest
 
 from datamodules.cache import AudioCache
 from datamodules.corpora import FolderDataModule
-from datamodules.dummies import make_folder_corpus
 from musictag.cli import main
-from musictag.registry import ConfigError
+from musictag.stages.registry import ConfigError
 from musictag.testing import committed
+from musictag.testing.corpora import make_folder_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -269,7 +269,7 @@ def _slowed_prepare(corpus: Any, out: Path, stderr: Any) -> tuple[subprocess.Pop
         "import datamodules.cache as cache\n"
         "decode = cache._decode\n"
         "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
-        "from musictag.prepare import main\n"
+        "from musictag.cli.prepare import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     args = ["folder", "--root", str(corpus.audio_root), "--metadata", str(corpus.metadata)]

@@ -8,9 +8,14 @@ from pathlib import Path
 import pytest
 
 from datamodules.cache import AudioCache
-from datamodules.dummies import make_folder_corpus, make_jamendo_corpus, make_msd_corpus, make_mtat_corpus
 from musictag.cli import main
 from musictag.testing import TINY_SHORT_CHUNK, _yaml, committed, last_logged
+from musictag.testing.corpora import (
+    make_folder_corpus,
+    make_jamendo_corpus,
+    make_msd_corpus,
+    make_mtat_corpus,
+)
 
 LAYOUTS = {
     "mtat": (
@@ -104,7 +109,7 @@ def test_prepare_command_reports_the_bad_files(tmp_path, capsys):
 
 def test_missing_cache_without_audio_says_what_to_do(tmp_path):
     from datamodules.corpora import FolderDataModule
-    from musictag.registry import ConfigError
+    from musictag.stages.registry import ConfigError
 
     dummy = make_folder_corpus(tmp_path / "corpus", n_tracks=8)
     datamodule = FolderDataModule(
@@ -170,7 +175,7 @@ def main_exit(argv: list[str]) -> int:
 
 def test_a_cache_at_another_rate_is_refused(tmp_path):
     from datamodules.corpora import FolderDataModule
-    from musictag.registry import ConfigError
+    from musictag.stages.registry import ConfigError
 
     dummy = make_folder_corpus(tmp_path / "corpus", n_tracks=14)
     FolderDataModule(

@@ -169,7 +169,7 @@ def test_a_damaged_shard_is_left_out_before_the_epoch(tmp_path):
     assert sorted(damaged) == ["t2", "t3"]
     assert "truncated to 50000 samples" in damaged["t2"]
 
-    from musictag.bench_data import CacheDataModule
+    from musictag.bench.data import CacheDataModule
 
     manifest = Manifest(
         ("t0", "t1", "t2", "t3"), ("train",) * 4, np.ones((4, 1), np.uint8), ("x",), ("",) * 4

@@ -7,8 +7,8 @@ import torch
 from datamodules.datasets import SongChunks, TrainChunks, WaveAugment, collate_songs
 from datamodules.samplers import UnrepeatedDistributedSampler
 from musictag.chunks import chunk_starts
-from musictag.metrics import aggregate_chunks
-from musictag.representations.mel import MelSpectrogram
+from musictag.stages.representations.mel import MelSpectrogram
+from musictag.training.metrics import aggregate_chunks
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers.reference import reference_root
 from musictag.chunks import chunk_starts, cut_chunks
 from musictag.models import available, build
-from musictag.testing import last_logged, reference_root
+from musictag.testing import last_logged
 
 pytestmark = [
     pytest.mark.gpu,
@@ -188,7 +189,7 @@ def test_demo_fits_and_tests_in_bf16_on_gpu(tmp_path, monkeypatch):
 @pytest.mark.skipif(not SOTA.is_dir(), reason="shared/reference/sota not present")
 @pytest.mark.parametrize("checkpoint", CHECKPOINTS)
 def test_published_checkpoints_score_as_on_cpu(checkpoint):
-    from musictag.models.pretrained import convert_sota_state_dict, load_state_dict_file, sota_preset
+    from musictag.convert.sota import convert_sota_state_dict, load_state_dict_file, sota_preset
 
     dataset, arch = checkpoint.split("/")
     net = build(sota_preset(arch, dataset), n_tags=50).eval()

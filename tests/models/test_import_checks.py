@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from musictag.models.tf_checkpoint import TFCheckpoint
-from musictag.testing import musicnn_wheel, run_musictag
+from helpers.cli import run_musictag
+from helpers.reference import musicnn_wheel
+from musictag.convert.tf_checkpoint import TFCheckpoint
 
 
 def wheel() -> Path:
@@ -91,7 +92,7 @@ def test_a_folder_without_its_config_is_refused(tmp_path, monkeypatch, capsys):
 
 
 def test_every_wheel_folder_is_the_model_it_is_named_after():
-    from musictag.models.musicnn_import import MUSICNN_MODELS, identify_musicnn
+    from musictag.convert.musicnn import MUSICNN_MODELS, identify_musicnn
 
     assert {model: identify_musicnn(TFCheckpoint(wheel() / model)) for model in MUSICNN_MODELS} == {
         model: model for model in MUSICNN_MODELS

@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 import torchaudio
 
-from musictag.representations import MelSpectrogram
+from musictag.stages.representations import MelSpectrogram
 from musictag.testing import sine
 
 

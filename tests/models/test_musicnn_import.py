@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.reference import musicnn_models_dir, require_reference
 from musictag.audio import load_audio
 from musictag.chunks import chunk_starts, cut_chunks
+from musictag.convert.musicnn import MSD_TAGS, MTT_TAGS, MUSICNN_MODELS, convert_musicnn, import_musicnn
+from musictag.convert.tf_checkpoint import CheckpointError, TFCheckpoint
 from musictag.models import build
-from musictag.models.musicnn_import import MSD_TAGS, MTT_TAGS, MUSICNN_MODELS, convert_musicnn, import_musicnn
 from musictag.models.presets import MUSICNN_LIB_MEL
-from musictag.models.tf_checkpoint import CheckpointError, TFCheckpoint
-from musictag.registry import ConfigError
-from musictag.representations.mel import MelSpectrogram
-from musictag.testing import musicnn_models_dir, require_reference
+from musictag.stages.registry import ConfigError
+from musictag.stages.representations.mel import MelSpectrogram
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference_musicnn"
 FILES = ("song_44k_stereo.mp3", "song_16k_mono.wav")
@@ -97,8 +97,8 @@ def test_evaluation_cuts_patches_with_the_models_frames(tiny_corpus):
     from types import SimpleNamespace
 
     from datamodules.synthetic import SyntheticDataModule
-    from musictag.module import TaggingModule
     from musictag.testing import tiny_synthetic_args
+    from musictag.training.module import TaggingModule
 
     data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus), chunk_mode="patches"))
     data.trainer = SimpleNamespace(lightning_module=TaggingModule(n_tags=data.n_tags, arch="musicnn_tf"))
@@ -248,8 +248,8 @@ def test_musictag_test_scores_songs_as_tag_does(imported, taggers, tmp_path, mon
     its file (up to the cache's int16 samples)."""
     import csv
 
-    from datamodules.dummies import make_mtat_corpus
     from musictag.cli import main
+    from musictag.testing.corpora import make_mtat_corpus
 
     corpus = make_mtat_corpus(tmp_path / "corpus", seconds=7.0)
     monkeypatch.setattr(sys, "argv", ["musictag"])

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.reference import SOTA_CHECKPOINTS
 from musictag.chunks import chunk_starts, cut_chunks
+from musictag.convert.sota import convert_sota_state_dict, load_state_dict_file, sota_preset
 from musictag.models import build
-from musictag.models.pretrained import convert_sota_state_dict, load_state_dict_file, sota_preset
-from musictag.registry import ConfigError
-from musictag.testing import SOTA_CHECKPOINTS
+from musictag.stages.registry import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,14 @@ import torch
 
 pytest.importorskip("transformers")
 
-from musictag.frontends.pretrained import LayerMix, PretrainedEncoder, encoder_family, require_transformers
-from musictag.registry import ConfigError
-from musictag.testing_encoders import TINY_ENCODERS, make_tiny_encoder
+from musictag.stages.frontends.hf_encoder import (
+    LayerMix,
+    PretrainedEncoder,
+    encoder_family,
+    require_transformers,
+)
+from musictag.stages.registry import ConfigError
+from musictag.testing.encoders import TINY_ENCODERS, make_tiny_encoder
 
 #: Largest |ours - extractor's| allowed, per family: float32 torch against the extractors' float64
 #: numpy (CLAP's features are dB of magnitude ~100; AST and wav2vec2 run the same float32 code).
@@ -47,7 +52,7 @@ def test_feature_extraction_equals_the_encoders_extractor(family, encoder_dirs):
 def test_clap_fusion_features_equal_the_extractor():
     from transformers import ClapFeatureExtractor
 
-    from musictag.frontends.hf_features import ClapInput
+    from musictag.stages.frontends.hf_features import ClapInput
 
     extractor = ClapFeatureExtractor(
         feature_size=16, sampling_rate=48000, max_length_s=1, truncation="fusion"
@@ -152,7 +157,7 @@ def test_building_the_model_code_does_not_import_transformers():
     """Only building an encoder imports it (torchmetrics, loaded by the training code, may import it)."""
     import subprocess
 
-    code = "import sys, musictag.models, musictag.frontends.pretrained; print('transformers' in sys.modules)"
+    code = "import sys, musictag.models, musictag.stages.frontends.hf_encoder; print('transformers' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

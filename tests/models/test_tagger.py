@@ -5,7 +5,7 @@ import torch
 
 from musictag.models import available, build, get_preset
 from musictag.models.tagger import Tagger
-from musictag.registry import ConfigError, UnknownNameError
+from musictag.stages.registry import ConfigError, UnknownNameError
 
 
 def test_short_chunk_has_the_published_parameter_count():
@@ -91,7 +91,7 @@ def test_mel_buffers_are_not_in_the_state_dict():
 
 
 def test_per_block_values_repeat_a_scalar_and_take_one_list_entry_per_block():
-    from musictag.frontends.conv2d import _per_block
+    from musictag.stages.frontends.conv2d import _per_block
 
     assert _per_block(2, 3, "pools") == [2, 2, 2]
     assert _per_block([[2, 4], [2, 4], [3, 5]], 3, "pools") == [[2, 4], [2, 4], [3, 5]]
@@ -120,7 +120,7 @@ def test_a_stage_declares_that_it_fixes_the_input_length():
             input_len=16000,
         )
 
-    assert tagger("musictag.backends.GlobalMax").variable_length
+    assert tagger("musictag.stages.backends.GlobalMax").variable_length
     net = tagger(f"{__name__}._FlattenTime")
     assert not net.variable_length
     with pytest.raises(ValueError, match="takes exactly input_len=16000"):

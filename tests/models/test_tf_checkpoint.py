@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musictag.models.tf_checkpoint import (
+from musictag.convert.tf_checkpoint import (
     CheckpointError,
     TFCheckpoint,
     block_entries,
@@ -104,7 +104,7 @@ def test_wire_format_pieces():
 
 # --- CRC-32C: the checksums TensorFlow stores beside every tensor and index block -------------------
 def test_crc32c_matches_the_standard_check_value_and_the_byte_loop():
-    from musictag.models.crc32c import _small, crc32c, mask, unmask
+    from musictag.convert.crc32c import _small, crc32c, mask, unmask
 
     assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value (RFC 3720's polynomial)
     assert crc32c(b"") == 0
@@ -139,7 +139,7 @@ def test_a_changed_tensor_byte_is_named_with_its_file(tmp_path):
 def test_checking_the_largest_musicnn_checkpoint_takes_under_a_second():
     import time
 
-    from musictag.testing import musicnn_models_dir, require_reference
+    from helpers.reference import musicnn_models_dir, require_reference
 
     folder = Path(require_reference(musicnn_models_dir(), "the musicnn wheel's models", "run `make install`"))
     checkpoint = TFCheckpoint(folder / "MTT_musicnn")  # 9.5 MB, the largest of the four

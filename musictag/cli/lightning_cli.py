@@ -1,0 +1,381 @@
+"""``musictag fit|validate|test|predict``: LightningCLI with musictag's defaults.
+
+On top of LightningCLI:
+- ``n_tags`` and ``tag_names`` flow from the DataModule to the model;
+- a ``checkpoint`` group (:class:`~musictag.training.callbacks.Checkpoint`) that keeps ``best.ckpt`` by ``val/pr_auc`` and
+  ``last.ckpt`` (the state after the latest epoch);
+- a ``run`` group naming the run; unless ``trainer.logger`` is configured, every run logs to CSV and to
+  Weights & Biases side by side under ``<run.save_dir>/<run.name>/version_N/`` (W&B offline without an
+  API key, ``disabled`` when ``WANDB_MODE=disabled``);
+- ``--ckpt_path best`` / ``last`` for validate/test/predict means that checkpoint of the newest run of
+  ``run.name``; ``fit --ckpt_path last`` resumes that run (same folder, epoch, optimizer and logger run);
+- configuration errors (unknown stage names, shapes that do not fit, corpus and metadata errors, a
+  checkpoint that is missing or not safe to load, a device this machine lacks) end with one ``error:``
+  line and exit status 2;
+- a run stopped by SIGTERM exits 143, not 0, and ends its W&B run so (SLURM's requeue signal still
+  checkpoints and requeues);
+- ``musictag`` / ``musictag --help`` (:mod:`musictag.cli`) list every command.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+from datamodules.base import TaggingDataModule
+from musictag.training.callbacks import Checkpoint, default_callbacks
+from musictag.training.module import TaggingModule
+from musictag.types import ConfigError
+
+WandbMode = Literal["auto", "online", "offline", "disabled"]
+
+
+@dataclass
+class RunSettings:
+    """Where and under which name a run logs.
+
+    Args:
+        name: experiment name; logs go to ``<save_dir>/<name>/version_N``.
+        project: W&B project.
+        save_dir: root folder of all runs; default ``trainer.default_root_dir`` if that is set, else ``runs``.
+        wandb: ``auto`` (``$WANDB_MODE`` if set, else online with an API key, else offline), or a mode.
+        log_model: upload checkpoints as W&B artifacts (``true``: the best at the end; ``all``: each).
+    """
+
+    name: str = "default"
+    project: str = "musictag"
+    save_dir: str | None = None
+    wandb: WandbMode = "auto"
+    log_model: bool | Literal["all"] = False
+
+
+def wandb_mode(requested: WandbMode = "auto") -> str:
+    """The W&B mode a run uses: the request, else ``$WANDB_MODE``, else online only with an API key."""
+    if requested != "auto":
+        return requested
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env in ("online", "offline", "disabled"):
+        return env
+    if env == "dryrun":
+        return "offline"
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+        return "online"
+    return "offline"
+
+
+def runs_root(run: RunSettings, default_root_dir: str | None = None) -> str:
+    """The folder that holds the runs: ``run.save_dir``, else ``trainer.default_root_dir``, else ``runs``."""
+    return run.save_dir or default_root_dir or "runs"
+
+
+def default_loggers(run: RunSettings, resume_dir: Path | None = None) -> list[Logger]:
+    """CSV always; W&B beside it in the same version folder unless W&B is disabled.
+
+    ``resume_dir`` (a ``version_N`` folder) continues that run: the CSV log gets the new rows and W&B
+    resumes the run of the same id.
+    """
+    csv_logger = CSVLogger(
+        save_dir=runs_root(run), name=run.name, version=resume_dir.name if resume_dir else None
+    )
+    loggers: list[Logger] = [csv_logger]
+    metrics_file = Path(csv_logger.log_dir) / "metrics.csv"
+    if resume_dir is not None and metrics_file.is_file() and getattr(rank_zero_only, "rank", 0) == 0:
+        # Lightning's CSV writer deletes an existing metrics.csv when it starts: put the resumed run's
+        # rows back and let the writer append under the same columns.
+        logged = metrics_file.read_text()
+        writer = csv_logger.experiment
+        metrics_file.write_text(logged)
+        writer.metrics_keys = next(csv.reader(logged.splitlines()), [])
+    mode = wandb_mode(run.wandb)
+    if mode != "disabled":
+        from lightning.pytorch.loggers import WandbLogger
+
+        _ = csv_logger.experiment  # create the version folder before W&B writes into it
+        run_dir = Path(csv_logger.log_dir)
+        run_id = wandb_run_id(run_dir) if resume_dir is not None else None
+        if run.log_model and mode != "online":
+            warnings.warn(
+                f"run.log_model needs W&B online (it is {mode}): checkpoints stay local", stacklevel=2
+            )
+        loggers.append(
+            WandbLogger(
+                name=f"{run.name}/{run_dir.name}",
+                project=run.project,
+                save_dir=str(run_dir),
+                offline=mode == "offline",
+                mode=mode,
+                id=run_id,
+                resume="allow" if run_id else None,
+                log_model=run.log_model if mode == "online" else False,
+            )
+        )
+    return loggers
+
+
+def wandb_run_folders(run_dir: Path) -> list[Path]:
+    """The W&B run folders of a run folder (``wandb/{offline,run}-<YYYYmmdd_HHMMSS>-<id>[-<n>]``), oldest first.
+
+    W&B names a run's folder by the second it started and its id, and when that folder exists (the same
+    run resumed within the same second, as a requeued job that starts at once can be) it appends
+    ``-1``, ``-2``, ...: the order is the start time, then that number, not the names' order.
+    """
+
+    def started(folder: Path) -> tuple[str, int]:
+        parts = folder.name.split("-")  # mode, "run", time, id[, n]
+        return parts[2], int(parts[4]) if len(parts) > 4 and parts[4].isdigit() else 0
+
+    folders = [f for f in run_dir.glob("wandb/*-run-*-*") if f.is_dir() and not f.is_symlink()]
+    return sorted(folders, key=started)
+
+
+def wandb_run_id(run_dir: Path) -> str | None:
+    """The id of the newest W&B run of a run folder, from its ``run-<id>.wandb`` file (the id is not the
+    folder name's last part when W&B appended a number to it); ``None`` without one."""
+    for folder in reversed(wandb_run_folders(run_dir)):
+        records = sorted(folder.glob("run-*.wandb"))
+        if records:
+            return records[0].name[len("run-") : -len(".wandb")]
+    return None
+
+
+def _version_number(folder: Path) -> int:
+    number = folder.name.split("_")[-1]
+    return int(number) if number.isdigit() else -1
+
+
+def newest_checkpoint(run: RunSettings, which: str) -> Path:
+    """``best.ckpt`` or ``last.ckpt`` of the newest ``version_N`` of a run that has one.
+
+    For ``last``, a mid-epoch checkpoint that Lightning wrote on SLURM's requeue signal
+    (``hpc_ckpt_N.ckpt`` in the run folder) counts too, and the newer of the two is taken: a requeued
+    job then resumes from where it was stopped, not from the end of the epoch before.
+    """
+    base = Path(runs_root(run)) / run.name
+    candidates = [p for p in base.glob(f"version_*/checkpoints/{which}.ckpt") if p.is_file()]
+    if which == "last":
+        candidates += [p for p in base.glob("version_*/hpc_ckpt_*.ckpt") if p.is_file()]
+    if not candidates:
+        raise ConfigError(
+            f"--ckpt_path {which}: no {which}.ckpt under {base}/version_*/checkpoints; run `musictag fit` "
+            "with this config first, or give the checkpoint's path"
+        )
+    newest_version = max(_version_number(_run_folder(p)) for p in candidates)
+    in_newest = [p for p in candidates if _version_number(_run_folder(p)) == newest_version]
+    return max(in_newest, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("hpc_ckpt_")))
+
+
+def _run_folder(checkpoint: Path) -> Path:
+    """The ``version_N`` folder of a checkpoint in ``checkpoints/`` or (an HPC one) at its top."""
+    return checkpoint.parents[1] if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+class SaveConfigToLoggers(SaveConfigCallback):
+    """``config.yaml`` in the run folder, and the same resolved config in every W&B run."""
+
+    def save_config(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
+
+
+class MusictagCLI(LightningCLI):
+    """LightningCLI with musictag's links, checkpointing, loggers and error reporting."""
+
+    def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("save_config_callback", SaveConfigToLoggers)
+        # the DataModules shard themselves under DDP, evaluation without repeating songs
+        kwargs.setdefault("trainer_defaults", {"use_distributed_sampler": False})
+        super().__init__(
+            TaggingModule,
+            TaggingDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.n_tags", "model.init_args.n_tags", apply_on="instantiate")
+        parser.link_arguments("data.tag_names", "model.init_args.tag_names", apply_on="instantiate")
+        parser.add_class_arguments(RunSettings, "run")
+        parser.add_lightning_class_args(Checkpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/pr_auc",
+                "checkpoint.mode": "max",
+                "checkpoint.filename": "best",
+                "checkpoint.save_last": True,
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+
+    def _set_seed(self) -> None:
+        # "Seed set to N" (in config.yaml anyway) would be a second line before a configuration error
+        seed_log = logging.getLogger("lightning.fabric.utilities.seed")
+        level = seed_log.level
+        seed_log.setLevel(logging.WARNING)
+        try:
+            super()._set_seed()
+        finally:
+            seed_log.setLevel(level)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        ckpt = config.get("ckpt_path")
+        self.resume_dir: Path | None = None
+        # `--trainer.default_root_dir D` puts the runs under D (unless `--run.save_dir` says otherwise)
+        config.run.save_dir = runs_root(
+            RunSettings(**vars(config.run)), config.trainer.get("default_root_dir")
+        )
+        if ckpt in ("best", "last") and (self.subcommand != "fit" or ckpt == "last"):
+            path = newest_checkpoint(RunSettings(**vars(config.run)), ckpt)
+            print(f"musictag: using {ckpt} checkpoint {path}", file=sys.stderr)
+            config.ckpt_path = str(path)
+            if self.subcommand == "fit":  # resume: same run folder, same logger runs
+                self.resume_dir = _run_folder(path)
+        else:
+            self._check_ckpt_path(ckpt)
+
+    def _check_ckpt_path(self, ckpt: Any) -> None:
+        """One line for a ``--ckpt_path`` file that is missing, empty, foreign or unsafe to load."""
+        if ckpt is None or ckpt in ("best", "last", "hpc") or "://" in str(ckpt):
+            return
+        if getattr(self, "_ckpt_checked", None) != ckpt:
+            from musictag.training.module import load_checkpoint
+
+            load_checkpoint(str(ckpt))
+            self._ckpt_checked = ckpt
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads a checkpoint's hyperparameters right after parsing, with torch's own errors
+        subcommand = self.config.get("subcommand")
+        self._check_ckpt_path(self.config[subcommand].get("ckpt_path") if subcommand else None)
+        super()._parse_ckpt_path()
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        if config["trainer"].get("logger") in (None, True) and "logger" not in kwargs:
+            kwargs["logger"] = default_loggers(config["run"], getattr(self, "resume_dir", None))
+            # The run folder is the Trainer's root too, so what Lightning writes outside the loggers
+            # stays in the run: a SLURM requeue's hpc_ckpt_N.ckpt (which `--ckpt_path last` finds),
+            # the tuner's temporary checkpoints. (`--trainer.default_root_dir D` already put the run
+            # folder under D.) W&B's offline run is the same with or without it, SLURM or not.
+            kwargs["default_root_dir"] = kwargs["logger"][0].log_dir
+        return super().instantiate_trainer(**kwargs)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        if self.subcommand != "fit":
+            # Only fit chooses checkpoints. Elsewhere the callback would try to restore its state into the
+            # new run's folder, and Lightning's note that it is missing is no news to the user.
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+            warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used")
+        # the evaluation callbacks, unless the config names its own instance of one
+        configured = [*callbacks, *(config.get("callbacks") or [])]
+        for callback in default_callbacks(self.subcommand):
+            if not any(isinstance(c, type(callback)) for c in configured):
+                callbacks.append(callback)
+        return super()._instantiate_trainer(config, callbacks)
+
+    def _refuse_untrained(self) -> None:
+        """Before the run starts (no run folder filled): evaluating layers that were never trained,
+        with no ``--ckpt_path`` to give trained ones, is refused (``TaggingModule.check_trained``)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        check = getattr(self.model, "check_trained", None)
+        if config.get("ckpt_path") is None and check is not None:
+            check(self.subcommand)
+
+    def before_validate(self) -> None:
+        self._refuse_untrained()
+
+    def before_test(self) -> None:
+        self._refuse_untrained()
+
+    def before_predict(self) -> None:
+        self._refuse_untrained()
+
+    def after_test(self) -> None:
+        self._say_where_outputs_went("test")
+
+    def after_predict(self) -> None:
+        self._say_where_outputs_went("predict")
+
+    def _say_where_outputs_went(self, subcommand: str) -> None:
+        """One line naming the run folder of a test or predict run, and why it is not the checkpoint's."""
+        log_dir = self.trainer.log_dir
+        if not self.trainer.is_global_zero or log_dir is None:
+            return
+        written = [name for name in ("metrics.csv", "config.yaml") if (Path(log_dir) / name).is_file()]
+        line = f"musictag: {subcommand} run folder {log_dir} ({', '.join(written)}"
+        for callback in self.trainer.callbacks:  # type: ignore[attr-defined]
+            for path in getattr(callback, "written", []):
+                line += f", {Path(path).name}"
+        line += ")"
+        ckpt = self.trainer.ckpt_path
+        if ckpt and Path(ckpt).parent.name == "checkpoints":
+            fit_dir = Path(ckpt).parents[1]
+            if fit_dir.resolve() != Path(log_dir).resolve():
+                line += (
+                    f"; the checkpoint's fit run is {fit_dir}: every command logs into a new version folder, "
+                    "so the fit's own log and W&B run stay as they were"
+                )
+        print(line, file=sys.stderr)
+
+    def after_fit(self) -> None:
+        callback = self.trainer.checkpoint_callback
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            score = callback.best_model_score
+            shown = f" ({callback.monitor}={float(score):.4f})" if score is not None else ""
+            self.trainer.print(f"musictag: best checkpoint {callback.best_model_path}{shown}")
+
+
+def finish_wandb(trainer: Any) -> None:
+    """End the W&B runs of a finished command, so another command in this process starts its own."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in getattr(trainer, "loggers", []):
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
+
+
+def finish_stopped_wandb_run(exit_code: int) -> None:
+    """End the W&B run of a command stopped by a signal, with the status the process exits with.
+
+    Its offline record then ends with that status (not the 0 W&B's exit hook would write), and a later
+    command in this process starts its own run instead of logging into this one.
+    """
+    wandb = sys.modules.get("wandb")  # not imported: W&B was never used
+    run = getattr(wandb, "run", None)
+    if run is not None:
+        run.finish(exit_code=exit_code)
+
+
+def config_error_in(err: BaseException) -> ConfigError | None:
+    """The :class:`ConfigError` behind ``err``: jsonargparse wraps errors raised while instantiating."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConfigError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -1,0 +1,194 @@
+"""``musictag tag AUDIO... --ckpt CKPT``: what a model hears in audio files.
+
+Every file (folders are searched recursively) is decoded, downmixed and resampled to the model's rate,
+cut into chunks (the checkpoint's setting unless overridden; never more than the file holds), scored in
+batches of chunks across files on the best available device (a progress bar on stderr), and
+aggregated to song-level tag probabilities. A file that cannot be read (or holds NaN/Inf samples), and
+a folder entry that is not a regular file or cannot be looked at, is reported on stderr and skipped; the
+exit status is 1 if any was, or if a folder held no audio, and 2 when there is nothing to tag at all or
+a setting is wrong (checked before the model runs: nothing is written then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from musictag.audio import AUDIO_EXTENSIONS, AudioError
+from musictag.chunks import chunk_starts, spectrogram_frames
+from musictag.guards import InputError, at_least, check_output_file, check_output_folder
+from musictag.inference.search import find_audio
+from musictag.inference.tagging import _top, check_batch_memory, load_model, pick_device, tag_many
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="musictag tag", description=__doc__.splitlines()[0])
+    parser.add_argument("audio", nargs="+", help="audio files and folders (searched recursively)")
+    parser.add_argument("--ckpt", required=True, help="a musictag checkpoint (fit, or import-pretrained)")
+    parser.add_argument("--top-k", type=int, default=5, help="tags shown per file (at least 1)")
+    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also the scores of every chunk with its start time (csv: one row per chunk, start_s set)",
+    )
+    parser.add_argument(
+        "--n-chunks",
+        type=int,
+        default=None,
+        help="chunks per file, even/sota modes (default: the checkpoint's)",
+    )
+    parser.add_argument("--chunk-mode", choices=["even", "sota", "sliding", "patches"], default=None)
+    parser.add_argument("--hop", type=int, default=None, help="sliding windows: hop in samples")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="chunks per forward pass (default: the checkpoint's)"
+    )
+    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, mps, ...")
+    parser.add_argument(
+        "--plot",
+        metavar="DIR",
+        default=None,
+        help="also draw each file's taggram (chunk scores over time beside the song scores) as "
+        "DIR/<name>.png; an existing PNG is never replaced",
+    )
+    return parser
+
+
+def plot_targets(folder: str, files: list[Path], inputs: list[str]) -> dict[Path, Path]:
+    """The PNG of each file under ``--plot DIR``, checked before the model runs: ``DIR`` is (or can
+    become) a writable folder, and no PNG would replace an existing file (or an input)."""
+    from musictag.inference.taggram import plot_path
+
+    check_output_folder(folder, "--plot", ours=lambda _: True)  # an existing folder: only new files in it
+    taken: set[Path] = set()
+    targets = {path: plot_path(folder, path, taken) for path in files}
+    for target in targets.values():
+        check_output_file(
+            target, "--plot", inputs=inputs, hint="give another --plot folder, or move that file away"
+        )
+    return targets
+
+
+def _check_settings(args: argparse.Namespace, model: Any, mode: str) -> None:
+    """Settings the chosen chunk mode does not use are refused, not silently ignored."""
+    if args.hop is not None and mode != "sliding":
+        raise InputError(f"--hop is for --chunk-mode sliding; this run's mode is {mode}: drop --hop")
+    if args.n_chunks is not None and mode in ("sliding", "patches"):
+        raise InputError(
+            f"--n-chunks is for --chunk-mode even or sota; {mode} cuts the whole file "
+            f"({'every --hop samples' if mode == 'sliding' else 'into patches'}): drop --n-chunks"
+        )
+    if mode == "patches":
+        frames = spectrogram_frames(model.net)
+        if frames is None:
+            raise InputError("--chunk-mode patches needs a spectrogram model")
+        try:  # the model's chunk must be whole frames of its spectrogram
+            chunk_starts(2 * model.input_len, model.input_len, 1, "patches", *frames)
+        except ValueError as err:
+            raise InputError(
+                f"--chunk-mode patches does not fit this model: {err}; use even or sota"
+            ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    for flag, value in (
+        ("--top-k", args.top_k),
+        ("--n-chunks", args.n_chunks),
+        ("--hop", args.hop),
+        ("--batch-size", args.batch_size),
+    ):
+        at_least(flag, value)
+    device = pick_device(args.device)
+    found = find_audio(args.audio)
+    for path, reason in found.skipped:
+        print(f"musictag tag: skipped {path}: {reason}", file=sys.stderr)
+    for folder in found.empty:
+        print(f"musictag tag: no audio files under {folder} ({', '.join(AUDIO_EXTENSIONS)})", file=sys.stderr)
+    files = found.files
+    if not files:
+        raise InputError("nothing to tag: no audio files in the given paths")
+    targets = plot_targets(args.plot, files, [*args.audio, args.ckpt]) if args.plot else {}
+    model = load_model(args.ckpt, device)
+    mode = args.chunk_mode or model.tag_chunk_mode
+    _check_settings(args, model, mode)
+    check_batch_memory(args.batch_size or model.eval_chunk_batch, model.input_len)
+    return _tag(args, model, mode, files, targets, len(found.skipped), bool(found.empty))
+
+
+def _tag(
+    args: argparse.Namespace,
+    model: Any,
+    mode: Any,
+    files: list[Path],
+    targets: dict[Path, Path],
+    skipped: int,
+    empty: bool,
+) -> int:
+    """Tag ``files`` and print them in ``args.format``; the exit status."""
+    failed, notes = 0, 0
+    writer = None
+
+    def note(text: str) -> None:
+        nonlocal notes
+        notes += 1
+        if notes <= 5:
+            print(f"musictag tag: note: {text}", file=sys.stderr)
+
+    results = tag_many(model, files, args.n_chunks, mode, args.hop, args.batch_size, len(files) > 1, note)
+    for result in results:
+        if isinstance(result, AudioError):
+            failed += 1
+            print(f"musictag tag: skipped {result}", file=sys.stderr)
+            continue
+        result["top"] = _top(result["scores"], args.top_k)
+        if args.plot:
+            from musictag.inference.taggram import plot_taggram
+
+            plot_taggram(result, targets[Path(result["path"])])
+        timeline = result.pop("timeline")
+        if args.format == "json":
+            if args.timeline:
+                result["timeline"] = timeline
+            print(json.dumps(result, allow_nan=False), flush=True)  # scores are finite: valid JSON
+        elif args.format == "csv":
+            if writer is None:
+                writer = csv.writer(sys.stdout)
+                start = ["start_s"] if args.timeline else []
+                writer.writerow(["path", "duration_s", *start, *result["scores"]])
+            song = [""] if args.timeline else []  # the song's row has no start; its chunks' rows follow
+            writer.writerow(
+                [
+                    result["path"],
+                    result["duration_s"],
+                    *song,
+                    *(f"{s:.6f}" for s in result["scores"].values()),
+                ]
+            )
+            for chunk in timeline if args.timeline else []:
+                writer.writerow(
+                    [
+                        result["path"],
+                        result["duration_s"],
+                        chunk["start_s"],
+                        *(f"{s:.6f}" for s in chunk["scores"].values()),
+                    ]
+                )
+        else:
+            print(f"{result['path']}  ({result['duration_s']:.1f} s)")
+            for tag, score in result["top"]:
+                print(f"  {score:6.3f}  {tag}")
+            if args.timeline:
+                for chunk in timeline:
+                    best = _top(chunk["scores"], min(3, args.top_k))
+                    print(f"    {chunk['start_s']:8.2f} s  " + ", ".join(f"{t} {s:.2f}" for t, s in best))
+    if notes > 5:
+        print(f"musictag tag: note: {notes - 5} more file(s) had their chunks cut down", file=sys.stderr)
+    if failed or skipped:
+        total = len(files) + skipped
+        print(f"musictag tag: {failed + skipped} of {total} file(s) could not be tagged", file=sys.stderr)
+    return 1 if failed or skipped or empty else 0

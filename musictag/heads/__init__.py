@@ -1,5 +1,0 @@
-"""Heads: one vector per chunk → ``(B, n_tags)`` logits."""
-
-from musictag.heads.mlp import LinearHead, MLPHead
-
-__all__ = ["LinearHead", "MLPHead"]

@@ -1,0 +1,318 @@
+"""Tagging audio files with a model: chunk planning, batching across files, song-level results.
+
+(``musictag tag`` itself is :mod:`musictag.cli.tag`.) Every file (folders are searched recursively) is decoded, downmixed and resampled to the model's rate,
+cut into chunks (the checkpoint's setting unless overridden; never more than the file holds), scored in
+batches of chunks across files on the best available device (a progress bar on stderr), and
+aggregated to song-level tag probabilities. A file that cannot be read (or holds NaN/Inf samples) is
+reported on stderr and skipped; the exit status is 1 if any was, or if a folder held no audio, and 2
+when there is nothing to tag at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from musictag.audio import AudioError, load_audio
+from musictag.chunks import ChunkMode, chunk_starts, cut_chunks, spectrogram_frames
+from musictag.guards import InputError, at_least, check_device, physical_memory
+from musictag.inference.loading import load_model
+from musictag.inference.search import find_audio
+from musictag.training.metrics import aggregate_chunks
+
+__all__ = ["audio_files", "file_chunk_starts", "load_model", "pick_device", "tag_file", "tag_many"]
+
+
+def audio_files(paths: list[str]) -> Iterator[Path]:
+    """The given files, and the audio files under the given folders (sorted); entries that are not
+    regular files are left out (:func:`musictag.inference.search.find_audio` says which and why)."""
+    yield from find_audio(list(paths)).files
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: a CUDA GPU, else Apple's MPS, else the CPU; or the device named, if this machine has it.
+
+    Raises:
+        InputError: for a device name torch does not know or a device this machine does not have.
+    """
+    return torch.device(check_device(name))
+
+
+def file_chunk_starts(
+    n_samples: int,
+    chunk_len: int,
+    n_chunks: int,
+    mode: ChunkMode,
+    hop: int | None = None,
+    n_fft: int | None = None,
+) -> tuple[np.ndarray, str | None]:
+    """Where the chunks of one file start for tagging, and a note when the request was cut down.
+
+    The request is capped at what the file holds: a file no longer than a chunk is scored once
+    (zero-padded), and ``even``/``sota`` chunks are at most one per distinct start sample, so asking for
+    100,000 chunks of a 6-second file costs what the file holds, not 100,000 chunks. ``patches`` (the
+    musicnn library's rule) already cuts a file into what it holds.
+    """
+    if mode == "patches":
+        short = None
+        if n_samples < chunk_len:
+            short = f"shorter than one chunk ({chunk_len} samples): tagged once, zero-padded"
+        return chunk_starts(n_samples, chunk_len, n_chunks, mode, hop, n_fft), short
+    if n_samples <= chunk_len:
+        note = None
+        if n_chunks > 1 or mode == "sliding":
+            note = f"shorter than one chunk ({chunk_len} samples): tagged once, zero-padded"
+        return np.zeros(1, dtype=np.int64), note
+    distinct = n_samples - chunk_len + 1
+    if mode != "sliding" and n_chunks > distinct:
+        return chunk_starts(n_samples, chunk_len, distinct, mode, hop), (
+            f"holds {distinct} distinct chunk position(s): {distinct} chunks scored, not {n_chunks}"
+        )
+    return chunk_starts(n_samples, chunk_len, n_chunks, mode, hop), None
+
+
+@dataclass
+class FileChunks:
+    """One file decoded at the model's rate and planned into chunks (cut on demand: see :attr:`chunks`).
+
+    ``cut_starts`` are where each chunk's samples start (may be negative in ``patches`` mode);
+    ``starts`` where its audio starts for the timeline (a patch's first frame's centre).
+    """
+
+    path: Path
+    native_rate: int
+    rate: int
+    n_samples: int
+    audio: np.ndarray
+    cut_starts: np.ndarray
+    starts: np.ndarray
+    chunk_len: int
+    note: str | None = None  # when fewer chunks than asked were cut (see :func:`file_chunk_starts`)
+
+    @property
+    def chunks(self) -> torch.Tensor:
+        """``(n_chunks, chunk_len)`` float32 chunks, zero-padded past the file's ends."""
+        return torch.from_numpy(cut_chunks(self.audio, self.cut_starts, self.chunk_len))
+
+    def __len__(self) -> int:
+        return len(self.cut_starts)
+
+
+def file_chunks(model: Any, path: Path, n_chunks: int, mode: ChunkMode, hop: int | None = None) -> FileChunks:
+    """Decode, downmix and resample a file to the model's rate and plan its chunks as the checkpoint
+    (or the override) says, capped at what the file holds."""
+    audio, rate = load_audio(path, model.sample_rate)  # first: it refuses a named pipe by its type
+    info_rate = _native_rate(path)
+    n_fft = None
+    if mode == "patches":  # patches of the whole file's spectrogram (the musicnn library's rule)
+        frames = spectrogram_frames(model.net)
+        if frames is None:
+            raise ValueError("chunk mode 'patches' needs a model whose representation is a spectrogram")
+        hop, n_fft = frames
+    cut_starts, note = file_chunk_starts(len(audio), model.input_len, n_chunks, mode, hop, n_fft)
+    starts = cut_starts + n_fft // 2 if n_fft is not None else cut_starts  # a patch: its first frame's centre
+    return FileChunks(path, info_rate, rate, len(audio), audio, cut_starts, starts, model.input_len, note)
+
+
+def file_result(model: Any, item: FileChunks, chunk_scores: torch.Tensor) -> dict[str, Any]:
+    """The ``--format json`` object of a file (``top`` left out) from its chunk probabilities
+    ``(n_chunks, n_tags)``.
+
+    Raises:
+        AudioError: the scores are not finite (NaN or Inf): they are never reported as scores.
+    """
+    chunk_scores = chunk_scores.float().cpu()
+    song = aggregate_chunks(chunk_scores.unsqueeze(0), model.aggregate)[0]
+    if not (torch.isfinite(song).all() and torch.isfinite(chunk_scores).all()):
+        raise AudioError(item.path, "the model's scores are not finite (NaN or Inf)", "non_finite")
+    tags = list(model.tag_names)
+    return {
+        "path": str(item.path),
+        "sample_rate": item.native_rate,
+        "duration_s": round(item.n_samples / item.rate, 3),
+        "scores": dict(zip(tags, song.tolist(), strict=True)),
+        "timeline": [
+            {
+                "start_s": round(int(start) / item.rate, 3),
+                "scores": dict(zip(tags, row.tolist(), strict=True)),
+            }
+            for start, row in zip(item.starts, chunk_scores, strict=True)
+        ],
+    }
+
+
+@dataclass
+class _Pending:
+    """A file on its way through :func:`tag_many`: its plan (or error) and its logits so far."""
+
+    item: FileChunks | None
+    error: AudioError | None = None
+    logits: list[torch.Tensor] = field(default_factory=list)
+    scored: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or (self.item is not None and self.scored == len(self.item))
+
+
+@torch.inference_mode()
+def tag_many(
+    model: Any,
+    paths: Iterable[str | os.PathLike],
+    n_chunks: int | None = None,
+    mode: ChunkMode | None = None,
+    hop: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    note: Callable[[str], None] | None = None,
+) -> Iterator[dict[str, Any] | AudioError]:
+    """Tag many files, their chunks batched across files: one result per file, in order.
+
+    Files are decoded by a background thread (a couple ahead of the network) and planned into chunks
+    (the model's tagging setting unless ``n_chunks``/``mode``/``hop`` are given; see
+    :func:`file_chunk_starts`); chunks of consecutive files are cut into batches of ``batch_size``
+    (default: the model's ``eval_chunk_batch``), so memory is bounded whatever the number of chunks or
+    files. ``note`` receives a line for each file whose chunks were cut down.
+
+    Yields:
+        for each file, :func:`file_result`'s dict (``path``, ``sample_rate``, ``duration_s``,
+        ``scores``, ``timeline``), or the :class:`AudioError` that kept it from being tagged
+        (unreadable, no audio, NaN/Inf samples, or scores that are not finite).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    at_least("n_chunks", n_chunks)  # 0 is refused, not taken for "the default"
+    at_least("hop", hop)
+    at_least("batch_size", batch_size)
+    n_chunks = n_chunks if n_chunks is not None else model.tag_chunks
+    mode = mode or model.tag_chunk_mode
+    hop = hop if hop is not None else getattr(model, "tag_chunk_hop", None)
+    batch_size = batch_size if batch_size is not None else model.eval_chunk_batch
+    chunk_len = model.input_len
+    check_batch_memory(batch_size, chunk_len)
+    if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
+        paths = [paths]
+    files = [Path(p) for p in paths]
+    pending: deque[_Pending] = deque()
+    batch = np.zeros((batch_size, chunk_len), dtype=np.float32)
+    owners: list[tuple[_Pending, int]] = []  # (file, chunks of it in the batch) in batch order
+
+    def plan(path: Path) -> FileChunks | AudioError:
+        try:
+            return file_chunks(model, path, n_chunks, mode, hop)
+        except AudioError as err:
+            return err
+
+    def run_batch() -> None:
+        filled = sum(count for _, count in owners)
+        logits = model(torch.from_numpy(batch[:filled]).to(model.device)).float().cpu()
+        offset = 0
+        for entry, count in owners:
+            entry.logits.append(logits[offset : offset + count])
+            entry.scored += count
+            offset += count
+        owners.clear()
+
+    def finished() -> Iterator[dict[str, Any] | AudioError]:
+        while pending and pending[0].done:
+            entry = pending.popleft()
+            bar.update(1)
+            if entry.error is not None:
+                yield entry.error
+                continue
+            assert entry.item is not None
+            try:
+                yield file_result(model, entry.item, model.probabilities(torch.cat(entry.logits)))
+            except AudioError as err:
+                yield err
+
+    bar = tqdm(total=len(files), unit="file", desc="tag", file=sys.stderr, disable=not progress or None)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            for planned in _prefetched(pool, plan, files):
+                if isinstance(planned, AudioError):
+                    pending.append(_Pending(None, planned))
+                    yield from finished()
+                    continue
+                entry = _Pending(planned)
+                pending.append(entry)
+                if planned.note is not None and note is not None:
+                    note(f"{planned.path}: {planned.note}")
+                position = 0
+                while position < len(planned):
+                    filled = sum(count for _, count in owners)
+                    take = min(batch_size - filled, len(planned) - position)
+                    part = planned.cut_starts[position : position + take]
+                    batch[filled : filled + take] = cut_chunks(planned.audio, part, chunk_len)
+                    owners.append((entry, take))
+                    position += take
+                    if filled + take == batch_size:
+                        run_batch()
+                        yield from finished()
+            if owners:
+                run_batch()
+            yield from finished()
+        finally:
+            bar.close()
+
+
+def check_batch_memory(batch_size: int, chunk_len: int, what: str = "--batch-size") -> None:
+    """Refuse, before allocating it, a batch whose chunks alone would take a quarter of this machine's
+    memory (the network's activations take many times more)."""
+    need = batch_size * chunk_len * 4
+    limit = physical_memory() // 4
+    if limit and need > limit:
+        most = max(1, limit // (chunk_len * 4))
+        raise InputError(
+            f"{what} {batch_size}: a batch of {batch_size} chunks of {chunk_len} samples needs "
+            f"{need / 2**30:.1f} GiB, more than a quarter of this machine's {4 * limit / 2**30:.1f} GiB; "
+            f"use at most {most} (the scores do not depend on it)"
+        )
+
+
+def _prefetched(pool: Any, work: Callable[[Path], Any], files: list[Path], ahead: int = 2) -> Iterator[Any]:
+    """``work(file)`` of each file in order, at most ``ahead`` done before asked for (bounded memory)."""
+    queue: deque[Any] = deque()
+    for path in files:
+        queue.append(pool.submit(work, path))
+        if len(queue) > ahead:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()
+
+
+def tag_file(
+    model: Any, path: Path, n_chunks: int, mode: ChunkMode, hop: int | None = None
+) -> dict[str, Any]:
+    """Song-level scores of one file, with the per-chunk scores and start times (see :func:`tag_many`).
+
+    Raises:
+        AudioError: the file could not be tagged.
+    """
+    (result,) = tag_many(model, [path], n_chunks, mode, hop)
+    if isinstance(result, AudioError):
+        raise result
+    return result
+
+
+def _native_rate(path: Path) -> int:
+    import soundfile as sf
+
+    try:
+        return int(sf.info(os.fspath(path)).samplerate)
+    except Exception:  # noqa: BLE001  (load_audio reports the file properly)
+        return 0
+
+
+def _top(scores: dict[str, float], k: int) -> list[list[Any]]:
+    return [[tag, round(score, 6)] for tag, score in sorted(scores.items(), key=lambda kv: -kv[1])[:k]]

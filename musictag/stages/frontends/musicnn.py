@@ -1,0 +1,112 @@
+"""MusiCNN's musically motivated front end: timbral (vertical) and temporal (horizontal) filters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from musictag.stages.ops import conv2d_fast_input_grad
+from musictag.stages.registry import FRONTENDS, ConfigError
+
+
+class TimbralFilter(nn.Module):
+    """Conv2d of ``(height, width)`` ("same" in time, valid in frequency) → BN → ReLU → max over frequency:
+    ``(B, 1, F, T)`` → ``(B, C, T)`` (Won 2020: ``Conv_V``).
+
+    An even ``width`` is padded as TensorFlow's "same": one frame more after than before.
+    ``bn_after_relu`` applies ReLU before the BatchNorm (conv → ReLU → BN, the musicnn library's order).
+    """
+
+    def __init__(
+        self, in_channels: int, channels: int, height: int, width: int, bn_after_relu: bool = False
+    ) -> None:
+        super().__init__()
+        # odd widths pad inside the conv (its fast input-gradient path); even ones before it, asymmetrically
+        self.time_pad = (0, 0) if width % 2 else ((width - 1) // 2, width // 2)
+        self.conv = nn.Conv2d(
+            in_channels, channels, (height, width), padding=(0, width // 2 if width % 2 else 0)
+        )
+        self.bn = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU()
+        self.bn_after_relu = bn_after_relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.time_pad != (0, 0):
+            x = F.pad(x, self.time_pad)
+        out = conv2d_fast_input_grad(x, self.conv)
+        out = self.bn(self.relu(out)) if self.bn_after_relu else self.relu(self.bn(out))
+        return out.amax(dim=2)
+
+
+class TemporalFilter(nn.Module):
+    """Mean over frequency → Conv1d of ``length`` ("same") → BN → ReLU: ``(B, 1, F, T)`` → ``(B, C, T)``
+    (Won 2020: ``Conv_H``)."""
+
+    def __init__(self, in_channels: int, channels: int, length: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, channels, length, padding=length // 2)
+        self.bn = nn.BatchNorm1d(channels)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x.mean(dim=2))))
+
+
+@FRONTENDS.register("musicnn")
+class MusicnnFrontEnd(nn.Module):
+    """Timbral + temporal filters, concatenated over channels: ``(B, 1, F, T)`` → ``(B, C, T)``.
+
+    Defaults are the published MusiCNN: 204 timbral filters of ``0.7·F × 7`` and ``0.4·F × 7`` mel bins x
+    frames, 51 temporal filters of 129, 65 and 33 frames: 561 channels. The timbral heights are
+    fractions of the number of mel bands (``int(fraction · F)``), as in both reference implementations.
+
+    Args:
+        temporal_pooling: ``mean`` averages the bands and convolves the result (Won et al. 2020's port);
+            ``max`` convolves every band with a ``1 × length`` filter and keeps the maximum over bands (the
+            musicnn library, Pons et al.).
+        bn_after_relu: conv → ReLU → BN in every filter (the musicnn library) instead of conv → BN → ReLU.
+
+    References: J. Pons, O. Nieto, M. Prockup, E. Schmidt, A. Ehmann, X. Serra, "End-to-end learning
+    for music audio tagging at scale", ISMIR 2018.
+    """
+
+    input_ndim = 3
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        timbral_channels: int = 204,
+        timbral_heights: Sequence[float] = (0.7, 0.4),
+        timbral_width: int = 7,
+        temporal_channels: int = 51,
+        temporal_lengths: Sequence[int] = (129, 65, 33),
+        temporal_pooling: Literal["mean", "max"] = "mean",
+        bn_after_relu: bool = False,
+    ) -> None:
+        super().__init__()
+        in_channels, n_bands = in_shape[0], in_shape[1]
+        layers: list[nn.Module] = [
+            TimbralFilter(
+                in_channels, timbral_channels, int(fraction * n_bands), timbral_width, bn_after_relu
+            )
+            for fraction in timbral_heights
+        ]
+        if temporal_pooling == "mean":
+            if bn_after_relu:
+                raise ConfigError("musicnn: bn_after_relu needs temporal_pooling 'max'")
+            layers += [TemporalFilter(in_channels, temporal_channels, length) for length in temporal_lengths]
+        elif temporal_pooling == "max":
+            layers += [
+                TimbralFilter(in_channels, temporal_channels, 1, length, bn_after_relu)
+                for length in temporal_lengths
+            ]
+        else:
+            raise ConfigError(f"musicnn: unknown temporal_pooling {temporal_pooling!r}; use 'mean' or 'max'")
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([layer(x) for layer in self.layers], dim=1)
