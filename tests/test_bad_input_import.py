@@ -1,4 +1,4 @@
-"""`musictag import-pretrained` under bad input: one line, exit 2, nothing of the user's changed.
+"""`musictag import-weights` under bad input: one line, exit 2, nothing of the user's changed.
 
 Both sources get the inputs nobody listed: a missing path, a folder for a file and a file for a
 folder, empty and truncated files, a ``.pth`` that is no state dict or another architecture's or a
@@ -32,7 +32,7 @@ def wheel() -> Path:
 
 
 def run(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    return run_musictag(["import-pretrained", *argv], capsys)
+    return run_musictag(["import-weights", *argv], capsys)
 
 
 def sota(weights: Path, out: Path, arch: str = "fcn") -> list[str]:
@@ -71,7 +71,7 @@ def refused(argv: list[str], monkeypatch, capsys, *expected: str) -> str:
     assert code == 2, (argv, err)
     assert "Traceback" not in err and stdout == ""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("musictag import-pretrained: error: "), err
+    assert len(lines) == 1 and lines[0].startswith("musictag import-weights: error: "), err
     for part in expected:
         assert part in lines[0], (part, lines[0])
     return lines[0]
@@ -268,7 +268,7 @@ def test_ctrl_c_while_writing_leaves_nothing_in_process(inputs, monkeypatch, cap
 
     monkeypatch.setattr(torch, "save", interrupted_save)
     code, _, err = run(sota(inputs["pth"], out), monkeypatch, capsys)
-    assert code == 130 and err.strip() == "musictag import-pretrained: stopped by Ctrl-C"
+    assert code == 130 and err.strip() == "musictag import-weights: stopped by Ctrl-C"
     assert list(inputs["out"].iterdir()) == []
 
 
@@ -287,7 +287,7 @@ def test_ctrl_c_while_writing_leaves_nothing(inputs):
             time.sleep(60)
         torch.save = slow_save
         from musictag.cli import main
-        main(["import-pretrained", *{sota(inputs["pth"], out)!r}])
+        main(["import-weights", *{sota(inputs["pth"], out)!r}])
         """
     )
     proc = child(["-c", script])

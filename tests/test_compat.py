@@ -94,3 +94,12 @@ def test_old_class_paths_name_the_same_classes(old, new):
     from jsonargparse.typing import import_object  # type: ignore[import-untyped]
 
     assert import_object(old) is import_object(new)
+
+
+def test_a_renamed_command_still_runs_under_its_old_name(capsys):
+    """``import-pretrained`` became ``import-weights``: the old name runs the command; ``--help`` of
+    ``musictag`` lists the new one only."""
+    code, out, _ = run_musictag(["import-pretrained", "--help"], capsys)
+    assert code == 0 and out.startswith("usage: musictag import-weights")
+    code, out, _ = run_musictag(["--help"], capsys)
+    assert "import-weights" in out and "import-pretrained" not in out

@@ -154,7 +154,7 @@ def test_import_pretrained_into_a_folder_leaves_nothing(tmp_path, monkeypatch, c
     (tmp_path / "adir").mkdir()
     code, _, err = run(
         [
-            "import-pretrained",
+            "import-weights",
             "--arch",
             "fcn",
             "--dataset",

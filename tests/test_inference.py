@@ -1,4 +1,4 @@
-"""`musictag tag`, `import-pretrained`, `predict`, and fine-tuning from published weights."""
+"""`musictag tag`, `import-weights`, `predict`, and fine-tuning from published weights."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_imported_published_models_reproduce_the_probe(checkpoint, probe_wav, tm
     ckpt = tmp_path / "model.ckpt"
     code, out, _ = run(
         [
-            "import-pretrained",
+            "import-weights",
             "--source",
             "sota",
             "--arch",
@@ -119,7 +119,7 @@ def test_fine_tune_an_imported_mtat_model_with_a_new_head(
     ckpt = tmp_path / "musicnn.ckpt"
     run(
         [
-            "import-pretrained",
+            "import-weights",
             "--arch",
             "musicnn",
             "--dataset",

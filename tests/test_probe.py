@@ -81,7 +81,7 @@ def live_and_cached(family: str, corpus: Path, tmp_path: Path) -> tuple[dict, di
         "--model.init_args.representation=waveform",
         "--model.init_args.frontend="
         + json.dumps(
-            {"name": "pretrained", "path": str(encoder), "layers": layers, "mix": mix, "encoder_batch": 1}
+            {"name": "hf_encoder", "path": str(encoder), "layers": layers, "mix": mix, "encoder_batch": 1}
         ),
         f"--model.init_args.input_len={CHUNK_LEN}",
     ]

@@ -91,3 +91,12 @@ def test_register_refuses_a_second_class_under_one_name():
         @registry.register("a")
         class B(nn.Module):
             pass
+
+
+def test_an_earlier_stage_name_resolves_to_the_renamed_stage_and_is_not_listed():
+    assert FRONTENDS.get("pretrained") is FRONTENDS.get("hf_encoder")
+    assert "pretrained" in FRONTENDS and "pretrained" not in FRONTENDS.names()
+    cls, kwargs, _ = FRONTENDS.resolve({"name": "pretrained", "path": "x"})
+    assert cls is FRONTENDS.get("hf_encoder") and kwargs == {"path": "x"}
+    with pytest.raises(ConfigError, match="'nosuch' is not registered: cannot alias 'old' to it"):
+        Registry("thing").alias("old", "nosuch")

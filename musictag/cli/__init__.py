@@ -1,7 +1,7 @@
 """The ``musictag`` command: one module per subcommand (parse, call, print).
 
 ``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's (:mod:`musictag.cli.lightning_cli`); the
-tools of :data:`TOOLS` (``tag``, ``prepare``, ``embed``, ``import-pretrained``, ``bench``) take their own
+tools of :data:`TOOLS` (``tag``, ``prepare``, ``embed``, ``import-weights``, ``bench``) take their own
 arguments. ``musictag`` / ``musictag --help`` list every command.
 """
 
@@ -26,8 +26,10 @@ TOOLS = {
     "prepare": "musictag.cli.prepare:main",
     "embed": "musictag.cli.embed:main",
     "tag": "musictag.cli.tag:main",
-    "import-pretrained": "musictag.convert.sota:main",
+    "import-weights": "musictag.convert.sota:main",
 }
+#: Earlier names of commands: they still run, and ``musictag --help`` lists only the new name.
+RENAMED = {"import-pretrained": "import-weights"}
 
 #: Every subcommand with its line in ``musictag --help``.
 COMMANDS = {
@@ -38,7 +40,7 @@ COMMANDS = {
     "tag": "tag audio files and folders with a checkpoint: musictag tag song.mp3 --ckpt CKPT",
     "prepare": "decode a corpus once into a packed int16 cache: musictag prepare mtat --root ... --out ...",
     "embed": "store a frozen pretrained encoder's embeddings of a corpus, to train probes on",
-    "import-pretrained": "turn published weights into a musictag checkpoint",
+    "import-weights": "turn published weights into a musictag checkpoint",
     "bench": "training throughput of the architectures (and data loading) on this machine",
 }
 
@@ -67,6 +69,8 @@ def main(args: Any = None) -> None:
     if argv is not None and (not argv or argv[0] in ("-h", "--help")):
         print(overview())
         raise SystemExit(0 if argv else 2)
+    if argv and argv[0] in RENAMED:
+        argv[0] = RENAMED[argv[0]]
     if argv and argv[0] in TOOLS:
         module_name, function = TOOLS[argv[0]].split(":")
         tool = getattr(importlib.import_module(module_name), function)

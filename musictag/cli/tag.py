@@ -28,7 +28,7 @@ from musictag.inference.tagging import _top, check_batch_memory, load_model, pic
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="musictag tag", description=__doc__.splitlines()[0])
     parser.add_argument("audio", nargs="+", help="audio files and folders (searched recursively)")
-    parser.add_argument("--ckpt", required=True, help="a musictag checkpoint (fit, or import-pretrained)")
+    parser.add_argument("--ckpt", required=True, help="a musictag checkpoint (fit, or import-weights)")
     parser.add_argument("--top-k", type=int, default=5, help="tags shown per file (at least 1)")
     parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
     parser.add_argument(

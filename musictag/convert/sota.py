@@ -187,14 +187,14 @@ def import_sota(arch: str, dataset: str, weights: Pathlike, out: Pathlike, force
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``musictag import-pretrained --source sota --arch ARCH --dataset DATASET --weights PTH --out CKPT``,
+    """``musictag import-weights --source sota --arch ARCH --dataset DATASET --weights PTH --out CKPT``,
     or ``--source musicnn --model MODEL --weights DIR --out CKPT``. An existing ``--out`` is replaced
     only with ``--force``; the inputs are never written."""
     import argparse
 
     from musictag.convert.musicnn import MUSICNN_MODELS, import_musicnn
 
-    parser = argparse.ArgumentParser(prog="musictag import-pretrained", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="musictag import-weights", description=main.__doc__)
     parser.add_argument(
         "--source",
         choices=["sota", "musicnn"],
@@ -223,5 +223,5 @@ def main(argv: list[str] | None = None) -> int:
         path = import_musicnn(args.model, args.weights, args.out, force=args.force)
     else:
         path = import_sota(args.arch, args.dataset, args.weights, args.out, force=args.force)
-    print(f"musictag import-pretrained: wrote {path}")
+    print(f"musictag import-weights: wrote {path}")
     return 0

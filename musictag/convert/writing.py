@@ -1,4 +1,4 @@
-"""The files of ``musictag import-pretrained``: what it reads is never written, what it writes is whole.
+"""The files of ``musictag import-weights``: what it reads is never written, what it writes is whole.
 
 Both sources (a sota-music-tagging-models ``.pth``, a musicnn TensorFlow checkpoint folder) go through
 the same two steps, checked before any weights are loaded:

@@ -117,7 +117,7 @@ class AudioTagger:
 def load(
     ckpt: Pathlike, device: str = "auto", n_chunks: int | None = None, chunk_mode: str | None = None
 ) -> AudioTagger:
-    """A musictag checkpoint (``fit`` or ``import-pretrained``) ready to tag files.
+    """A musictag checkpoint (``fit`` or ``import-weights``) ready to tag files.
 
     ``device``: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, … A probe trained from an
     embedding cache is rebuilt with its encoder (:mod:`musictag.inference.loading`). Bad settings raise

@@ -52,7 +52,7 @@ def live_probe_settings(ckpt: str, hparams: dict[str, Any]) -> dict[str, Any]:
 
     how = (
         "to tag audio, fit a live model from it: musictag fit ... --model.init_args.representation=waveform "
-        f"--model.init_args.frontend='{{name: pretrained, path: ENCODER, layers: ...}}' "
+        f"--model.init_args.frontend='{{name: hf_encoder, path: ENCODER, layers: ...}}' "
         f"--model.init_args.pretrained={ckpt} --trainer.max_epochs=0"
     )
     args = _spec_args(hparams.get("representation"))
@@ -76,7 +76,7 @@ def live_probe_settings(ckpt: str, hparams: dict[str, Any]) -> dict[str, Any]:
     if settings_path.is_file():
         encoder_batch = json.loads(settings_path.read_text()).get("encoder_batch")
     live_frontend = {
-        "name": "pretrained",
+        "name": "hf_encoder",
         "path": index["encoder"]["path"],
         "layers": [int(i) for i in wanted],
         "mix": _spec_args(frontend).get("mix", "concat"),

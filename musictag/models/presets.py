@@ -289,7 +289,7 @@ register_preset(
             "bn_after_relu": True,
         },
         params_at_50_tags=787_159,
-        notes="musictag import-pretrained --source musicnn --model MTT_musicnn|MSD_musicnn loads its weights",
+        notes="musictag import-weights --source musicnn --model MTT_musicnn|MSD_musicnn loads its weights",
     )
 )
 
@@ -315,7 +315,7 @@ register_preset(
         backend={"name": "flatten"},
         head={"name": "linear", "dropout": 0.5},
         params_at_50_tags=605_748,
-        notes="musictag import-pretrained --source musicnn --model MTT_vgg|MSD_vgg loads its weights",
+        notes="musictag import-weights --source musicnn --model MTT_vgg|MSD_vgg loads its weights",
     )
 )
 

@@ -32,6 +32,7 @@ class Registry:
         self.kind = kind
         self.plural = plural or f"{kind}s"
         self._classes: dict[str, type] = {}
+        self._aliases: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Class decorator: ``@BACKENDS.register("global_max")``."""
@@ -45,15 +46,22 @@ class Registry:
 
         return decorator
 
+    def alias(self, old: str, new: str) -> None:
+        """Keep an earlier name of a registered stage resolving (configs written before a rename); it is
+        not listed by :meth:`names`."""
+        if new not in self._classes:
+            raise ConfigError(f"{self.kind} {new!r} is not registered: cannot alias {old!r} to it")
+        self._aliases[old] = new
+
     def names(self) -> list[str]:
         return sorted(self._classes)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._classes
+        return name in self._classes or name in self._aliases
 
     def get(self, name: str) -> type:
         try:
-            return self._classes[name]
+            return self._classes[self._aliases.get(name, name)]
         except KeyError:
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; registered {self.plural}: {', '.join(self.names())}"

@@ -218,7 +218,7 @@ def test_tag_on_gpu_gives_the_cpu_scores(tmp_path, monkeypatch, capsys):
     weights = SOTA / "models" / "mtat" / "musicnn" / "best_model.pth"
     run_cli(
         [
-            "import-pretrained",
+            "import-weights",
             "--source",
             "sota",
             "--arch",

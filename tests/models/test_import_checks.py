@@ -1,4 +1,4 @@
-"""`musictag import-pretrained` checks what its inputs say they are, and never writes over them.
+"""`musictag import-weights` checks what its inputs say they are, and never writes over them.
 
 Issue 27's second wave: a musicnn folder of another model imported under the asked model's tags, a
 corrupted ``.data`` imported as other weights (the CRC-32C never checked), ``--out`` overwriting the
@@ -25,13 +25,13 @@ def wheel() -> Path:
 
 
 def run(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
-    return run_musictag(["import-pretrained", *argv], capsys)
+    return run_musictag(["import-weights", *argv], capsys)
 
 
 def one_error(err: str) -> str:
     """The one error line of a refused import (no traceback, nothing else)."""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("musictag import-pretrained: error: "), err
+    assert len(lines) == 1 and lines[0].startswith("musictag import-weights: error: "), err
     return lines[0]
 
 
@@ -237,6 +237,6 @@ def test_an_existing_out_is_replaced_only_with_force(pth, tmp_path, monkeypatch,
     assert code == 2 and "exists; pass --force to replace it" in one_error(err)
     assert out.read_bytes() == b"the user's file"
     code, stdout, err = run(sota(pth, out, "--force"), monkeypatch, capsys)
-    assert (code, err) == (0, "") and stdout.strip() == f"musictag import-pretrained: wrote {out}"
+    assert (code, err) == (0, "") and stdout.strip() == f"musictag import-weights: wrote {out}"
     assert torch.load(out, weights_only=True)["musictag_source"]["arch"] == "fcn"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth", "x.ckpt"]  # no temporary left

@@ -201,7 +201,7 @@ def test_cli_imports_tags_as_json_and_plots(tmp_path, capsys, taggers):
     with pytest.raises(SystemExit) as done:
         main(
             [
-                "import-pretrained",
+                "import-weights",
                 "--source",
                 "musicnn",
                 "--model",
@@ -213,7 +213,7 @@ def test_cli_imports_tags_as_json_and_plots(tmp_path, capsys, taggers):
             ]
         )
     assert done.value.code == 0
-    assert capsys.readouterr().out.strip() == f"musictag import-pretrained: wrote {ckpt}"
+    assert capsys.readouterr().out.strip() == f"musictag import-weights: wrote {ckpt}"
     song = REFERENCE / FILES[0]
     plots = tmp_path / "plots"
     with pytest.raises(SystemExit) as done:

@@ -213,7 +213,7 @@ class LayerMixFrontEnd(nn.Module):
         return self.mix(hidden)
 
 
-@FRONTENDS.register("pretrained")
+@FRONTENDS.register("hf_encoder")
 class PretrainedEncoder(nn.Module):
     """A Hugging Face audio encoder: waveform ``(B, 1, S)`` at ``sample_rate`` → ``(B, D', T)``.
 
@@ -380,3 +380,7 @@ class PretrainedEncoder(nn.Module):
         if wave.ndim == 3:
             wave = wave.squeeze(1)
         return self.mix(self.hidden_states(wave).float())
+
+
+# its name until 2026-12, when "pretrained" came to mean only the checkpoint a model starts from
+FRONTENDS.alias("pretrained", "hf_encoder")
