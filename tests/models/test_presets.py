@@ -65,32 +65,34 @@ def test_a_composition_that_is_no_preset_builds_from_yaml(tiny_corpus, tmp_path,
 
 
 def test_recipes_are_generated_from_the_presets():
-    from musictag.models.export import CORPORA, RECIPE_ARCHS, recipe_yaml
+    from musictag.models.export import CORPORA, GENERATED, RECIPE_ARCHS, recipe_yaml
 
     for corpus in CORPORA:
         files = {p.stem: p for p in (MODELS_DIR.parent / corpus).glob("*.yaml")}
         assert set(files) == set(RECIPE_ARCHS), corpus
         for arch, path in files.items():
             assert path.read_text() == recipe_yaml(corpus, arch), f"{path}: run `make presets`"
+            assert path.read_text().startswith(GENERATED + "\n")
             config = yaml.safe_load(path.read_text())
             assert config["data"]["init_args"]["batch_size"] == 16
             assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 1e-4
 
 
 def test_model_files_are_generated_from_the_presets():
-    from musictag.models.export import preset_yaml
+    from musictag.models.export import GENERATED, preset_yaml
     from musictag.models.presets import get_preset, preset_names
 
     for name in preset_names():
         path = MODELS_DIR / f"{name}.yaml"
         assert path.read_text() == preset_yaml(get_preset(name)), f"{path}: run `make presets`"
+        assert path.read_text().startswith(GENERATED + "\n")
         init_args = yaml.safe_load(path.read_text())["model"]["init_args"]
         assert {k: init_args[k] for k in get_preset(name).stages()} == get_preset(name).stages()
 
 
 def test_config_files_quote_what_yaml_would_misread():
     """Values that hand-built YAML breaks (a colon, a leading '#', 'yes', a number-like string) survive."""
-    from musictag.models.export import config_yaml
+    from musictag.models.export import GENERATED, config_yaml
 
     tricky = {
         "a": "key: value",
@@ -103,5 +105,5 @@ def test_config_files_quote_what_yaml_would_misread():
     text = config_yaml(
         ["a comment: with a colon"], {"model": {"init_args": tricky, "pools": [[2, 4], [3, 5]]}}
     )
-    assert text.startswith("# a comment: with a colon\n")
+    assert text.startswith(GENERATED + "\n#\n# a comment: with a colon\n")
     assert yaml.safe_load(text) == {"model": {"init_args": tricky, "pools": [[2, 4], [3, 5]]}}
