@@ -16,7 +16,6 @@ thread, so the host-to-device copy that Lightning issues with ``non_blocking=Tru
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from typing import Any
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, default_collate
+
+from musictag.guards import usable_cores
 
 Batch = dict[str, torch.Tensor]
 
@@ -34,10 +35,7 @@ def default_workers() -> int:
     on: there the loop reading its own batches is as fast as 2 reader threads (``musictag bench
     --data-only`` on a shared 2-core machine, five runs: medians of 18.5k–37.4k against 19.1k–31.4k
     chunks/s, each ahead in some) and leaves both cores to the training step."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     return 0 if cores <= 2 else min(4, cores - 1)
 
 

@@ -115,6 +115,26 @@ def _check_not_an_input(out: Path, inputs: Iterable[Pathlike], what: str) -> Non
             )
 
 
+def check_writable_folder(folder: Pathlike, what: str) -> Path:
+    """``folder`` as a ``Path`` if a command can write in it (an existing folder, or one it can
+    create); else :class:`InputError` naming the part of the path that is a file or not writable.
+
+    For folders a command adds to (a runs folder, a cache root); :func:`check_output_folder` is for
+    folders a command fills and must not find the user's files in.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{what} {folder} is a file, not a folder; give a folder")
+    if folder.is_dir():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(
+                f"{what} {folder}: cannot write in it (permission denied); give a folder you may write"
+            )
+        return folder
+    _check_writable_parent(folder, what)
+    return folder
+
+
 def _check_writable_parent(out: Path, what: str) -> None:
     parent = out.parent if str(out.parent) else Path(".")
     existing = parent
@@ -192,6 +212,39 @@ def check_output_folder(
         return out
     _check_writable_parent(out, what)
     return out
+
+
+def given_path(text: str) -> str:
+    """An ``argparse`` ``type=`` for path options: an empty (or blank) path is refused by name.
+
+    ``Path("")`` is the working folder, so an empty ``--ckpt``, ``--out`` or ``--plot`` would otherwise
+    be read as "." (or, for ``--plot``, ignored) and refused, if at all, with a message about ".".
+    """
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder")
+    return text
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity on Linux, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def at_most_per_core(name: str, value: int | None, per_core: int = 1) -> None:
+    """:class:`InputError` if ``value`` (threads, processes) exceeds ``per_core`` per usable core:
+    ``--threads 100000`` would spend minutes starting threads that only wait for a core."""
+    cores = usable_cores()
+    if value is not None and value > per_core * cores:
+        each = "" if per_core == 1 else f" ({per_core} per core)"
+        raise InputError(
+            f"{name} {value} is more than this machine's {cores} CPU core(s) can run{each}; "
+            f"give at most {per_core * cores}"
+        )
 
 
 def at_least(name: str, value: int | float | None, minimum: int | float = 1) -> None:

@@ -41,3 +41,38 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     SyntheticDataModule(**tiny_synthetic_args(str(root))).prepare_data()
     return root
+
+
+#: How long a test that made a named pipe may run: opening one for reading blocks until a writer comes,
+#: so a regression of the file-type checks would hang the suite rather than fail it.
+PIPE_DEADLINE_S = 120
+
+
+class NamedPipeHang(Exception):
+    """Raised in a test that made a named pipe and ran past :data:`PIPE_DEADLINE_S`."""
+
+
+@pytest.fixture(autouse=True)
+def named_pipes_cannot_hang(monkeypatch: pytest.MonkeyPatch):
+    """Every ``os.mkfifo`` of a test arms a deadline: past it, the blocked call raises NamedPipeHang."""
+    if not hasattr(os, "mkfifo") or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+    mkfifo, armed = os.mkfifo, []
+
+    def on_alarm(signum, frame):
+        raise NamedPipeHang(
+            f"the test made a named pipe and ran past {PIPE_DEADLINE_S} s: a read blocked on it?"
+        )
+
+    def mkfifo_with_deadline(*args, **kwargs):
+        mkfifo(*args, **kwargs)
+        if not armed:
+            armed.append(signal.signal(signal.SIGALRM, on_alarm))
+            signal.alarm(PIPE_DEADLINE_S)
+
+    monkeypatch.setattr(os, "mkfifo", mkfifo_with_deadline)
+    yield
+    if armed:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, armed[0])

@@ -352,8 +352,9 @@ def test_embed_stopped_by_ctrl_c_exits_130_and_resumes_exactly(encoder, prepared
     [
         ("--tracks-per-shard", "0", 1),
         ("--tracks-per-shard", "-1", 1),
-        ("--sample-rate", "0", 1),
-        ("--sample-rate", "-1", 1),
+        ("--sample-rate", "0", 1000),
+        ("--sample-rate", "-1", 1000),
+        ("--sample-rate", "16", 1000),  # 16 for 16000
         ("--workers", "0", 1),
         ("--workers", "-1", 1),
         ("--min-seconds", "-1", 0),

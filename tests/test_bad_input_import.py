@@ -127,6 +127,22 @@ def test_pth_contents_that_would_import_differently_are_refused(inputs, monkeypa
     assert not out.exists()
 
 
+def test_a_pth_of_another_tag_count_is_refused_by_the_command(inputs, monkeypatch, capsys):
+    """The output width is what a weights-only .pth says of its corpus: checked against --dataset."""
+    where, out = inputs["out"], inputs["out"] / "x.ckpt"
+    state = torch.load(inputs["pth"], map_location="cpu", weights_only=True)
+    narrow = dict(state)
+    narrow["dense.weight"] = state["dense.weight"][:10].clone()
+    narrow["dense.bias"] = state["dense.bias"][:10].clone()
+    torch.save(narrow, where / "ten.pth")
+    line = refused(sota(where / "ten.pth", out), monkeypatch, capsys)
+    assert line == (
+        f"musictag import-weights: error: --weights {where / 'ten.pth'} has 10 outputs but --dataset mtat "
+        "has 50 tags: a model of another tag set; give the weights published for this dataset"
+    )
+    assert not out.exists()
+
+
 def test_bad_names_and_numbers_are_refused_without_a_traceback(inputs, monkeypatch, capsys):
     out = inputs["out"] / "x.ckpt"
     refused(
@@ -305,7 +321,9 @@ def test_empty_paths_and_an_index_file_as_weights(inputs, monkeypatch, capsys):
     for weights, given in (("", str(out)), (str(inputs["pth"]), " ")):
         argv = ["--arch", "fcn", "--dataset", "mtat", "--weights", weights, "--out", given]
         code, _, err = run(argv, monkeypatch, capsys)
-        assert code == 2 and "is empty; give a path" in err and "Traceback" not in err
+        option = "--weights" if not weights else "--out"
+        assert code == 2 and f"argument {option}: an empty path; give a file or folder" in err, err
+        assert "Traceback" not in err
     refused(
         sota(inputs["crnn"], out), monkeypatch, capsys, f"--weights {inputs['crnn']} does not fit --arch fcn"
     )

@@ -124,6 +124,15 @@ def test_patches_mode_says_when_a_file_is_shorter_than_one_chunk(ckpt, song, cap
     # a model whose chunk is not whole frames: one line, not a traceback from the decoding thread
     code, _, err = run(["tag", str(song), "--ckpt", str(ckpt), "--chunk-mode", "patches"], capsys)
     assert code == 2 and "--chunk-mode patches does not fit this model" in one_error_line(err)
+    # and the command says it: a model of whole frames (8.2 s chunks), a 4-second song
+    torch.manual_seed(0)
+    frames = TaggingModule(n_tags=3, tag_names=["a", "b", "c"], input_len=512 + 256 * 511, **TINY_SHORT_CHUNK)
+    whole = save_module_checkpoint(frames.eval(), song.parent / "frames.ckpt")
+    code, out, err = run(["tag", str(song), "--ckpt", str(whole), "--chunk-mode", "patches"], capsys)
+    assert code == 0 and "Traceback" not in err and str(song) in out, err
+    assert err.strip().splitlines() == [
+        f"musictag tag: note: {song}: shorter than one chunk ({512 + 256 * 511} samples): tagged once, zero-padded"
+    ]
 
 
 def test_zero_settings_are_refused_in_python_too(model, ckpt, song):

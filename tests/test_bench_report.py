@@ -72,6 +72,19 @@ def figures_of_step(**fields) -> StepFigure:
     return StepFigure(**values)  # type: ignore[arg-type]
 
 
+def test_save_replaces_its_own_figures_and_no_other_file(tmp_path, capsys):
+    saved = tmp_path / "bench.json"
+    tiny = ["--arch", "pons_time", "--steps", "1", "--repeats", "1", "--warmup", "0"]
+    assert run(["bench", *tiny, "--batch-size", "3", "--save", str(saved)]) == 0
+    assert run(["bench", *tiny, "--batch-size", "2", "--save", str(saved)]) == 0
+    assert [f["batch"] for f in json.loads(saved.read_text())] == [2]  # this run's figures
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    capsys.readouterr()
+    assert run(["bench", *tiny, "--save", str(tmp_path / "notes.json")]) == 2
+    assert (tmp_path / "notes.json").read_text() == '{"mine": 1}'
+    assert "is not figures written by musictag bench --save" in capsys.readouterr().err
+
+
 def test_report_of_every_kind_of_figure():
     steps = [
         figures_of_step(precision="32", batch=16, samples_per_s=999.4, peak_memory_mib=512.0),

@@ -138,3 +138,13 @@ def test_check_device_refuses_what_this_machine_cannot_run_on(monkeypatch):
         InputError, match=r"--device cuda:2: this machine has 2 CUDA GPU\(s\), cuda:0 … cuda:1"
     ):
         check_device("cuda:2")
+
+
+def test_a_test_blocked_on_its_named_pipe_fails_instead_of_hanging(tmp_path, monkeypatch):
+    """The suite's net under every named-pipe test (conftest.named_pipes_cannot_hang)."""
+    import conftest
+
+    monkeypatch.setattr(conftest, "PIPE_DEADLINE_S", 1)
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(conftest.NamedPipeHang, match="ran past 1 s"):
+        (tmp_path / "pipe").read_bytes()  # blocks until a writer comes: none will

@@ -50,15 +50,26 @@ def test_non_finite_audio_fails_its_file_and_json_stays_valid(ckpt, model, tmp_p
 
 
 def test_nothing_to_tag_is_an_error(ckpt, tmp_path, capsys):
+    from musictag.audio import AUDIO_EXTENSIONS
+
+    EXTENSIONS = ", ".join(AUDIO_EXTENSIONS)  # noqa: N806
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no audio here")
     code, out, err = run(["tag", str(tmp_path / "empty"), "--ckpt", str(ckpt)], capsys)
     assert code == 2 and out == ""
-    assert f"no audio files under {tmp_path / 'empty'}" in err
-    assert (
-        err.strip().splitlines()[-1]
-        == "musictag tag: error: nothing to tag: no audio files in the given paths"
+    assert err.strip().splitlines() == [  # the one path given, and what is wrong with it: one line
+        f"musictag tag: error: nothing to tag: no audio files under {tmp_path / 'empty'} ({EXTENSIONS})"
+    ]
+    # two paths, two problems: each named, then the error
+    code, out, err = run(
+        ["tag", str(tmp_path / "empty"), str(tmp_path / "gone.wav"), "--ckpt", str(ckpt)], capsys
     )
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        f"musictag tag: skipped {tmp_path / 'gone.wav'}: no such file or folder",
+        f"musictag tag: no audio files under {tmp_path / 'empty'} ({EXTENSIONS})",
+        "musictag tag: error: nothing to tag: no audio files in the given paths (what was wrong is above)",
+    ]
     # an empty folder next to real audio: the others are tagged, the folder is named, exit 1
     write_audio(tmp_path / "song.wav", sine(440, 4.0), 16000)
     code, out, err = run(

@@ -36,7 +36,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from musictag.guards import at_least, check_device, check_output_file
+from musictag.guards import (
+    InputError,
+    at_least,
+    at_most_per_core,
+    check_device,
+    check_output_file,
+    given_path,
+)
 from musictag.models import Tagger, available, resolve_architecture
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
@@ -319,6 +326,21 @@ def _precision(value: str) -> str:
     return value
 
 
+def check_own_figures(path: str) -> None:
+    """``--save`` replaces only what an earlier ``--save`` wrote: any other file there is refused."""
+    from musictag.bench.report import load_figures
+
+    if not Path(path).is_file():
+        return
+    try:
+        load_figures([path])
+    except ValueError:
+        raise InputError(
+            f"--save {path} exists and is not figures written by musictag bench --save; give a new path "
+            "(it is not overwritten)"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="musictag bench", description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=None, help="architectures (default: all)")
@@ -357,11 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--save",
+        type=given_path,
         metavar="FILE",
         help="also write the figures as JSON to FILE, rewritten after every configuration",
     )
     parser.add_argument(
         "--report",
+        type=given_path,
         nargs="+",
         metavar="FILE",
         help="print the README's markdown tables of figures saved by --save or printed by --json, and exit",
@@ -373,10 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         return report_main(args.report)
     # every number, the device and --save before anything is measured (a bad one costs nothing)
     at_least("--threads", args.threads, 1)
+    at_most_per_core("--threads", args.threads)
     at_least("--data-repeats", args.data_repeats, 1)
     device = torch.device(check_device(args.device))
     if args.save:
         check_output_file(args.save, "--save", overwrite=True)
+        check_own_figures(args.save)
     saved: list[dict[str, Any]] = []
 
     def keep(rows: list[dict[str, Any]]) -> None:

@@ -30,7 +30,7 @@ from musictag.cli.embed_checks import (
     is_embedding_dir,
     load_datamodule,
 )
-from musictag.guards import at_least, check_device, check_output_folder
+from musictag.guards import at_least, check_device, check_output_folder, given_path
 from musictag.types import ConfigError, Pathlike
 
 
@@ -256,9 +256,13 @@ def parse_layers(text: str) -> int | list[int] | str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="musictag embed", description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", required=True, help="a Hugging Face model folder or a cached Hub id")
-    parser.add_argument("--data", required=True, help="a YAML config with a data: section (a fit config)")
-    parser.add_argument("--out", required=True, help="the embedding cache folder to write")
+    parser.add_argument(
+        "--encoder", type=given_path, required=True, help="a Hugging Face model folder or a cached Hub id"
+    )
+    parser.add_argument(
+        "--data", type=given_path, required=True, help="a YAML config with a data: section (a fit config)"
+    )
+    parser.add_argument("--out", type=given_path, required=True, help="the embedding cache folder to write")
     parser.add_argument(
         "--layers", type=parse_layers, default="all", help="all (default), an index, or 0,4,8"
     )

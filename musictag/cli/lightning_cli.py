@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.base import TaggingDataModule
+from musictag.guards import InputError, at_least, check_writable_folder
 from musictag.training.callbacks import Checkpoint, default_callbacks
 from musictag.training.module import TaggingModule
 from musictag.types import ConfigError
@@ -194,11 +196,85 @@ class SaveConfigToLoggers(SaveConfigCallback):
                 logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
 
 
+#: Trainer settings Lightning takes unchecked (a ZeroDivisionError mid-epoch, or silently nothing): minimum.
+TRAINER_MINIMUMS = {
+    "accumulate_grad_batches": 1,
+    "check_val_every_n_epoch": 1,
+    "log_every_n_steps": 1,
+    "num_nodes": 1,
+    "num_sanity_val_steps": -1,
+    "gradient_clip_val": 0,
+    "reload_dataloaders_every_n_epochs": 0,
+}
+
+
+def check_trainer_numbers(trainer: Any) -> None:
+    """``--trainer.X`` below its minimum (:data:`TRAINER_MINIMUMS`), or a zero ``val_check_interval``:
+    one line before anything runs."""
+    for key, minimum in TRAINER_MINIMUMS.items():
+        value = trainer.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            at_least(f"--trainer.{key}", value, minimum)
+    interval = trainer.get("val_check_interval")
+    if isinstance(interval, (int, float)) and not isinstance(interval, bool) and not interval > 0:
+        raise InputError(
+            f"--trainer.val_check_interval must be above 0, got {interval} (a fraction of an epoch, or batches)"
+        )
+
+
+#: Lines of jsonargparse's nested error reports that say how it searched, not what was wrong.
+_SEARCH_LINES = re.compile(
+    r"^(- )?(Does not validate against any of the Union subtypes|Subtypes:|Errors:|Given value type:|"
+    r"Given value:|Expected a <class 'NoneType'>|Problem with given class_path)"
+)
+
+
+def one_line_parse_error(message: str) -> str:
+    """jsonargparse's report of a bad argument as one line: the keys it went through, the reasons.
+
+    ``Parser key "data": ... Parser key "batch_size": Expected a <class 'int'>. Got value: many``
+    becomes ``data.batch_size: Expected a <class 'int'>. Got value: many``.
+    """
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else "bad arguments"
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    given = re.search(r"^\s*Given value: (.*)$", message, re.MULTILINE)
+    reasons = []
+    for line in lines:
+        line = re.sub(r'^(- )?(Parser key "[^"]+":\s*)*', "", line).strip()
+        if line and not _SEARCH_LINES.match(line) and line not in reasons:
+            reasons.append(line)
+    reason = " or ".join(reasons[:2]) if reasons else lines[-1]
+    value = given.group(1) if given else None
+    nested = re.fullmatch(r"NestedArg\(key='[^']*', val=(.*)\)", value or "")
+    value = nested.group(1).strip("'\"") if nested else value
+    if value is not None and "Got value" not in reason and f": {value}" not in reason:
+        reason += f"; got {value!r}"
+    return f"{'.'.join(dict.fromkeys(keys))}: {reason}" if keys else reason
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """A bad command line is one ``musictag: error:`` line naming the option, not usage and a report."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        if not self.exit_on_error or os.environ.get("JSONARGPARSE_DEBUG"):
+            return super().error(message, ex)  # jsonargparse trying alternatives, or asked to raise
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        print(
+            f"musictag: error: {one_line_parse_error(message)} (`{prog} --help` lists the options)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
 class MusictagCLI(LightningCLI):
     """LightningCLI with musictag's links, checkpointing, loggers and error reporting."""
 
     def __init__(self, args: Any = None, run: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("parser_kwargs", {"parser_mode": "omegaconf"})
+        kwargs.setdefault("parser_class", OneLineErrorParser)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("save_config_callback", SaveConfigToLoggers)
         # the DataModules shard themselves under DDP, evaluation without repeating songs
@@ -247,6 +323,9 @@ class MusictagCLI(LightningCLI):
         config.run.save_dir = runs_root(
             RunSettings(**vars(config.run)), config.trainer.get("default_root_dir")
         )
+        # before anything runs: a runs folder under a file would otherwise fail once training is over
+        check_writable_folder(config.run.save_dir, "--run.save_dir")
+        check_trainer_numbers(config.trainer)
         if ckpt in ("best", "last") and (self.subcommand != "fit" or ckpt == "last"):
             path = newest_checkpoint(RunSettings(**vars(config.run)), ckpt)
             print(f"musictag: using {ckpt} checkpoint {path}", file=sys.stderr)
@@ -281,7 +360,13 @@ class MusictagCLI(LightningCLI):
             # the tuner's temporary checkpoints. (`--trainer.default_root_dir D` already put the run
             # folder under D.) W&B's offline run is the same with or without it, SLURM or not.
             kwargs["default_root_dir"] = kwargs["logger"][0].log_dir
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, TypeError) as err:
+            # Lightning's own check of a trainer setting (devices=abc, strategy=nosuch): one line
+            if not str(err).strip() or config_error_in(err) is not None:
+                raise
+            raise ConfigError(f"trainer: {str(err).strip().splitlines()[0]}") from None
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         if self.subcommand != "fit":

@@ -19,6 +19,10 @@ from musictag.stages.registry import ConfigError
 SHOWN_PER_PROBLEM = 20
 
 
+#: The lowest ``--sample-rate`` prepare takes (Hz): the published models read 16 kHz, some 22.05 kHz.
+MIN_SAMPLE_RATE = 1000
+
+
 def as_flags(message: str, corpus: str) -> str:
     """A DataModule's message with its argument names (``data.init_args.csv``) as this command's flags."""
     from datamodules.corpora import DATAMODULES
@@ -40,11 +44,13 @@ def check_arguments(args: argparse.Namespace) -> None:
     a ``--sample-rate 0`` must not cost a decoding of the whole corpus, nor a folder of the user's files
     be written into."""
     from datamodules.cache import is_cache_dir
-    from musictag.guards import InputError, at_least, check_output_folder
+    from musictag.guards import InputError, at_least, at_most_per_core, check_output_folder
 
     at_least("--workers", args.workers, 1)
+    at_most_per_core("--workers", args.workers, per_core=4)  # decoding waits on reads: a few per core help
     at_least("--tracks-per-shard", args.tracks_per_shard, 1)
-    at_least("--sample-rate", args.sample_rate, 1)
+    # 16 for 16000 would decode every track to a few samples a second: no model reads below 8 kHz
+    at_least("--sample-rate", args.sample_rate, MIN_SAMPLE_RATE)
     at_least("--min-seconds", args.min_seconds, 0)
     if not os.path.isdir(args.root):
         what = "is a file" if os.path.exists(args.root) else "does not exist"
@@ -61,13 +67,15 @@ def check_arguments(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     from datamodules.cache import REPORT, AudioCache, PrepareInterrupted
     from datamodules.corpora import DATAMODULES
+    from musictag.guards import given_path
 
     parser = argparse.ArgumentParser(prog="musictag prepare", description=__doc__.splitlines()[0])
     parser.add_argument("corpus", choices=sorted(DATAMODULES))
-    parser.add_argument("--root", required=True, help="the corpus audio folder")
-    parser.add_argument("--out", required=True, help="the cache folder to write")
+    parser.add_argument("--root", type=given_path, required=True, help="the corpus audio folder")
+    parser.add_argument("--out", type=given_path, required=True, help="the cache folder to write")
     parser.add_argument(
         "--metadata",
+        type=given_path,
         help="mtat: annotations_final.csv (default: ROOT/annotations_final.csv); msd: the metadata folder; "
         "jamendo: data/splits; folder: the CSV of path,tags",
     )
@@ -79,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--split", default=None, help="mtat: clean|all|published; jamendo: 0-4")
     parser.add_argument(
-        "--published-dir", help="mtat --split published: folder of valid.npy, test.npy, train_list_pub.cP"
+        "--published-dir",
+        type=given_path,
+        help="mtat --split published: folder of valid.npy, test.npy, train_list_pub.cP",
     )
     parser.add_argument(
         "--subset", default="top50tags", help="jamendo: top50tags|genre|instrument|moodtheme|all"

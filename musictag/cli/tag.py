@@ -20,15 +20,19 @@ from typing import Any
 
 from musictag.audio import AUDIO_EXTENSIONS, AudioError
 from musictag.chunks import chunk_starts, spectrogram_frames
-from musictag.guards import InputError, at_least, check_output_file, check_output_folder
+from musictag.guards import InputError, at_least, check_output_file, check_output_folder, given_path
 from musictag.inference.search import find_audio
 from musictag.inference.tagging import _top, check_batch_memory, load_model, pick_device, tag_many
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="musictag tag", description=__doc__.splitlines()[0])
-    parser.add_argument("audio", nargs="+", help="audio files and folders (searched recursively)")
-    parser.add_argument("--ckpt", required=True, help="a musictag checkpoint (fit, or import-weights)")
+    parser.add_argument(
+        "audio", type=given_path, nargs="+", help="audio files and folders (searched recursively)"
+    )
+    parser.add_argument(
+        "--ckpt", type=given_path, required=True, help="a musictag checkpoint (fit, or import-weights)"
+    )
     parser.add_argument("--top-k", type=int, default=5, help="tags shown per file (at least 1)")
     parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
     parser.add_argument(
@@ -50,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, mps, ...")
     parser.add_argument(
         "--plot",
+        type=given_path,
         metavar="DIR",
         default=None,
         help="also draw each file's taggram (chunk scores over time beside the song scores) as "
@@ -105,13 +110,18 @@ def main(argv: list[str] | None = None) -> int:
         at_least(flag, value)
     device = pick_device(args.device)
     found = find_audio(args.audio)
+    problems = [f"{path}: {reason}" for path, reason in found.skipped] + [
+        f"no audio files under {folder} ({', '.join(AUDIO_EXTENSIONS)})" for folder in found.empty
+    ]
+    files = found.files
+    if not files and len(problems) == 1:  # the one thing given, and what is wrong with it: one line
+        raise InputError(f"nothing to tag: {problems[0]}")
     for path, reason in found.skipped:
         print(f"musictag tag: skipped {path}: {reason}", file=sys.stderr)
     for folder in found.empty:
         print(f"musictag tag: no audio files under {folder} ({', '.join(AUDIO_EXTENSIONS)})", file=sys.stderr)
-    files = found.files
     if not files:
-        raise InputError("nothing to tag: no audio files in the given paths")
+        raise InputError("nothing to tag: no audio files in the given paths (what was wrong is above)")
     targets = plot_targets(args.plot, files, [*args.audio, args.ckpt]) if args.plot else {}
     model = load_model(args.ckpt, device)
     mode = args.chunk_mode or model.tag_chunk_mode

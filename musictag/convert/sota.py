@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from musictag.convert.writing import check_import_out, write_checkpoint
-from musictag.guards import InputError, check_input_file
+from musictag.guards import InputError, check_input_file, given_path
 from musictag.models.tagger import Tagger
 from musictag.stages.registry import ConfigError
 from musictag.types import Pathlike
@@ -133,6 +133,15 @@ def convert_sota_state_dict(state_dict: Mapping[str, torch.Tensor], net: Tagger)
     return converted
 
 
+def _output_width(state: Mapping[str, torch.Tensor]) -> int | None:
+    """How many tags a sota state dict scores: the length of its last tensor, the output layer's bias
+    (every published architecture ends in a linear layer); None if the last tensor is not one."""
+    tensors = [v for k, v in state.items() if not k.startswith("spec.")]
+    if not tensors or tensors[-1].ndim != 1:
+        return None
+    return int(tensors[-1].shape[0])
+
+
 def import_sota(arch: str, dataset: str, weights: Pathlike, out: Pathlike, force: bool = False) -> Path:
     """A sota-music-tagging-models ``best_model.pth`` as a musictag checkpoint at ``out``.
 
@@ -165,6 +174,12 @@ def import_sota(arch: str, dataset: str, weights: Pathlike, out: Pathlike, force
         tag_chunks=16,
         tag_chunk_mode="sota",
     )
+    width = _output_width(state)
+    if width is not None and width != len(tags):
+        raise ConfigError(
+            f"--weights {weights} has {width} outputs but --dataset {dataset} has {len(tags)} tags: "
+            "a model of another tag set; give the weights published for this dataset"
+        )
     try:
         converted = convert_sota_state_dict(state, module.net)
     except ConfigError as err:
@@ -207,16 +222,18 @@ def main(argv: list[str] | None = None) -> int:
         "--model", choices=list(MUSICNN_MODELS), help="musicnn: the model (its folder in the musicnn wheel)"
     )
     parser.add_argument(
-        "--weights", required=True, help="sota: the published best_model.pth; musicnn: the model's folder"
+        "--weights",
+        type=given_path,
+        required=True,
+        help="sota: the published best_model.pth; musicnn: the model's folder",
     )
-    parser.add_argument("--out", required=True, help="the musictag checkpoint to write (a new file)")
+    parser.add_argument(
+        "--out", type=given_path, required=True, help="the musictag checkpoint to write (a new file)"
+    )
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
     if args.source == "sota" and not (args.arch and args.dataset):
         parser.error("--source sota needs --arch and --dataset")
-    for option in ("weights", "out"):
-        if not getattr(args, option).strip():
-            parser.error(f"--{option} is empty; give a path")
     if args.source == "musicnn" and not args.model:
         parser.error(f"--source musicnn needs --model ({', '.join(MUSICNN_MODELS)})")
     if args.source == "musicnn":

@@ -4,6 +4,7 @@ selection and mixing, freezing, and the errors for folders that hold no supporte
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -80,6 +81,9 @@ def test_layers_mix_and_shapes(encoder_dirs):
     torch.testing.assert_close(mixed(wave), hidden.float().mean(dim=1).transpose(1, 2))
     with pytest.raises(ConfigError, match=r"layer\(s\) \[3\] out of range: this encoder has 3 hidden states"):
         PretrainedEncoder((1, 16000), 16000, folder, layers=[0, 3])
+    for twice, named in (([0, 0], "[0]"), ([2, -1], "[-1]")):  # -1 of 3 hidden states is 2
+        with pytest.raises(ConfigError, match=rf"layer\(s\) {re.escape(named)} named twice in"):
+            PretrainedEncoder((1, 16000), 16000, folder, layers=twice)
 
 
 def test_frozen_by_default_and_finetune_unfreezes(encoder_dirs):

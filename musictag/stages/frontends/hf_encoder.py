@@ -307,7 +307,7 @@ class PretrainedEncoder(nn.Module):
                 hidden = self._hidden_states(torch.zeros(1, n_samples))
         except (ValueError, RuntimeError) as err:
             raise ConfigError(
-                f"pretrained {path} ({self.family}) cannot take chunks of {n_samples} samples at "
+                f"the encoder {path} ({self.family}) cannot take chunks of {n_samples} samples at "
                 f"{self.sample_rate} Hz: {str(err).splitlines()[0]}"
             ) from None
         self.n_layers_total = len(hidden)
@@ -338,7 +338,11 @@ class PretrainedEncoder(nn.Module):
             raise ConfigError(
                 f"layer(s) {bad or chosen} out of range: this encoder has {total} hidden states (0 … {total - 1})"
             )
-        return [i % total for i in chosen]
+        indices = [i % total for i in chosen]
+        twice = sorted({chosen[k] for k, i in enumerate(indices) if indices.index(i) != k})
+        if twice:  # 0,0 (or 2,-1 of 3) would store one hidden state twice and call it two layers
+            raise ConfigError(f"layer(s) {twice} named twice in {chosen}: give each hidden state once")
+        return indices
 
     def train(self, mode: bool = True) -> PretrainedEncoder:
         super().train(mode)

@@ -1,0 +1,247 @@
+"""Every ``musictag`` command under a bad path, a bad number and a device this machine lacks (issue 27).
+
+One table, a few cases per command: each runs in this process as the console script runs it and must
+exit 2 with one ``error:`` line naming what was wrong, and no Python traceback. The per-command files
+(``test_bad_input_*.py``) go deeper; this one is the net that holds every command to the same rule,
+and it fails when a command is added to ``musictag --help`` without a row here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from helpers.cli import run_musictag
+from musictag.cli import COMMANDS
+from musictag.testing import TINY_SHORT_CHUNK, cli_args, save_module_checkpoint, sine, write_audio
+from musictag.testing.encoders import make_tiny_encoder
+from musictag.training.module import TaggingModule
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """What the good arguments point at: a checkpoint, a song, a folder corpus with its cache and a
+    data config, a tiny encoder, a plain file (to put paths under) and an empty folder."""
+    root = tmp_path_factory.mktemp("world")
+    torch.manual_seed(0)
+    ckpt = save_module_checkpoint(
+        TaggingModule(n_tags=2, tag_names=["a", "b"], **TINY_SHORT_CHUNK).eval(), root / "tiny.ckpt"
+    )
+    write_audio(root / "song.wav", sine(440.0, 2.0), 16000)
+    (root / "corpus" / "audio").mkdir(parents=True)
+    rows = ["path,tags,split"]
+    for i, split in enumerate(["train", "train", "valid", "test"]):
+        write_audio(root / "corpus" / "audio" / f"t{i}.wav", sine(220.0 * (i + 1), 1.0), 16000)
+        rows.append(f"audio/t{i}.wav,{'rock' if i % 2 else 'jazz'},{split}")
+    (root / "corpus" / "tags.csv").write_text("\n".join(rows) + "\n")
+    code, _, err = _run(
+        [
+            "prepare", "folder", "--root", str(root / "corpus"),
+            "--metadata", str(root / "corpus" / "tags.csv"), "--out", str(root / "cache"),
+        ]
+    )  # fmt: skip
+    assert code == 0, err
+    init_args = {"cache_dir": str(root / "cache"), "chunk_len": 8000, "n_chunks": 1, "batch_size": 2}
+    (root / "data.yaml").write_text(
+        yaml.safe_dump({"data": {"class_path": "datamodules.FolderDataModule", "init_args": init_args}})
+    )
+    (root / "a-file").write_text("mine\n")
+    (root / "empty").mkdir()
+    return {
+        "root": root,
+        "ckpt": ckpt,
+        "song": root / "song.wav",
+        "corpus": root / "corpus",
+        "csv": root / "corpus" / "tags.csv",
+        "data": root / "data.yaml",
+        "encoder": make_tiny_encoder("hubert", root / "encoder"),
+        "file": root / "a-file",
+        "empty": root / "empty",
+    }
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str] | None = None) -> tuple[int, str, str]:
+    if capsys is not None:
+        return run_musictag(argv, capsys)
+    from musictag.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as stop:
+        return (stop.code if isinstance(stop.code, int) else 0), "", ""
+    return 0, "", ""
+
+
+def lightning(command: str, w: dict[str, Path], *extra: str) -> list[str]:
+    return [*cli_args(command, str(w["root"] / "synthetic"), str(w["root"] / "runs")), *extra]
+
+
+def tag(w: dict[str, Path], *extra: str) -> list[str]:
+    return ["tag", str(w["song"]), "--ckpt", str(w["ckpt"]), *extra]
+
+
+def prepare(w: dict[str, Path], *extra: str, out: str | None = None) -> list[str]:
+    out = str(w["root"] / "new-cache") if out is None else out
+    return [
+        "prepare",
+        "folder",
+        "--root",
+        str(w["corpus"]),
+        "--metadata",
+        str(w["csv"]),
+        "--out",
+        out,
+        *extra,
+    ]
+
+
+def embed(w: dict[str, Path], *extra: str) -> list[str]:
+    out = str(w["root"] / "new-embeddings")
+    return ["embed", f"--encoder={w['encoder']}", f"--data={w['data']}", f"--out={out}", "--quiet", *extra]
+
+
+def import_weights(w: dict[str, Path], weights: str, out: str | None = None) -> list[str]:
+    out = str(w["root"] / "new.ckpt") if out is None else out
+    return ["import-weights", "--arch", "fcn", "--dataset", "mtat", "--weights", weights, "--out", out]
+
+
+#: command → kind of bad input → (the arguments, what the error line must hold). ``{file}``/``{root}``
+#: stand for the world's plain file and folder. prepare and import-weights run on no device.
+CASES = {
+    "fit": {
+        "missing path": (lambda w: lightning("fit", w, "--config={root}/nosuch.yaml"), "nosuch.yaml"),
+        "path under a file": (lambda w: lightning("fit", w, "--run.save_dir={file}/runs"), "{file}/runs"),
+        "number": (lambda w: lightning("fit", w, "--data.init_args.batch_size=0"), "batch_size"),
+        "not a number": (lambda w: lightning("fit", w, "--data.init_args.batch_size=many"), "batch_size"),
+        "device": (lambda w: lightning("fit", w, "--trainer.accelerator=cuda"), "no such device"),
+        # trainer settings Lightning took unchecked (ZeroDivisionError mid-epoch) or raised on
+        "trainer number": (
+            lambda w: lightning("fit", w, "--trainer.accumulate_grad_batches=0"),
+            "--trainer.accumulate_grad_batches must be at least 1, got 0",
+        ),
+        "trainer interval": (
+            lambda w: lightning("fit", w, "--trainer.val_check_interval=0"),
+            "--trainer.val_check_interval must be above 0",
+        ),
+        "trainer name": (
+            lambda w: lightning("fit", w, "--trainer.strategy=nosuch"),
+            "trainer: You selected an invalid strategy name",
+        ),
+        "trainer devices": (lambda w: lightning("fit", w, "--trainer.devices=abc"), "trainer: `devices`"),
+    },
+    **{
+        command: {
+            "missing path": (
+                lambda w, c=command: lightning(c, w, "--ckpt_path={root}/nosuch.ckpt"),
+                "nosuch.ckpt",
+            ),
+            "file as a checkpoint": (lambda w, c=command: lightning(c, w, "--ckpt_path={file}"), "{file}"),
+            "number": (lambda w, c=command: lightning(c, w, "--data.init_args.n_chunks=-1"), "n_chunks"),
+            "device": (lambda w, c=command: lightning(c, w, "--trainer.accelerator=cuda"), "no such device"),
+        }
+        for command in ("validate", "test", "predict")
+    },
+    "tag": {
+        "missing path": (lambda w: ["tag", "{root}/gone.wav", "--ckpt", str(w["ckpt"])], "gone.wav"),
+        "missing checkpoint": (lambda w: ["tag", str(w["song"]), "--ckpt", "{root}/no.ckpt"], "no.ckpt"),
+        "plot under a file": (lambda w: tag(w, "--plot", "{file}/pictures"), "{file}"),
+        "empty path": (lambda w: tag(w, "--plot", ""), "argument --plot: an empty path"),
+        "empty checkpoint": (
+            lambda w: ["tag", str(w["song"]), "--ckpt", " "],
+            "argument --ckpt: an empty path",
+        ),
+        "number": (lambda w: tag(w, "--top-k", "0"), "--top-k"),
+        "negative number": (lambda w: tag(w, "--batch-size", "-3"), "--batch-size"),
+        "not a number": (lambda w: tag(w, "--n-chunks", "two"), "--n-chunks"),
+        "device": (lambda w: tag(w, "--device", "cuda"), "--device cuda"),
+    },
+    "prepare": {
+        "missing path": (
+            lambda w: [
+                "prepare",
+                "folder",
+                "--root",
+                "{root}/nowhere",
+                "--metadata",
+                str(w["csv"]),
+                "--out",
+                "x",
+            ],
+            "nowhere",
+        ),
+        "out is a file": (lambda w: prepare(w, out="{file}"), "{file}"),
+        "empty path": (lambda w: prepare(w, out=""), "argument --out: an empty path"),
+        "number": (lambda w: prepare(w, "--sample-rate", "0"), "--sample-rate"),
+        "zero shard": (lambda w: prepare(w, "--tracks-per-shard", "0"), "--tracks-per-shard"),
+        "too many workers": (lambda w: prepare(w, "--workers", "100000"), "--workers 100000 is more than"),
+        "a rate in kHz": (lambda w: prepare(w, "--sample-rate", "16"), "--sample-rate must be at least 1000"),
+        "not a number": (lambda w: prepare(w, "--workers", "some"), "--workers"),
+    },
+    "embed": {
+        "missing path": (
+            lambda w: ["embed", "--encoder={root}/no-encoder", f"--data={w['data']}", "--out={root}/x"],
+            "no-encoder",
+        ),
+        "out is a file": (
+            lambda w: ["embed", f"--encoder={w['encoder']}", f"--data={w['data']}", "--out={file}"],
+            "{file}",
+        ),
+        "empty path": (
+            lambda w: ["embed", "--encoder=", f"--data={w['data']}", "--out={root}/x"],
+            "argument --encoder: an empty path",
+        ),
+        "number": (lambda w: embed(w, "--batch-size=0"), "--batch-size"),
+        "not a number": (lambda w: embed(w, "--chunk-len=long"), "--chunk-len"),
+        "device": (lambda w: embed(w, "--device=cuda"), "--device cuda"),
+    },
+    "import-weights": {
+        "missing path": (lambda w: import_weights(w, "{root}/nosuch.pth"), "nosuch.pth"),
+        "folder as weights": (lambda w: import_weights(w, "{root}"), "is a folder"),
+        "empty path": (lambda w: import_weights(w, ""), "argument --weights: an empty path"),
+        "out under a file": (lambda w: import_weights(w, str(w["ckpt"]), out="{file}/x.ckpt"), "{file}"),
+    },
+    "bench": {
+        "missing path": (lambda w: ["bench", "--report", "{root}/nosuch.json"], "nosuch.json"),
+        "save under a file": (lambda w: ["bench", "--save", "{file}/x.json"], "{file}"),
+        "empty path": (lambda w: ["bench", "--save", ""], "argument --save: an empty path"),
+        "save onto a user's file": (
+            lambda w: ["bench", "--arch", "fcn", "--save", "{file}"],
+            "--save {file} exists and is not figures written by musictag bench --save",
+        ),
+        "too many threads": (lambda w: ["bench", "--threads", "100000"], "--threads 100000 is more than"),
+        "number": (lambda w: ["bench", "--threads", "0"], "--threads"),
+        "not a number": (lambda w: ["bench", "--steps", "few"], "--steps"),
+        "device": (lambda w: ["bench", "--device", "cuda"], "--device cuda"),
+    },
+}
+
+
+def fill(text: str, w: dict[str, Path]) -> str:
+    return text.replace("{root}", str(w["root"])).replace("{file}", str(w["file"]))
+
+
+def test_every_command_has_cases():
+    assert sorted(CASES) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("command", "kind"), [(command, kind) for command, kinds in CASES.items() for kind in kinds]
+)
+def test_bad_input_is_one_line_and_no_traceback(command, kind, world, monkeypatch, capsys):
+    # "a device this machine lacks" on a GPU machine too
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    build, expected = CASES[command][kind]
+    argv = [fill(arg, world) for arg in build(world)]
+    before = sorted(p.name for p in world["root"].iterdir())
+    code, out, err = run_musictag(argv, capsys)
+    assert code == 2, (argv, out, err)
+    assert "Traceback" not in err and "Traceback" not in out, err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("musictag"), err
+    assert fill(expected, world) in errors[0], (expected, err)
+    assert world["file"].read_text() == "mine\n"
+    assert sorted(p.name for p in world["root"].iterdir()) == before  # nothing written beside the inputs
