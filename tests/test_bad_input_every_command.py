@@ -227,6 +227,16 @@ def test_every_command_has_cases():
     assert sorted(CASES) == sorted(COMMANDS)
 
 
+@pytest.mark.parametrize("word", ["nosuch", "tags", "fitt"])
+def test_an_unknown_command_is_one_line_listing_every_command(word, capsys):
+    code, out, err = run_musictag([word, "--help"], capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        f"musictag: error: unknown command {word!r}; choose from fit, validate, test, predict, tag, prepare, "
+        "embed, import-weights, bench (`musictag --help` says what each does)"
+    )
+
+
 @pytest.mark.parametrize(
     ("command", "kind"), [(command, kind) for command, kinds in CASES.items() for kind in kinds]
 )

@@ -26,7 +26,7 @@ TOOLS = {
     "prepare": "musictag.cli.prepare:main",
     "embed": "musictag.cli.embed:main",
     "tag": "musictag.cli.tag:main",
-    "import-weights": "musictag.convert.sota:main",
+    "import-weights": "musictag.cli.import_weights:main",
 }
 #: Earlier names of commands: they still run, and ``musictag --help`` lists only the new name.
 RENAMED = {"import-pretrained": "import-weights"}
@@ -71,6 +71,14 @@ def main(args: Any = None) -> None:
         raise SystemExit(0 if argv else 2)
     if argv and argv[0] in RENAMED:
         argv[0] = RENAMED[argv[0]]
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        # LightningCLI's own message lists only its four subcommands, over several lines
+        print(
+            f"musictag: error: unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)} "
+            "(`musictag --help` says what each does)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     if argv and argv[0] in TOOLS:
         module_name, function = TOOLS[argv[0]].split(":")
         tool = getattr(importlib.import_module(module_name), function)
