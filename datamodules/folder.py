@@ -145,11 +145,40 @@ def read_folder(
     """
     csv_path = check_input_file(csv_path, "tag CSV")  # a folder or a named pipe is not read
     root = Path(audio_root) if audio_root is not None else csv_path.resolve().parent
+    columns, rows = _read_rows(csv_path)
+    split_column, artist_column = _check_columns(csv_path, columns, split_column, artist_column)
+    if not rows:
+        raise ValueError(f"{csv_path} lists no tracks (only its header); add one row per audio file")
+    paths, tag_lists = _paths_and_tags(csv_path, rows, root, tag_separator)
+    splits = _splits(csv_path, rows, split_column, artist_column, seed, valid_fraction, test_fraction)
+    tag_names = sorted({tag for tags in tag_lists for tag in tags})
+    column = {tag: j for j, tag in enumerate(tag_names)}
+    targets = np.zeros((len(rows), len(tag_names)), dtype=np.uint8)
+    for row_index, tags in enumerate(tag_lists):
+        targets[row_index, [column[tag] for tag in tags]] = 1
+    return Manifest(
+        ids=tuple(paths),
+        splits=tuple(splits),
+        targets=targets,
+        tag_names=tuple(tag_names),
+        paths=tuple(paths),
+    )
+
+
+def _read_rows(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The CSV's column names (stripped) and its rows."""
     with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets write a BOM
         reader = csv.DictReader(f)
         columns = [name.strip() for name in reader.fieldnames or []]
         reader.fieldnames = columns
-        rows = list(reader)
+        return columns, list(reader)
+
+
+def _check_columns(
+    csv_path: Path, columns: list[str], split_column: str | None, artist_column: str | None
+) -> tuple[str | None, str | None]:
+    """The split and artist columns to use (``split`` and ``artist`` when present and not named);
+    every column must be one of path, tags and those two."""
     if not columns:
         raise ValueError(
             f"{csv_path} is empty; a tag CSV has a header line (path,tags and optionally split, artist) "
@@ -169,9 +198,13 @@ def read_folder(
             f"{csv_path}: unknown column(s) {unknown}; a tag CSV has path, tags and optionally split and "
             "artist (name other split/artist columns with split_column/artist_column, remove the rest)"
         )
+    return split_column, artist_column
 
-    if not rows:
-        raise ValueError(f"{csv_path} lists no tracks (only its header); add one row per audio file")
+
+def _paths_and_tags(
+    csv_path: Path, rows: list[dict[str, str]], root: Path, tag_separator: str
+) -> tuple[list[str], list[list[str]]]:
+    """Each row's track id (its normalised relative path) and tags; every file listed once, inside root."""
     paths: list[str] = []
     tag_lists: list[list[str]] = []
     first_line: dict[object, tuple[int, str]] = {}
@@ -211,7 +244,19 @@ def read_folder(
             f"{csv_path}: the tags column is empty in every row, so there is nothing to learn; give each "
             f"track its tags in the tags column (joined by {tag_separator!r})"
         )
+    return paths, tag_lists
 
+
+def _splits(
+    csv_path: Path,
+    rows: list[dict[str, str]],
+    split_column: str | None,
+    artist_column: str | None,
+    seed: int,
+    valid_fraction: float,
+    test_fraction: float,
+) -> list[str]:
+    """Each row's split: its split column, else a random split grouped by artist when there is one."""
     if split_column is not None:
         splits = []
         for line, row in enumerate(rows, start=2):
@@ -234,16 +279,4 @@ def read_folder(
                 (row[artist_column] or "").strip() or f"\0{line}" for line, row in enumerate(rows, start=2)
             ]
         splits = random_split(len(rows), groups, seed, valid_fraction, test_fraction)
-
-    tag_names = sorted({tag for tags in tag_lists for tag in tags})
-    column = {tag: j for j, tag in enumerate(tag_names)}
-    targets = np.zeros((len(rows), len(tag_names)), dtype=np.uint8)
-    for row_index, tags in enumerate(tag_lists):
-        targets[row_index, [column[tag] for tag in tags]] = 1
-    return Manifest(
-        ids=tuple(paths),
-        splits=tuple(splits),
-        targets=targets,
-        tag_names=tuple(tag_names),
-        paths=tuple(paths),
-    )
+    return splits
