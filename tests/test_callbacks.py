@@ -12,6 +12,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
+from helpers.trainer import quiet_trainer
 from musictag.training.callbacks import Checkpoint, SongScoresWriter, TaggingMetrics, TestOutputsWriter
 
 N_TAGS = 3
@@ -67,15 +68,7 @@ class PlainModule(pl.LightningModule):
 def _trainer(tmp_path, callbacks: list[pl.Callback]) -> pl.Trainer:
     from lightning.pytorch.loggers import CSVLogger
 
-    return pl.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=CSVLogger(tmp_path, name="plain"),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=callbacks,
-    )
+    return quiet_trainer(max_epochs=2, logger=CSVLogger(tmp_path, name="plain"), callbacks=callbacks)
 
 
 def _sklearn_macro(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -210,14 +203,7 @@ def test_last_checkpoint_is_the_latest_epoch_even_when_it_is_not_the_best(tmp_pa
         save_last=True,
         save_on_train_epoch_end=on_train_epoch_end,
     )
-    trainer = pl.Trainer(
-        max_epochs=3,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[checkpoint],
-    )
+    trainer = quiet_trainer(max_epochs=3, callbacks=[checkpoint], enable_checkpointing=True)
     trainer.fit(Worsening(), DataLoader(Songs(16, 0), batch_size=8), DataLoader(Songs(8, 1), batch_size=8))
     best = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from datamodules.synthetic import SyntheticDataModule
+from helpers.trainer import quiet_trainer
 from musictag import TaggingModule
 from musictag.stages.registry import ConfigError, UnknownNameError
 from musictag.testing import TINY_SHORT_CHUNK, tiny_synthetic_args
@@ -100,14 +101,9 @@ def test_fit_checkpoint_and_reload(tiny_corpus, tmp_path):
     pl.seed_everything(0)
     data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus)))
     module = TaggingModule(n_tags=data.n_tags, tag_names=data.tag_names, **TINY_SHORT_CHUNK)
-    trainer = pl.Trainer(
+    trainer = quiet_trainer(
         max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=tmp_path,
-        enable_checkpointing=False,
         callbacks=[TaggingMetrics()],
     )
     trainer.fit(module, data)

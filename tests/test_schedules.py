@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from datamodules.synthetic import SyntheticDataModule
+from helpers.trainer import quiet_trainer
 from musictag import TaggingModule
 from musictag.testing import TINY_SHORT_CHUNK, tiny_synthetic_args
 from musictag.training.schedules import ReferenceSchedule
@@ -21,16 +22,8 @@ def _fit(
     pl.seed_everything(0)
     data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus)))
     module = TaggingModule(n_tags=data.n_tags, **TINY_SHORT_CHUNK)
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        callbacks=[schedule],
-        enable_checkpointing=False,
-        limit_train_batches=2,
+    trainer = quiet_trainer(
+        max_epochs=epochs, default_root_dir=tmp_path, callbacks=[schedule], limit_train_batches=2
     )
     trainer.fit(module, data, ckpt_path=ckpt_path)
     return trainer
@@ -126,16 +119,8 @@ def _recipe_schedule() -> ReferenceSchedule:
 
 def _drive(schedule: ReferenceSchedule, val_losses: list[float], epochs: int, tmp_path) -> _Scripted:
     module = _Scripted(val_losses)
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-        callbacks=[schedule],
+    trainer = quiet_trainer(
+        max_epochs=epochs, num_sanity_val_steps=0, default_root_dir=tmp_path, callbacks=[schedule]
     )
     trainer.fit(module)
     return module

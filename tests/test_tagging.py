@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from helpers.cli import run_musictag
+from helpers.trainer import quiet_trainer
 from musictag import TaggingModule
 from musictag.audio import AudioError
 from musictag.testing import TINY_SHORT_CHUNK, save_module_checkpoint, sine, write_audio, write_non_finite
@@ -154,22 +155,13 @@ def test_batches_across_files_give_the_per_file_scores(model, tmp_path):
 
 
 def test_a_fit_checkpoint_tags_with_its_run_evaluation_setting(tiny_corpus, tmp_path, capsys):
-    import lightning.pytorch as pl
 
     from datamodules.synthetic import SyntheticDataModule
     from musictag.testing import tiny_synthetic_args
 
     data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus), n_chunks=3, chunk_mode="sota"))
     module = TaggingModule(n_tags=data.n_tags, tag_names=list(data.tag_names), **TINY_SHORT_CHUNK)
-    trainer = pl.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(max_steps=1, limit_val_batches=0)
     trainer.fit(module, data)
     ckpt = tmp_path / "fit.ckpt"
     trainer.save_checkpoint(ckpt)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-import lightning.pytorch as pl
 import pytest
 import torch
 
+from helpers.trainer import quiet_trainer
 from musictag import TaggingModule
 from musictag.models import available, build, get_preset
 from musictag.models.choi import BUDGETS, scaled_preset
@@ -39,10 +39,7 @@ def test_forward_backward_and_checkpoint_round_trip(name, tmp_path):
 
     # a checkpoint written by Lightning's Trainer rebuilds the same network
     path = tmp_path / "model.ckpt"
-    trainer = pl.Trainer(
-        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
+    trainer = quiet_trainer(default_root_dir=tmp_path)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)
     assert {"state_dict", "hyper_parameters", "loops", "pytorch-lightning_version"} <= set(
