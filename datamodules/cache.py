@@ -9,16 +9,18 @@ Layout of a cache folder::
     shards/00000.i16      raw little-endian int16 samples of many tracks back to back
     shards/00000.json     the shard's commit record: its tracks and problems (written after the .i16)
 
-Tracks are assigned to shards by their order in the task list (``tracks_per_shard`` each). A shard is
-decoded, written to a temporary file, fsynced and renamed, and only then committed by its JSON record,
-so a run that is killed leaves at most an uncommitted shard, which a later run redoes: an interrupted
-and resumed run gives byte-for-byte the cache of an uninterrupted one. ``index.json`` is written once
-every shard is committed; a folder with an ``index.json`` is complete.
+Tracks are assigned to shards by their order in the task list (``tracks_per_shard`` each); the shards
+are written, committed and resumed as :mod:`datamodules.store` writes every sharded cache, so an
+interrupted and resumed run gives byte-for-byte the cache of an uninterrupted one. ``index.json`` is
+written once every shard is committed; a folder with an ``index.json`` is complete.
 
 A cache records what it was made from (``source``: the corpus, its audio root, metadata and settings).
 Asked for again from other sources, it refuses with the line to fix it rather than serve stale audio;
 a cache into which no track could be decoded is an error, not an empty cache that sticks; and a folder
 that holds anything but a cache (the user's own audio and files) is never written into.
+
+Here: the format, the read side (:class:`AudioCache`), the folder's ownership and sources, and the
+writing of one shard and of the index; decoding a corpus into a cache is :mod:`datamodules.prepare`.
 """
 
 from __future__ import annotations
@@ -26,19 +28,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from datamodules.store import ShardFiles, ShardWriter
 from musictag.audio import INT16_SCALE
-from musictag.files import atomic_write, atomic_write_text, remove_stale_temporaries
+from musictag.files import atomic_write_text
 from musictag.guards import check_output_folder
 from musictag.types import ConfigError, Pathlike
 
@@ -47,8 +46,6 @@ INDEX = "index.json"
 REPORT = "report.json"
 SETTINGS = "settings.json"
 MARK = ".musictag-cache"
-#: Peak below which a track counts as silent (-80 dBFS).
-SILENCE_PEAK = 1e-4
 
 
 class CacheError(ConfigError):
@@ -80,12 +77,7 @@ class AudioCache:
         self.source: Any = index.get("source")
         self.shards: list[str] = list(index["shards"])
         self.tracks: dict[str, tuple[int, int, int]] = {k: tuple(v) for k, v in index["tracks"].items()}
-        self._maps: dict[int, np.ndarray] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_maps"] = {}
-        return state
+        self.files = ShardFiles(self.root, self.shards, "<i2")
 
     def __contains__(self, track_id: str) -> bool:
         return track_id in self.tracks
@@ -97,12 +89,8 @@ class AudioCache:
         return self.tracks[track_id][2]
 
     def _shard(self, shard: int) -> np.ndarray:
-        """The shard's samples, memory-mapped (a plain ndarray view: slicing it is cheaper than a memmap's)."""
-        if shard not in self._maps:
-            self._maps[shard] = np.memmap(self.root / self.shards[shard], dtype="<i2", mode="r").view(
-                np.ndarray
-            )
-        return self._maps[shard]
+        """The shard's samples, memory-mapped (:meth:`ShardFiles.rows`)."""
+        return self.files.rows(shard)
 
     def read(self, track_id: str, start: int = 0, length: int | None = None) -> np.ndarray:
         """Float32 samples ``[start, start + length)`` of a track, zero-padded past its end."""
@@ -135,6 +123,7 @@ class AudioCache:
         order = np.lexsort((locations[:, 1] + starts, locations[:, 0]))
         shards, offsets, lengths = locations.T.tolist()
         firsts = starts.tolist()
+        samples = self.files.rows
         for row in order.tolist():
             start, n = firsts[row], lengths[row]
             skip = max(0, -start)  # samples before the track's first
@@ -143,9 +132,7 @@ class AudioCache:
                 offset = offsets[row]
                 if skip:
                     out[row, :skip] = 0
-                out[row, skip : skip + stop - first] = self._shard(shards[row])[
-                    offset + first : offset + stop
-                ]
+                out[row, skip : skip + stop - first] = samples(shards[row])[offset + first : offset + stop]
                 if skip + stop - first < length:
                     out[row, skip + stop - first :] = 0
             else:
@@ -158,10 +145,7 @@ class AudioCache:
         Checked once when a DataModule loads the cache, so a damaged file leaves its tracks out with a
         warning instead of failing a read in the middle of an epoch.
         """
-        sizes: dict[int, int] = {}
-        for number, name in enumerate(self.shards):
-            path = self.root / name
-            sizes[number] = path.stat().st_size // 2 if path.is_file() else -1
+        sizes = [-1 if size is None else size // 2 for size in self.files.sizes()]
         damaged = {}
         for track_id, (shard, offset, n) in self.tracks.items():
             if sizes[shard] < offset + n:
@@ -189,9 +173,10 @@ class AudioCache:
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
         try:
             (tmp / MARK).touch()
-            (tmp / "shards").mkdir()
-            record = _write_shard(tmp / "shards", 0, ((t, a, "") for t, a in tracks), task_ids=None)
-            _write_index(tmp, [record], sample_rate, source)
+            writer = shard_writer(tmp)
+            writer.start()
+            record = write_shard(writer, "00000", ((t, a, "") for t, a in tracks), task_ids=None)
+            write_index(tmp, [record], sample_rate, source)
             if root.exists():
                 shutil.rmtree(root)
             os.replace(tmp, root)
@@ -201,7 +186,7 @@ class AudioCache:
         return AudioCache(root)
 
 
-# --- writing ---------------------------------------------------------------------------------------
+# --- the folder: its ownership and sources, its shards and index ----------------------------------
 
 
 def is_cache_dir(root: Pathlike) -> bool:
@@ -249,34 +234,35 @@ def check_source(root: Pathlike, recorded: Any, asked: Any) -> None:
             )
 
 
-def _write_shard(
-    shard_dir: Path,
-    number: int,
+def shard_writer(root: Pathlike) -> ShardWriter:
+    """The writer of the int16 shards of the cache folder ``root``: a row is a sample."""
+    return ShardWriter(root, ".i16", "<i2")
+
+
+def write_shard(
+    writer: ShardWriter,
+    name: str,
     tracks: Iterable[tuple[str, np.ndarray | Exception, str]],
     task_ids: list[str] | None,
 ) -> dict[str, Any]:
-    """Write one shard; ``tracks`` yields (id, audio or the error that stands for it, path)."""
-    name = f"{number:05d}"
-    data_path = shard_dir / f"{name}.i16"
+    """Write and commit shard ``name``; ``tracks`` yields (id, float audio or the error that stands
+    for it, path). Its record lists each track's ``[id, offset, length]`` and each problem."""
     entries: list[list[Any]] = []
     problems: list[dict[str, str]] = []
-    offset = 0
-    with atomic_write(data_path) as tmp, open(tmp, "wb") as f:
+    with writer.write(name, task_ids) as shard:
         for track_id, audio, path in tracks:
             if isinstance(audio, Exception):
                 problem, detail = getattr(audio, "problem", "unreadable"), str(audio)
                 problems.append({"id": track_id, "path": path, "problem": problem, "detail": detail})
                 continue
             samples = to_int16(audio)
-            f.write(samples.tobytes())
-            entries.append([track_id, offset, len(samples)])
-            offset += len(samples)
-    record = {"shard": f"shards/{name}.i16", "tracks": entries, "problems": problems, "task_ids": task_ids}
-    atomic_write_text(shard_dir / f"{name}.json", json.dumps(record))  # the commit
-    return record
+            entries.append([track_id, shard.write(samples), len(samples)])
+        shard.record.update(shard=writer.relative(name), tracks=entries, problems=problems)
+    return {**shard.record, "task_ids": task_ids}
 
 
-def _write_index(root: Path, records: Sequence[dict[str, Any]], sample_rate: int, source: Any) -> None:
+def write_index(root: Path, records: Sequence[dict[str, Any]], sample_rate: int, source: Any) -> None:
+    """``report.json`` (every track left out) and then ``index.json``, the mark of a complete cache."""
     tracks: dict[str, list[int]] = {}
     problems: list[dict[str, str]] = []
     for number, record in enumerate(records):
@@ -292,210 +278,3 @@ def _write_index(root: Path, records: Sequence[dict[str, Any]], sample_rate: int
         "tracks": tracks,
     }
     atomic_write_text(root / INDEX, json.dumps(index))
-
-
-class TrackProblem(Exception):
-    """A track left out of the cache (``problem``: missing, unreadable, empty, non_finite, silent, too_short)."""
-
-    def __init__(self, problem: str, detail: str) -> None:
-        super().__init__(detail)
-        self.problem = problem
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    number: int
-    track_ids: list[str]
-    paths: list[str]
-    sample_rate: int
-    min_seconds: float
-    shard_dir: str
-
-
-def _decode(path: str, sample_rate: int, min_seconds: float) -> np.ndarray | Exception:
-    from musictag.audio import AudioError, load_audio
-
-    try:
-        audio, _ = load_audio(path, sample_rate)
-    except AudioError as err:  # missing, unreadable, empty, or NaN/Inf samples (non_finite)
-        return TrackProblem(err.problem, str(err))
-    except Exception as err:  # noqa: BLE001  (a decoder crash on one file must not stop the corpus)
-        return TrackProblem("unreadable", f"{path}: {type(err).__name__}: {err}")
-    if np.abs(audio).max() < SILENCE_PEAK:
-        return TrackProblem("silent", f"{path}: silent (peak below -80 dBFS)")
-    seconds = len(audio) / sample_rate
-    if seconds < min_seconds:
-        return TrackProblem(
-            "too_short", f"{path}: {seconds:.2f} s, shorter than the {min_seconds:g} s asked for"
-        )
-    return audio
-
-
-def _prepare_shard(task: ShardTask) -> tuple[int, int, int]:
-    """Decode and write one shard (runs in a worker process). Returns (shard, tracks, problems)."""
-    tracks = (
-        (track_id, _decode(path, task.sample_rate, task.min_seconds), path)
-        for track_id, path in zip(task.track_ids, task.paths, strict=True)
-    )
-    record = _write_shard(Path(task.shard_dir), task.number, tracks, task_ids=task.track_ids)
-    return task.number, len(task.track_ids), len(record["problems"])
-
-
-def prepare_cache(
-    root: Pathlike,
-    tracks: Sequence[tuple[str, str]],
-    sample_rate: int = 16000,
-    workers: int = 1,
-    tracks_per_shard: int = 128,
-    min_seconds: float = 0.0,
-    source: Any = None,
-    progress: bool = True,
-) -> AudioCache:
-    """Decode ``(track_id, audio path)`` pairs into the cache at ``root``; resumable (see module docstring).
-
-    Every track that cannot be read, is empty, silent, or shorter than ``min_seconds`` is left out and
-    listed in ``report.json`` (:meth:`AudioCache.report`).
-    """
-    root = Path(root)
-    if AudioCache.exists(root):
-        cache = AudioCache(root)
-        if cache.sample_rate != sample_rate:
-            raise ValueError(
-                f"{root} already holds a {cache.sample_rate} Hz cache; use another folder for {sample_rate} Hz"
-            )
-        check_source(root, cache.source, source)
-        return cache
-    if not tracks:
-        raise CacheError(f"no tracks to prepare into {root}: the metadata lists none")
-    ids = [t for t, _ in tracks]
-    if len(set(ids)) != len(ids):
-        raise ValueError("track ids must be unique")
-    claim_cache_dir(root)
-    shard_dir = root / "shards"
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    for folder in (root, shard_dir):  # half-written files of a killed earlier run
-        remove_stale_temporaries(folder)
-    tasks = [
-        ShardTask(
-            n,
-            ids[s : s + tracks_per_shard],
-            [p for _, p in tracks[s : s + tracks_per_shard]],
-            sample_rate,
-            min_seconds,
-            str(shard_dir),
-        )
-        for n, s in enumerate(range(0, len(tracks), tracks_per_shard))
-    ]
-    settings = {
-        "sample_rate": sample_rate,
-        "min_seconds": min_seconds,
-        "tracks_per_shard": tracks_per_shard,
-        "source": source,
-    }
-    settings_path = root / SETTINGS
-    if settings_path.is_file():
-        earlier = json.loads(settings_path.read_text())
-        check_source(root, earlier.get("source"), source)
-        if {k: v for k, v in earlier.items() if k != "source"} != {
-            k: v for k, v in settings.items() if k != "source"
-        }:
-            raise CacheError(
-                f"{root} holds an unfinished cache with other settings ({settings_path}); remove it or use "
-                "another folder"
-            )
-    atomic_write_text(settings_path, json.dumps(settings))
-    todo = [t for t in tasks if not _committed(shard_dir, t)]
-    bar = _progress(len(tracks), len(tracks) - sum(len(t.track_ids) for t in todo), progress)
-    try:
-        if workers <= 1 or len(todo) <= 1:
-            for task in todo:
-                _, n_tracks, _ = _prepare_shard(task)
-                bar.update(n_tracks)
-        else:
-            _prepare_in_pool(todo, workers, bar)
-    except KeyboardInterrupt:
-        bar.close()
-        for folder in (root, shard_dir):  # the stopped workers' shards in progress
-            remove_stale_temporaries(folder)
-        done = sum(_committed(shard_dir, t) for t in tasks)
-        message = (
-            f"interrupted: {done} of {len(tasks)} shards of {root} are done (half-written files removed); "
-            "run the same command again to resume from there"
-        )
-        print(f"musictag prepare: {message}", file=sys.stderr)
-        raise PrepareInterrupted(message) from None
-    finally:
-        bar.close()
-    records = [json.loads((shard_dir / f"{t.number:05d}.json").read_text()) for t in tasks]
-    if not any(record["tracks"] for record in records):
-        # nothing decoded (a wrong audio root, most likely): leave no cache behind that would stick
-        first = next((p["detail"] for r in records for p in r["problems"]), "")
-        shutil.rmtree(shard_dir, ignore_errors=True)
-        settings_path.unlink(missing_ok=True)
-        raise CacheError(
-            f"none of the {len(tracks)} tracks could be used, e.g. {first}; check the audio root "
-            "(and the metadata's paths), then prepare again"
-        )
-    _write_index(root, records, sample_rate, source)
-    return AudioCache(root)
-
-
-class PrepareInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`prepare_cache`: the finished shards are kept, the half-written ones removed."""
-
-
-def _init_worker(parent: int) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    # a forked worker inherits the parent's handlers; the parent ends its workers with SIGTERM
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        # a parent killed outright (SIGKILL, the OOM killer) cannot end its workers, which would wait
-        # for work forever: the kernel ends them with it (PR_SET_PDEATHSIG)
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl
-            os._exit(1)
-
-
-def _prepare_in_pool(todo: list[ShardTask], workers: int, bar: Any) -> None:
-    # fork where there is one (as PyTorch's DataLoader): spawned workers would re-import the calling
-    # program, Lightning and torch included, before decoding anything
-    method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context(method),
-        initializer=_init_worker,
-        initargs=(os.getpid(),),
-    )
-    try:
-        for future in as_completed([pool.submit(_prepare_shard, t) for t in todo]):
-            _, n_tracks, _ = future.result()
-            bar.update(n_tracks)
-    except BaseException:
-        # stop now: the workers' shards in progress are uncommitted and redone by the next run
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
-            process.join()
-        raise
-    pool.shutdown()
-
-
-def _committed(shard_dir: Path, task: ShardTask) -> bool:
-    record_path = shard_dir / f"{task.number:05d}.json"
-    if not record_path.is_file() or not (shard_dir / f"{task.number:05d}.i16").is_file():
-        return False
-    try:
-        return json.loads(record_path.read_text()).get("task_ids") == task.track_ids
-    except json.JSONDecodeError:
-        return False
-
-
-def _progress(total: int, done: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=done, unit="track", desc="prepare", disable=not enabled, file=sys.stderr)

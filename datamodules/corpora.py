@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.base import TaggingDataModule
-from datamodules.cache import AudioCache, CacheError, check_source, claim_cache_dir, prepare_cache
+from datamodules.cache import AudioCache, CacheError, check_source, claim_cache_dir
 from datamodules.manifest import Manifest
+from datamodules.prepare import prepare_cache
 from musictag.guards import at_least
 from musictag.types import ConfigError, Pathlike
 

@@ -1,5 +1,6 @@
 """An embedding cache (hidden states of a frozen encoder, per chunk) and the DataModule that trains probes
-from it, so that a probing sweep runs the encoder once (``musictag embed``, :mod:`musictag.cli.embed`).
+from it, so that a probing sweep runs the encoder once (``musictag embed``; the writer is
+:mod:`datamodules.embedding_writer`).
 
 Layout of a cache folder::
 
@@ -29,6 +30,7 @@ from torch.utils.data import Dataset
 
 from datamodules.base import TaggingDataModule
 from datamodules.manifest import Manifest
+from datamodules.store import ShardFiles
 
 # the cache format lives in musictag.files, below both the stage that reads it and this module
 from musictag.files import EMBEDDINGS_FORMAT as FORMAT  # noqa: F401
@@ -45,11 +47,8 @@ class EmbeddingStore:
         self.root = Path(root)
         self.index = read_index(root)
         self.row_shape = (len(self.index["layers"]), *self.index["frame_shape"])
-        self._maps: dict[int, np.memmap] = {}
-        check_shards(self.root, self.index, self.row_shape)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_maps": {}}
+        self.files = ShardFiles(self.root, self.index["shards"], "<f2", self.row_shape)
+        check_shards(self.files, self.index)
 
     def tracks(self, split: str) -> dict[str, list[int]]:
         return self.index["tracks"].get(split, {})
@@ -57,29 +56,24 @@ class EmbeddingStore:
     def rows(self, split: str, track_id: str) -> np.ndarray:
         """The float16 hidden states of a track's chunks: ``(n_chunks, L, T, D)``."""
         shard, first, count = self.tracks(split)[track_id]
-        if shard not in self._maps:
-            self._maps[shard] = np.memmap(
-                self.root / self.index["shards"][shard], dtype="<f2", mode="r"
-            ).reshape(-1, *self.row_shape)
-        return self._maps[shard][first : first + count]
+        return self.files.rows(shard)[first : first + count]
 
 
-def check_shards(root: Path, index: dict[str, Any], row_shape: tuple[int, ...]) -> None:
+def check_shards(files: ShardFiles, index: dict[str, Any]) -> None:
     """Refuse a cache whose shard files do not hold the rows its index lists (a missing, truncated or
     damaged ``.f16``), when the cache is opened: not mid-epoch, as a memmap of the wrong size would.
 
     The message names the shard and how to redo it exactly (remove its commit record and the index:
     ``musictag embed`` then redoes that shard alone).
     """
-    row_bytes = 2 * int(np.prod(row_shape))
-    rows = [0] * len(index["shards"])
+    root = files.root
+    rows = [0] * len(files)
     for tracks in index["tracks"].values():
         for shard, first, count in tracks.values():
             rows[shard] = max(rows[shard], int(first) + int(count))
-    for number, name in enumerate(index["shards"]):
-        path = root / name
-        expected = rows[number] * row_bytes
-        size = path.stat().st_size if path.is_file() else None
+    for number, size in enumerate(files.sizes()):
+        path = root / files.names[number]
+        expected = rows[number] * files.row_bytes
         if size != expected:
             what = "is missing" if size is None else f"holds {size} bytes"
             record = path.with_suffix(".json")

@@ -303,7 +303,7 @@ def test_embed_stopped_by_ctrl_c_exits_130_and_resumes_exactly(encoder, prepared
     out = tmp_path / "emb"
     # a child whose encoding is slowed down, so that Ctrl-C comes in the middle of the corpus
     child = (
-        "import sys, time, musictag.cli.embed as e\n"
+        "import sys, time, datamodules.embedding_writer as e\n"
         "encode = e._encode\n"
         "e._encode = lambda *a, **k: (time.sleep(0.25), encode(*a, **k))[1]\n"
         "from musictag.cli import main\n"

@@ -26,8 +26,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import TaggingDataModule
-from datamodules.cache import AudioCache, prepare_cache
+from datamodules.cache import AudioCache
 from datamodules.manifest import Manifest
+from datamodules.prepare import prepare_cache
 
 CHUNK = 59049
 BATCH = 16

@@ -65,8 +65,9 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datamodules.cache import REPORT, AudioCache, PrepareInterrupted
+    from datamodules.cache import REPORT, AudioCache
     from datamodules.corpora import DATAMODULES
+    from datamodules.prepare import PrepareInterrupted
     from musictag.guards import given_path
 
     parser = argparse.ArgumentParser(prog="musictag prepare", description=__doc__.splitlines()[0])

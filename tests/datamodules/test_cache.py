@@ -23,9 +23,9 @@ def test_write_and_read_round_trip(tmp_path):
 def test_cache_pickles_without_its_memory_maps(tmp_path):
     cache = AudioCache.write(tmp_path / "c", [("a", np.zeros(100, np.float32))], 16000)
     cache.read("a", 0, 10)
-    assert cache._maps
+    assert cache.files._maps
     clone = pickle.loads(pickle.dumps(cache))
-    assert clone._maps == {}
+    assert clone.files._maps == {}
     np.testing.assert_array_equal(clone.read("a", 0, 10), np.zeros(10))
 
 

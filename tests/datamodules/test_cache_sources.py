@@ -159,7 +159,7 @@ def test_a_folder_of_user_files_is_never_written_into(tmp_path, capsys):
 def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
     import json
 
-    import datamodules.cache as cache_module
+    import datamodules.prepare as prepare_module
 
     corpus = make_folder_corpus(tmp_path / "corpus", n_tracks=12)
     tracks = [(f"t{i}", str(p)) for i, p in enumerate(sorted((corpus.audio_root / "audio").iterdir()))]
@@ -167,12 +167,12 @@ def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, mo
     # a real Ctrl-C (SIGINT to the process) while two worker processes decode, shard by shard
     child = (
         "import json, sys, time\n"
-        "import datamodules.cache as cache\n"
-        "decode = cache._decode\n"
-        "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
+        "import datamodules.prepare as prepare\n"
+        "decode = prepare._decode\n"
+        "prepare._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
         "try:\n"
-        "    cache.prepare_cache(sys.argv[1], [tuple(t) for t in json.loads(sys.argv[2])], tracks_per_shard=1, workers=2)\n"
-        "except cache.PrepareInterrupted:\n"
+        "    prepare.prepare_cache(sys.argv[1], [tuple(t) for t in json.loads(sys.argv[2])], tracks_per_shard=1, workers=2)\n"
+        "except prepare.PrepareInterrupted:\n"
         "    sys.exit(130)\n"
     )
     proc = subprocess.Popen(
@@ -194,14 +194,14 @@ def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, mo
     assert not [p.name for p in out.rglob("*") if ".tmp-" in p.name]  # the workers' shards in progress
     assert not AudioCache.exists(out)
     # the same through `musictag prepare` (exit 130, no traceback), here on the one-process path
-    shard = cache_module._prepare_shard
+    shard = prepare_module._prepare_shard
 
-    def interrupted(task):
+    def interrupted(task, advance):
         if task.number == 3:
             raise KeyboardInterrupt
-        return shard(task)
+        shard(task, advance)
 
-    monkeypatch.setattr(cache_module, "_prepare_shard", interrupted)
+    monkeypatch.setattr(prepare_module, "_prepare_shard", interrupted)
     args = [
         "--root",
         str(corpus.audio_root),
@@ -212,7 +212,7 @@ def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, mo
     ]
     code, _, err = prepare(capsys, *args, "--tracks-per-shard", "2")
     assert code == 130 and "3 of 6 shards of" in err and "Traceback" not in err
-    monkeypatch.setattr(cache_module, "_prepare_shard", shard)
+    monkeypatch.setattr(prepare_module, "_prepare_shard", shard)
     code, _, _ = prepare(capsys, *args, "--tracks-per-shard", "2")  # resumed
     assert code == 0 and len(AudioCache(tmp_path / "c2")) > 0
 
@@ -266,9 +266,9 @@ def _slowed_prepare(corpus: Any, out: Path, stderr: Any) -> tuple[subprocess.Pop
     is slowed down, once two shards are committed: the process and its workers' pids."""
     child = (
         "import sys, time\n"
-        "import datamodules.cache as cache\n"
-        "decode = cache._decode\n"
-        "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
+        "import datamodules.prepare as prepare\n"
+        "decode = prepare._decode\n"
+        "prepare._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
         "from musictag.cli.prepare import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

@@ -140,9 +140,9 @@ def test_killed_prepare_command_resumes_to_the_same_cache(tmp_path):
     assert main_exit(["prepare", *args, "--out", str(tmp_path / "whole")]) == 0
     child = (  # `musictag prepare` with decoding slowed down, killed after a few shards
         "import sys, time\n"
-        "import datamodules.cache as cache\n"
-        "decode = cache._decode\n"
-        "cache._decode = lambda *a: (time.sleep(0.15), decode(*a))[1]\n"
+        "import datamodules.prepare as prepare\n"
+        "decode = prepare._decode\n"
+        "prepare._decode = lambda *a: (time.sleep(0.15), decode(*a))[1]\n"
         "from musictag.cli import main\n"
         "main(sys.argv[1:])\n"
     )

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.cache import AudioCache, prepare_cache
+from datamodules.cache import AudioCache
+from datamodules.prepare import prepare_cache
 from musictag.audio import load_audio
 from musictag.testing import committed, sine, write_audio, write_bad_files
 
@@ -81,10 +82,10 @@ def test_killed_and_resumed_run_gives_the_same_cache(audio_dir, tmp_path):
     reference = prepare_cache(tmp_path / "ref", tracks, tracks_per_shard=1, progress=False)
     script = (  # a child whose decoding is slowed down, so that the kill lands mid-run
         "import json, sys, time\n"
-        "import datamodules.cache as cache\n"
-        "decode = cache._decode\n"
-        "cache._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
-        "from datamodules.cache import prepare_cache\n"
+        "import datamodules.prepare as prepare\n"
+        "decode = prepare._decode\n"
+        "prepare._decode = lambda *a: (time.sleep(0.1), decode(*a))[1]\n"
+        "from datamodules.prepare import prepare_cache\n"
         f"prepare_cache({str(tmp_path / 'killed')!r}, [tuple(t) for t in json.loads(sys.argv[1])], tracks_per_shard=1, progress=False)\n"
     )
     proc = subprocess.Popen(
