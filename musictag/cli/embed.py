@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from musictag.chunks import ChunkPlan
 from musictag.cli.embed_checks import (
     MARK,
     SETTINGS,
@@ -34,20 +35,16 @@ from musictag.guards import at_least, check_device, check_output_folder, given_p
 from musictag.types import ConfigError, Pathlike
 
 
-def train_starts(n_samples: int, chunk_len: int, datamodule: Any) -> np.ndarray:
+def train_starts(n_samples: int, plan: ChunkPlan, train_crop: str) -> np.ndarray:
     """Where the cached training chunks of a song start: the fixed excerpt of ``train_crop: start`` /
     ``center`` (as :class:`~datamodules.datasets.TrainChunks` cuts it), or every evaluation chunk for
     ``random`` (training then draws one per epoch)."""
-    from musictag.chunks import chunk_starts
-
-    room = max(0, n_samples - chunk_len)
-    if datamodule.train_crop == "start":
+    room = max(0, n_samples - plan.chunk_len)
+    if train_crop == "start":
         return np.array([0])
-    if datamodule.train_crop == "center":
+    if train_crop == "center":
         return np.array([room // 2])
-    return chunk_starts(
-        n_samples, chunk_len, datamodule.n_chunks, datamodule.chunk_mode, datamodule.chunk_hop
-    )
+    return plan.starts(n_samples)
 
 
 def embed_corpus(
@@ -71,8 +68,9 @@ def embed_corpus(
     import torch
     from tqdm import tqdm
 
+    from datamodules.base import DATA_NAMES
     from datamodules.embeddings import FORMAT, INDEX, MANIFEST
-    from musictag.chunks import chunk_starts, cut_chunks
+    from musictag.chunks import cut_chunks
     from musictag.files import atomic_write, atomic_write_text, remove_stale_temporaries
 
     out = Path(out)
@@ -89,12 +87,12 @@ def embed_corpus(
         raise ConfigError("the embedding cache stores float16: build the encoder with float16: true")
     chunk_len = int(datamodule.chunk_len)
     at_least("chunk_len", chunk_len, 1)
-    # unset, a DataModule takes the model's tag_chunk_mode: `even` for a probe trained here
-    datamodule.chunk_mode = datamodule.chunk_mode or "even"
-    if datamodule.chunk_mode == "patches":
-        raise ConfigError(
-            "chunk_mode 'patches' cuts spectrogram frames; embed with even, sota or sliding chunks"
-        )
+    # no tagging model here: unset, the mode is `even` (a probe trained here tags so), and `patches`
+    # (a model's spectrogram frames) is refused
+    plan = ChunkPlan.for_model(
+        None, datamodule.chunk_mode, datamodule.n_chunks, datamodule.chunk_hop, chunk_len, DATA_NAMES, False
+    )
+    datamodule.chunk_mode = plan.mode
     datamodule.prepare_data()
     manifest, cache = datamodule.load()
     if cache.sample_rate != encoder.sample_rate:
@@ -163,15 +161,9 @@ def embed_corpus(
                 for track_id in track_ids:
                     audio = cache.read(track_id)
                     if split == "train":
-                        starts = train_starts(len(audio), chunk_len, datamodule)
+                        starts = train_starts(len(audio), plan, datamodule.train_crop)
                     else:
-                        starts = chunk_starts(
-                            len(audio),
-                            chunk_len,
-                            datamodule.n_chunks,
-                            datamodule.chunk_mode,
-                            datamodule.chunk_hop,
-                        )
+                        starts = plan.starts(len(audio))
                     chunks = torch.from_numpy(cut_chunks(audio, starts, chunk_len))
                     pending.extend(chunks)
                     _encode(encoder, pending, batch_size, device, f, keep=batch_size - 1)
