@@ -27,11 +27,13 @@ from datamodules.datasets import SongChunks, TrainChunks, WaveAugment
 from datamodules.loader import BatchLoader, default_workers, make_loader
 from datamodules.manifest import Manifest
 from datamodules.samplers import EpochSampler, UnrepeatedDistributedSampler
-from musictag.chunks import ChunkMode, spectrogram_frames
+from musictag.chunks import ChunkMode, ChunkPlan, SettingNames
 from musictag.guards import at_least
 from musictag.types import ConfigError
 
 SPLITS = ("train", "valid", "test")
+#: The chunking settings as a DataModule config spells them (in the messages of :class:`ChunkPlan`).
+DATA_NAMES = SettingNames("chunk_mode", "n_chunks", "chunk_hop")
 
 
 class TaggingDataModule(pl.LightningDataModule):
@@ -53,7 +55,9 @@ class TaggingDataModule(pl.LightningDataModule):
             ``patches`` (the musicnn library's non-overlapping patches of the whole song's spectrogram;
             the model's spectrogram hop and n_fft place them). Unset: the model's ``tag_chunk_mode`` (the
             setting an imported published model carries; ``even`` for models trained here).
-        chunk_hop: hop of the sliding windows (default: ``chunk_len``).
+        chunk_hop: hop of the sliding windows; unset: the model's ``tag_chunk_hop``, else ``chunk_len``.
+            (``setup`` builds the :class:`~musictag.chunks.ChunkPlan` of these settings and the model:
+            ``chunk_plan``, which cuts the val/test/predict songs.)
         train_crop: ``random``, ``center`` or ``start``.
         augment: training waveform augmentation (:class:`~datamodules.datasets.WaveAugment` arguments,
             e.g. ``{gain_db: 6, noise_snr_db: [20, 40]}``); off by default.
@@ -102,6 +106,7 @@ class TaggingDataModule(pl.LightningDataModule):
         self.n_chunks = n_chunks
         self.chunk_mode: ChunkMode | None = chunk_mode
         self.chunk_hop = chunk_hop
+        self.chunk_plan: ChunkPlan | None = None  # built at setup, from these settings and the model
         self.train_crop = train_crop
         try:
             self.augment = WaveAugment(**augment) if augment else None
@@ -131,17 +136,17 @@ class TaggingDataModule(pl.LightningDataModule):
                 f"the model expects {model.sample_rate} Hz audio but the data is at {self.sample_rate} Hz; "
                 "set data sample_rate (and prepare the cache) at the model's rate"
             )
-        if self.chunk_mode is None:
-            self.chunk_mode = getattr(model, "tag_chunk_mode", None) or "even"
-        chunk_hop, n_fft = self.chunk_hop, None
-        if self.chunk_mode == "patches":
-            frames = spectrogram_frames(getattr(model, "net", None))
-            if frames is None:
-                raise ConfigError(
-                    "chunk_mode 'patches' cuts a spectrogram's frames: it needs a model whose representation "
-                    "is a spectrogram (hop_length, n_fft)"
-                )
-            chunk_hop, n_fft = frames
+        # unset, the mode (and a sliding hop) are the model's tagging setting; patches take its frames
+        self.chunk_plan = ChunkPlan.for_model(
+            model,
+            self.chunk_mode,
+            self.n_chunks,
+            self.chunk_hop,
+            self.chunk_len,
+            names=DATA_NAMES,
+            refuse_unused=False,
+        )
+        self.chunk_mode = self.chunk_plan.mode
         manifest, cache = self.load()
         if cache.sample_rate != self.sample_rate:
             raise ConfigError(
@@ -172,9 +177,7 @@ class TaggingDataModule(pl.LightningDataModule):
                 manifest.split("train"), cache, chunk_len, self.train_crop, self.augment, seed=_global_seed()
             ),
             **{
-                split: SongChunks(
-                    manifest.split(split), cache, chunk_len, self.n_chunks, self.chunk_mode, chunk_hop, n_fft
-                )
+                split: SongChunks(manifest.split(split), cache, self.chunk_plan)
                 for split in ("valid", "test")
             },
         }

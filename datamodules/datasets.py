@@ -26,7 +26,7 @@ from datamodules.manifest import Manifest
 
 # on-device waveform operations live in the core (the module uses them; it imports nothing from here)
 from musictag.audio import apply_wave_augment, to_float  # noqa: F401
-from musictag.chunks import ChunkMode, chunk_starts, cut_chunks
+from musictag.chunks import ChunkPlan, cut_chunks
 
 TrainKey = int | tuple[int, int]
 
@@ -195,19 +195,9 @@ class TrainChunks(Dataset):
 class SongChunks(Dataset):
     """Whole songs for evaluation, each cut into chunks (schema in the module docstring)."""
 
-    def __init__(
-        self,
-        manifest: Manifest,
-        cache: AudioCache,
-        chunk_len: int,
-        n_chunks: int,
-        mode: ChunkMode = "even",
-        hop: int | None = None,
-        n_fft: int | None = None,
-    ) -> None:
-        self.manifest, self.cache = manifest, cache
-        self.chunk_len, self.n_chunks, self.mode, self.hop = chunk_len, n_chunks, mode, hop
-        self.n_fft = n_fft  # mode "patches": the spectrogram's frame length (``hop`` is its frame hop)
+    def __init__(self, manifest: Manifest, cache: AudioCache, plan: ChunkPlan) -> None:
+        self.manifest, self.cache, self.plan = manifest, cache, plan
+        self.chunk_len = plan.chunk_len
         self.targets = torch.from_numpy(manifest.targets.astype(np.float32))
         self.locations = cache.locations(manifest.ids)
 
@@ -216,8 +206,7 @@ class SongChunks(Dataset):
 
     def starts(self, index: int) -> np.ndarray:
         """Chunk starts of song ``index``."""
-        n_samples = int(self.locations[index, 2])
-        return chunk_starts(n_samples, self.chunk_len, self.n_chunks, self.mode, self.hop, self.n_fft)
+        return self.plan.starts(int(self.locations[index, 2]))
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Songs ``indices`` as one batch: every chunk of every song read in one pass over the cache."""

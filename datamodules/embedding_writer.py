@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from datamodules.base import DATA_NAMES
 from datamodules.store import ShardWriter, plan_shards, write_shards
+from musictag.chunks import ChunkPlan
 from musictag.files import EMBEDDINGS_FORMAT, EMBEDDINGS_INDEX, EMBEDDINGS_MANIFEST, atomic_write_text
 from musictag.guards import at_least, check_device, check_output_folder
 from musictag.types import ConfigError, Pathlike
@@ -82,12 +84,18 @@ def embed_corpus(
     """
     out = Path(out)
     device = check_request(encoder, datamodule, out, batch_size, tracks_per_shard, device, inputs)
-    # unset, a DataModule takes the model's tag_chunk_mode: `even` for a probe trained here
-    datamodule.chunk_mode = datamodule.chunk_mode or "even"
-    if datamodule.chunk_mode == "patches":
-        raise ConfigError(
-            "chunk_mode 'patches' cuts spectrogram frames; embed with even, sota or sliding chunks"
-        )
+    # no tagging model here: unset, the mode is `even` (a probe trained here tags so), and `patches`
+    # (a model's spectrogram frames) is refused
+    plan = ChunkPlan.for_model(
+        None,
+        datamodule.chunk_mode,
+        datamodule.n_chunks,
+        datamodule.chunk_hop,
+        int(datamodule.chunk_len),
+        names=DATA_NAMES,
+        refuse_unused=False,
+    )
+    datamodule.chunk_mode = plan.mode
     manifest, cache = _load_audio(datamodule, encoder)
     settings = embedding_settings(encoder, datamodule, cache, batch_size, tracks_per_shard)
     if check_settings(out, settings):
@@ -100,7 +108,7 @@ def embed_corpus(
         for split in SPLITS
         for shard in plan_shards(manifest.split(split).ids, tracks_per_shard, prefix=f"{split}-")
     ]
-    embedder = ShardEmbedder(encoder.to(device).eval(), cache, datamodule, writer, batch_size, device)
+    embedder = ShardEmbedder(encoder.to(device).eval(), cache, datamodule, plan, writer, batch_size, device)
     records = write_shards(writer, tasks, embedder, prog="musictag embed", desc="embed", progress=progress)
     _write_index(out, encoder, datamodule, cache, manifest, writer, tasks, records)
     return out
@@ -293,20 +301,16 @@ def _claim(out: Path, settings: dict[str, Any], encoder: Any) -> ShardWriter:
     return writer
 
 
-def train_starts(n_samples: int, chunk_len: int, datamodule: Any) -> np.ndarray:
+def train_starts(n_samples: int, plan: ChunkPlan, train_crop: str) -> np.ndarray:
     """Where the cached training chunks of a song start: the fixed excerpt of ``train_crop: start`` /
     ``center`` (as :class:`~datamodules.datasets.TrainChunks` cuts it), or every evaluation chunk for
     ``random`` (training then draws one per epoch)."""
-    from musictag.chunks import chunk_starts
-
-    room = max(0, n_samples - chunk_len)
-    if datamodule.train_crop == "start":
+    room = max(0, n_samples - plan.chunk_len)
+    if train_crop == "start":
         return np.array([0])
-    if datamodule.train_crop == "center":
+    if train_crop == "center":
         return np.array([room // 2])
-    return chunk_starts(
-        n_samples, chunk_len, datamodule.n_chunks, datamodule.chunk_mode, datamodule.chunk_hop
-    )
+    return plan.starts(n_samples)
 
 
 @dataclass
@@ -317,6 +321,7 @@ class ShardEmbedder:
     encoder: Any
     cache: Any
     datamodule: Any
+    plan: ChunkPlan
     writer: ShardWriter
     batch_size: int
     device: str
@@ -325,21 +330,14 @@ class ShardEmbedder:
         """The track's chunks as this split caches them: ``(n_chunks, chunk_len)`` float32."""
         import torch
 
-        from musictag.chunks import chunk_starts, cut_chunks
+        from musictag.chunks import cut_chunks
 
-        datamodule, chunk_len = self.datamodule, int(self.datamodule.chunk_len)
         audio = self.cache.read(track_id)
         if split == "train":
-            starts = train_starts(len(audio), chunk_len, datamodule)
+            starts = train_starts(len(audio), self.plan, self.datamodule.train_crop)
         else:
-            starts = chunk_starts(
-                len(audio),
-                chunk_len,
-                datamodule.n_chunks,
-                datamodule.chunk_mode,
-                datamodule.chunk_hop,
-            )
-        return torch.from_numpy(cut_chunks(audio, starts, chunk_len))
+            starts = self.plan.starts(len(audio))
+        return torch.from_numpy(cut_chunks(audio, starts, self.plan.chunk_len))
 
     def __call__(self, task: SplitShard, advance: Callable[[int], object]) -> None:
         entries, row = [], 0

@@ -115,12 +115,13 @@ def test_csv_keeps_the_timeline(ckpt, song, capsys):
 
 
 def test_patches_mode_says_when_a_file_is_shorter_than_one_chunk(ckpt, song, capsys):
+    from musictag.chunks import ChunkPlan
     from musictag.inference.tagging import file_chunk_starts
 
     chunk = 512 + 256 * 9  # whole frames of 512 every 256
-    starts, note = file_chunk_starts(1000, chunk, 1, "patches", 256, 512)
+    starts, note = file_chunk_starts(1000, ChunkPlan(chunk, 1, "patches", 256, 512))
     assert len(starts) == 1 and note == f"shorter than one chunk ({chunk} samples): tagged once, zero-padded"
-    assert file_chunk_starts(chunk * 4, chunk, 1, "patches", 256, 512)[1] is None
+    assert file_chunk_starts(chunk * 4, ChunkPlan(chunk, 1, "patches", 256, 512))[1] is None
     # a model whose chunk is not whole frames: one line, not a traceback from the decoding thread
     code, _, err = run(["tag", str(song), "--ckpt", str(ckpt), "--chunk-mode", "patches"], capsys)
     assert code == 2 and "--chunk-mode patches does not fit this model" in one_error_line(err)
@@ -143,10 +144,11 @@ def test_zero_settings_are_refused_in_python_too(model, ckpt, song):
         tagger.tag_many([song], batch_chunks=0)
     with pytest.raises(InputError, match="top_k must be at least 1, got -2"):
         tagger.tag_many([song], top_k=-2)
+    from musictag.chunks import ChunkPlan
     from musictag.inference.tagging import tag_many
 
     with pytest.raises(InputError, match="n_chunks must be at least 1, got 0"):
-        list(tag_many(model, [song], n_chunks=0))
+        list(tag_many(model, [song], ChunkPlan.for_model(model, n_chunks=0)))
     with pytest.raises(InputError, match="batch_size must be at least 1, got 0"):
         list(tag_many(model, [song], batch_size=0))
     with pytest.raises(musictag.types.ConfigError, match="tag_chunks must be at least 1, got 0"):
@@ -337,6 +339,7 @@ def whisper(tmp_path_factory) -> Path:
 
 
 def test_a_probe_from_an_embedding_cache_tags_as_on_the_embeddings(whisper, tmp_path):
+    from musictag.chunks import ChunkPlan
     from musictag.files import EMBEDDINGS_FORMAT as FORMAT
     from musictag.inference.tagging import file_chunks
     from musictag.stages.frontends.hf_encoder import PretrainedEncoder
@@ -374,7 +377,9 @@ def test_a_probe_from_an_embedding_cache_tags_as_on_the_embeddings(whisper, tmp_
     tagger = musictag.load(path, device="cpu")
     result = tagger.tag(tmp_path / "song.wav")
     # the probe on the embeddings of the same chunks
-    chunks = file_chunks(tagger.model, tmp_path / "song.wav", 3, "even").chunks
+    chunks = file_chunks(
+        tagger.model, tmp_path / "song.wav", ChunkPlan.for_model(tagger.model, "even", 3)
+    ).chunks
     with torch.no_grad():
         hidden = encoder.hidden_states(chunks)  # (3, L, T, D) float16, as the cache holds them
         flat = hidden.reshape(len(chunks), -1)  # every stored layer, as the cache's rows

@@ -100,16 +100,18 @@ def test_bad_options_get_one_line(ckpt, tmp_path, capsys):
 
 
 def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
+    from musictag.chunks import ChunkPlan
     from musictag.inference.tagging import file_chunk_starts
 
     chunk = model.input_len
+    plan = ChunkPlan(chunk, 16, "even")
     # shorter than a chunk: once, zero-padded, with a note
-    starts, note = file_chunk_starts(chunk // 2, chunk, 16, "even")
+    starts, note = file_chunk_starts(chunk // 2, plan)
     assert starts.tolist() == [0] and "shorter than one chunk" in note
     # 100,000 chunks asked of a file with 11 distinct positions: 11
-    starts, note = file_chunk_starts(chunk + 10, chunk, 100_000, "even")
+    starts, note = file_chunk_starts(chunk + 10, plan.with_n_chunks(100_000))
     assert starts.tolist() == list(range(11)) and "11 distinct chunk position(s)" in note
-    assert file_chunk_starts(chunk * 3, chunk, 16, "even")[1] is None
+    assert file_chunk_starts(chunk * 3, plan)[1] is None
     write_audio(tmp_path / "short.wav", sine(440, 2.0), 16000)  # 2 s < 3.69 s
     code, out, err = run(
         [
@@ -130,15 +132,17 @@ def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
 
 
 def test_batches_across_files_give_the_per_file_scores(model, tmp_path):
+    from musictag.chunks import ChunkPlan
     from musictag.inference.tagging import tag_many
 
+    plan = ChunkPlan.for_model(model, n_chunks=5)
     paths = []
     for i, seconds in enumerate([5.0, 4.0, 7.5, 2.0]):
         paths.append(tmp_path / f"{i}.wav")
         write_audio(paths[-1], sine(220 * (i + 1), seconds), 16000)
     paths.insert(2, tmp_path / "missing.wav")
-    one_by_one = [list(tag_many(model, [p], n_chunks=5, batch_size=1)) for p in paths]
-    batched = list(tag_many(model, paths, n_chunks=5, batch_size=7))  # batches straddle files
+    one_by_one = [list(tag_many(model, [p], plan, batch_size=1)) for p in paths]
+    batched = list(tag_many(model, paths, plan, batch_size=7))  # batches straddle files
     assert len(batched) == len(paths)
     for (single,), together in zip(one_by_one, batched, strict=True):
         if isinstance(single, AudioError):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from musictag.audio import AUDIO_EXTENSIONS, AudioError
-from musictag.chunks import chunk_starts, spectrogram_frames
+from musictag.chunks import CHUNK_MODES, ChunkPlan, SettingNames
 from musictag.guards import InputError, at_least, check_output_file, check_output_folder, given_path
 from musictag.inference.search import find_audio
 from musictag.inference.tagging import _top, check_batch_memory, load_model, pick_device, tag_many
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="chunks per file, even/sota modes (default: the checkpoint's)",
     )
-    parser.add_argument("--chunk-mode", choices=["even", "sota", "sliding", "patches"], default=None)
+    parser.add_argument("--chunk-mode", choices=CHUNK_MODES, default=None)
     parser.add_argument("--hop", type=int, default=None, help="sliding windows: hop in samples")
     parser.add_argument(
         "--batch-size", type=int, default=None, help="chunks per forward pass (default: the checkpoint's)"
@@ -78,25 +78,8 @@ def plot_targets(folder: str, files: list[Path], inputs: list[str]) -> dict[Path
     return targets
 
 
-def _check_settings(args: argparse.Namespace, model: Any, mode: str) -> None:
-    """Settings the chosen chunk mode does not use are refused, not silently ignored."""
-    if args.hop is not None and mode != "sliding":
-        raise InputError(f"--hop is for --chunk-mode sliding; this run's mode is {mode}: drop --hop")
-    if args.n_chunks is not None and mode in ("sliding", "patches"):
-        raise InputError(
-            f"--n-chunks is for --chunk-mode even or sota; {mode} cuts the whole file "
-            f"({'every --hop samples' if mode == 'sliding' else 'into patches'}): drop --n-chunks"
-        )
-    if mode == "patches":
-        frames = spectrogram_frames(model.net)
-        if frames is None:
-            raise InputError("--chunk-mode patches needs a spectrogram model")
-        try:  # the model's chunk must be whole frames of its spectrogram
-            chunk_starts(2 * model.input_len, model.input_len, 1, "patches", *frames)
-        except ValueError as err:
-            raise InputError(
-                f"--chunk-mode patches does not fit this model: {err}; use even or sota"
-            ) from None
+#: The chunking flags, as :class:`ChunkPlan`'s refusals name them.
+FLAGS = SettingNames("--chunk-mode", "--n-chunks", "--hop")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,16 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("nothing to tag: no audio files in the given paths (what was wrong is above)")
     targets = plot_targets(args.plot, files, [*args.audio, args.ckpt]) if args.plot else {}
     model = load_model(args.ckpt, device)
-    mode = args.chunk_mode or model.tag_chunk_mode
-    _check_settings(args, model, mode)
+    # settings the plan does not use are refused, not silently ignored; checked before the model runs
+    plan = ChunkPlan.for_model(model, args.chunk_mode, args.n_chunks, args.hop, names=FLAGS)
     check_batch_memory(args.batch_size or model.eval_chunk_batch, model.input_len)
-    return _tag(args, model, mode, files, targets, len(found.skipped), bool(found.empty))
+    return _tag(args, model, plan, files, targets, len(found.skipped), bool(found.empty))
 
 
 def _tag(
     args: argparse.Namespace,
     model: Any,
-    mode: Any,
+    plan: ChunkPlan,
     files: list[Path],
     targets: dict[Path, Path],
     skipped: int,
@@ -149,7 +132,7 @@ def _tag(
         if notes <= 5:
             print(f"musictag tag: note: {text}", file=sys.stderr)
 
-    results = tag_many(model, files, args.n_chunks, mode, args.hop, args.batch_size, len(files) > 1, note)
+    results = tag_many(model, files, plan, args.batch_size, len(files) > 1, note)
     for result in results:
         if isinstance(result, AudioError):
             failed += 1

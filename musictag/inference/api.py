@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 from musictag.audio import AUDIO_EXTENSIONS, AudioError
-from musictag.chunks import ChunkMode
+from musictag.chunks import ChunkPlan
 from musictag.guards import InputError, at_least
 from musictag.inference.search import find_audio
 from musictag.inference.tagging import _top, check_batch_memory, load_model, pick_device, tag_many
 from musictag.types import Pathlike
-
-CHUNK_MODES = ("even", "sota", "sliding", "patches")
 
 
 class AudioTagger:
@@ -28,21 +26,23 @@ class AudioTagger:
     Attributes:
         model: the ``TaggingModule`` (in eval mode, on ``device``).
         tags: the model's tags, in output order.
-        n_chunks, chunk_mode: how files are cut (the checkpoint's setting unless given to :func:`load`).
+        plan: how files are cut (:class:`~musictag.chunks.ChunkPlan`: the checkpoint's setting, with
+            the ``n_chunks`` and ``chunk_mode`` given to :func:`load`).
+        n_chunks, chunk_mode: the plan's.
     """
 
     def __init__(self, model: Any, n_chunks: int | None = None, chunk_mode: str | None = None) -> None:
-        at_least("n_chunks", n_chunks)  # 0 is refused, not taken for "the checkpoint's"
-        if chunk_mode is not None and chunk_mode not in CHUNK_MODES:
-            raise InputError(f"unknown chunk_mode {chunk_mode!r}; use one of {', '.join(CHUNK_MODES)}")
         self.model = model
         self.tags: list[str] = list(model.tag_names)
-        self.chunk_mode = chunk_mode or model.tag_chunk_mode
-        if n_chunks is not None and self.chunk_mode in ("sliding", "patches"):
-            raise InputError(
-                f"n_chunks is for chunk_mode even or sota; {self.chunk_mode} cuts the whole file: drop n_chunks"
-            )
-        self.n_chunks = n_chunks if n_chunks is not None else model.tag_chunks
+        self.plan = ChunkPlan.for_model(model, chunk_mode, n_chunks)  # 0 is refused, not "the checkpoint's"
+
+    @property
+    def chunk_mode(self) -> str:
+        return self.plan.mode
+
+    @property
+    def n_chunks(self) -> int:
+        return self.plan.n_chunks
 
     def tag(self, path: Pathlike, top_k: int = 5) -> dict[str, Any]:
         """One file's tags.
@@ -89,14 +89,7 @@ class AudioTagger:
 
         notes: list[str] = []  # files cut into fewer chunks than asked, warned from here (the caller's frame)
         results: list[dict[str, Any]] = []
-        for result in tag_many(
-            self.model,
-            files,
-            self.n_chunks,
-            cast(ChunkMode, self.chunk_mode),
-            batch_size=batch_chunks,
-            note=notes.append,
-        ):
+        for result in tag_many(self.model, files, self.plan, batch_size=batch_chunks, note=notes.append):
             while notes:
                 warnings.warn(f"musictag: {notes.pop(0)}", stacklevel=2)
             if isinstance(result, AudioError):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from musictag.audio import AudioError, load_audio
-from musictag.chunks import ChunkMode, chunk_starts, cut_chunks, spectrogram_frames
+from musictag.chunks import ChunkPlan, cut_chunks
 from musictag.guards import InputError, at_least, check_device, physical_memory
 from musictag.inference.loading import load_model
 from musictag.inference.search import find_audio
@@ -46,14 +46,7 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(check_device(name))
 
 
-def file_chunk_starts(
-    n_samples: int,
-    chunk_len: int,
-    n_chunks: int,
-    mode: ChunkMode,
-    hop: int | None = None,
-    n_fft: int | None = None,
-) -> tuple[np.ndarray, str | None]:
+def file_chunk_starts(n_samples: int, plan: ChunkPlan) -> tuple[np.ndarray, str | None]:
     """Where the chunks of one file start for tagging, and a note when the request was cut down.
 
     The request is capped at what the file holds: a file no longer than a chunk is scored once
@@ -61,22 +54,18 @@ def file_chunk_starts(
     100,000 chunks of a 6-second file costs what the file holds, not 100,000 chunks. ``patches`` (the
     musicnn library's rule) already cuts a file into what it holds.
     """
-    if mode == "patches":
-        short = None
-        if n_samples < chunk_len:
-            short = f"shorter than one chunk ({chunk_len} samples): tagged once, zero-padded"
-        return chunk_starts(n_samples, chunk_len, n_chunks, mode, hop, n_fft), short
+    chunk_len = plan.chunk_len
+    short = f"shorter than one chunk ({chunk_len} samples): tagged once, zero-padded"
+    if plan.mode == "patches":
+        return plan.starts(n_samples), short if n_samples < chunk_len else None
     if n_samples <= chunk_len:
-        note = None
-        if n_chunks > 1 or mode == "sliding":
-            note = f"shorter than one chunk ({chunk_len} samples): tagged once, zero-padded"
-        return np.zeros(1, dtype=np.int64), note
+        return np.zeros(1, dtype=np.int64), short if plan.n_chunks > 1 or plan.mode == "sliding" else None
     distinct = n_samples - chunk_len + 1
-    if mode != "sliding" and n_chunks > distinct:
-        return chunk_starts(n_samples, chunk_len, distinct, mode, hop), (
-            f"holds {distinct} distinct chunk position(s): {distinct} chunks scored, not {n_chunks}"
+    if not plan.whole_song and plan.n_chunks > distinct:
+        return plan.with_n_chunks(distinct).starts(n_samples), (
+            f"holds {distinct} distinct chunk position(s): {distinct} chunks scored, not {plan.n_chunks}"
         )
-    return chunk_starts(n_samples, chunk_len, n_chunks, mode, hop), None
+    return plan.starts(n_samples), None
 
 
 @dataclass
@@ -106,20 +95,14 @@ class FileChunks:
         return len(self.cut_starts)
 
 
-def file_chunks(model: Any, path: Path, n_chunks: int, mode: ChunkMode, hop: int | None = None) -> FileChunks:
-    """Decode, downmix and resample a file to the model's rate and plan its chunks as the checkpoint
-    (or the override) says, capped at what the file holds."""
+def file_chunks(model: Any, path: Path, plan: ChunkPlan) -> FileChunks:
+    """Decode, downmix and resample a file to the model's rate and cut it by ``plan``, capped at what
+    the file holds."""
     audio, rate = load_audio(path, model.sample_rate)  # first: it refuses a named pipe by its type
     info_rate = _native_rate(path)
-    n_fft = None
-    if mode == "patches":  # patches of the whole file's spectrogram (the musicnn library's rule)
-        frames = spectrogram_frames(model.net)
-        if frames is None:
-            raise ValueError("chunk mode 'patches' needs a model whose representation is a spectrogram")
-        hop, n_fft = frames
-    cut_starts, note = file_chunk_starts(len(audio), model.input_len, n_chunks, mode, hop, n_fft)
-    starts = cut_starts + n_fft // 2 if n_fft is not None else cut_starts  # a patch: its first frame's centre
-    return FileChunks(path, info_rate, rate, len(audio), audio, cut_starts, starts, model.input_len, note)
+    cut_starts, note = file_chunk_starts(len(audio), plan)
+    starts = cut_starts + plan.timeline_offset  # a patch: its first frame's centre
+    return FileChunks(path, info_rate, rate, len(audio), audio, cut_starts, starts, plan.chunk_len, note)
 
 
 def file_result(model: Any, item: FileChunks, chunk_scores: torch.Tensor) -> dict[str, Any]:
@@ -167,18 +150,16 @@ class _Pending:
 def tag_many(
     model: Any,
     paths: Iterable[str | os.PathLike],
-    n_chunks: int | None = None,
-    mode: ChunkMode | None = None,
-    hop: int | None = None,
+    plan: ChunkPlan | None = None,
     batch_size: int | None = None,
     progress: bool = False,
     note: Callable[[str], None] | None = None,
 ) -> Iterator[dict[str, Any] | AudioError]:
     """Tag many files, their chunks batched across files: one result per file, in order.
 
-    Files are decoded by a background thread (a couple ahead of the network) and planned into chunks
-    (the model's tagging setting unless ``n_chunks``/``mode``/``hop`` are given; see
-    :func:`file_chunk_starts`); chunks of consecutive files are cut into batches of ``batch_size``
+    Files are decoded by a background thread (a couple ahead of the network) and cut by ``plan``
+    (default: the model's tagging setting, ``ChunkPlan.for_model(model)``), capped at what each file
+    holds (:func:`file_chunk_starts`); chunks of consecutive files are cut into batches of ``batch_size``
     (default: the model's ``eval_chunk_batch``), so memory is bounded whatever the number of chunks or
     files. ``note`` receives a line for each file whose chunks were cut down.
 
@@ -191,14 +172,14 @@ def tag_many(
 
     from tqdm import tqdm
 
-    at_least("n_chunks", n_chunks)  # 0 is refused, not taken for "the default"
-    at_least("hop", hop)
-    at_least("batch_size", batch_size)
-    n_chunks = n_chunks if n_chunks is not None else model.tag_chunks
-    mode = mode or model.tag_chunk_mode
-    hop = hop if hop is not None else getattr(model, "tag_chunk_hop", None)
+    at_least("batch_size", batch_size)  # 0 is refused, not taken for "the default"
+    plan = plan if plan is not None else ChunkPlan.for_model(model)
+    if plan.chunk_len != model.input_len:
+        raise InputError(
+            f"the plan's chunks of {plan.chunk_len} samples are not the model's {model.input_len}"
+        )
     batch_size = batch_size if batch_size is not None else model.eval_chunk_batch
-    chunk_len = model.input_len
+    chunk_len = plan.chunk_len
     check_batch_memory(batch_size, chunk_len)
     if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
         paths = [paths]
@@ -207,9 +188,9 @@ def tag_many(
     batch = np.zeros((batch_size, chunk_len), dtype=np.float32)
     owners: list[tuple[_Pending, int]] = []  # (file, chunks of it in the batch) in batch order
 
-    def plan(path: Path) -> FileChunks | AudioError:
+    def decode(path: Path) -> FileChunks | AudioError:
         try:
-            return file_chunks(model, path, n_chunks, mode, hop)
+            return file_chunks(model, path, plan)
         except AudioError as err:
             return err
 
@@ -239,7 +220,7 @@ def tag_many(
     bar = tqdm(total=len(files), unit="file", desc="tag", file=sys.stderr, disable=not progress or None)
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
-            for planned in _prefetched(pool, plan, files):
+            for planned in _prefetched(pool, decode, files):
                 if isinstance(planned, AudioError):
                     pending.append(_Pending(None, planned))
                     yield from finished()
@@ -291,15 +272,13 @@ def _prefetched(pool: Any, work: Callable[[Path], Any], files: list[Path], ahead
         yield queue.popleft().result()
 
 
-def tag_file(
-    model: Any, path: Path, n_chunks: int, mode: ChunkMode, hop: int | None = None
-) -> dict[str, Any]:
+def tag_file(model: Any, path: Path, plan: ChunkPlan | None = None) -> dict[str, Any]:
     """Song-level scores of one file, with the per-chunk scores and start times (see :func:`tag_many`).
 
     Raises:
         AudioError: the file could not be tagged.
     """
-    (result,) = tag_many(model, [path], n_chunks, mode, hop)
+    (result,) = tag_many(model, [path], plan)
     if isinstance(result, AudioError):
         raise result
     return result

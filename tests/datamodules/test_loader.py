@@ -16,6 +16,7 @@ from datamodules.datasets import SongChunks, TrainChunks, WaveAugment, collate_s
 from datamodules.loader import BatchLoader
 from datamodules.manifest import Manifest
 from datamodules.synthetic import SyntheticDataModule
+from musictag.chunks import ChunkPlan
 from musictag.testing import tiny_synthetic_args
 
 
@@ -110,7 +111,7 @@ def test_evaluation_batch_equals_its_songs(tiny_corpus, mode):
     cache = AudioCache(tiny_corpus / "cache")
     # patches: chunks of 20 frames of 512 samples every 256, the first starting before the song
     hop, n_fft, chunk_len = (256, 512, 19 * 256 + 512) if mode == "patches" else (30000, None, 20000)
-    dataset = SongChunks(manifest, cache, chunk_len, n_chunks=3, mode=mode, hop=hop, n_fft=n_fft)
+    dataset = SongChunks(manifest, cache, ChunkPlan(chunk_len, 3, mode, hop, n_fft))
     if mode == "patches":
         assert dataset.starts(0)[0] < 0
     batch = dataset.__getitems__([0, 2, 1])

@@ -6,7 +6,7 @@ import torch
 
 from datamodules.datasets import SongChunks, TrainChunks, WaveAugment, collate_songs
 from datamodules.samplers import UnrepeatedDistributedSampler
-from musictag.chunks import chunk_starts
+from musictag.chunks import ChunkPlan, chunk_starts
 from musictag.stages.representations.mel import MelSpectrogram
 from musictag.training.metrics import aggregate_chunks
 
@@ -57,10 +57,32 @@ def test_sliding_song_dataset(tiny_corpus):
     from datamodules.manifest import Manifest
 
     manifest = Manifest.read_csv(tiny_corpus / "manifest.csv").split("valid")
-    dataset = SongChunks(
-        manifest, AudioCache(tiny_corpus / "cache"), 16000, n_chunks=0, mode="sliding", hop=24000
-    )
+    dataset = SongChunks(manifest, AudioCache(tiny_corpus / "cache"), ChunkPlan(16000, 0, "sliding", 24000))
     assert dataset[0]["audio"].shape == (3, 16000)  # 4 s at 16 kHz: starts 0, 24000, 48000
+
+
+def test_a_datamodule_cuts_songs_by_the_plan_of_its_settings_and_the_model(tiny_corpus):
+    """Unset, the mode and the sliding hop are the model's; an ``n_chunks`` a whole-song mode does not use
+    is ignored (a saved config carries every default), not refused as ``musictag tag`` refuses it."""
+    from types import SimpleNamespace
+
+    from datamodules.synthetic import SyntheticDataModule
+    from musictag.testing import tiny_synthetic_args
+
+    model = SimpleNamespace(
+        input_len=16000, sample_rate=16000, tag_chunk_mode="sliding", tag_chunks=5, tag_chunk_hop=24000
+    )
+    data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus), n_chunks=16))
+    data.trainer = SimpleNamespace(lightning_module=model)
+    data.setup("test")
+    assert data.chunk_plan == ChunkPlan(16000, 16, "sliding", 24000) and data.chunk_mode == "sliding"
+    assert data.datasets["test"].plan is data.chunk_plan
+    assert data.datasets["valid"][0]["audio"].shape == (3, 16000)  # 4 s: starts 0, 24000, 48000
+    even = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus), chunk_mode="even", chunk_hop=8000))
+    even.trainer = SimpleNamespace(lightning_module=model)
+    even.setup("test")
+    assert even.chunk_plan == ChunkPlan(16000, 2, "even")  # the hop only sliding windows use is dropped
+    assert even.datasets["test"][0]["audio"].shape == (2, 16000)
 
 
 def test_wave_augment_changes_gain_and_adds_noise():

@@ -110,7 +110,7 @@ def test_evaluation_cuts_patches_with_the_models_frames(tiny_corpus):
     assert not song[0, :256].any()
     waveform = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus), chunk_mode="patches"))
     waveform.trainer = SimpleNamespace(lightning_module=TaggingModule(n_tags=data.n_tags, arch="sample_cnn"))
-    with pytest.raises(ConfigError, match="chunk_mode 'patches' cuts a spectrogram's frames"):
+    with pytest.raises(ConfigError, match="chunk_mode patches cuts a spectrogram's frames"):
         waveform.setup("test")
 
 
