@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,8 +30,11 @@ from musictag.cli.embed_checks import (
     is_embedding_dir,
     load_datamodule,
 )
-from musictag.guards import at_least, check_device, check_output_folder, given_path
+from musictag.guards import DEVICE_HELP, at_least, check_output_folder, given_path, pick_device
 from musictag.types import ConfigError, Pathlike
+
+if TYPE_CHECKING:
+    import torch
 
 
 def train_starts(n_samples: int, chunk_len: int, datamodule: Any) -> np.ndarray:
@@ -56,7 +59,7 @@ def embed_corpus(
     out: Pathlike,
     batch_size: int = 16,
     tracks_per_shard: int = 64,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: bool = True,
     inputs: Sequence[Pathlike] = (),
 ) -> Path:
@@ -77,7 +80,7 @@ def embed_corpus(
 
     out = Path(out)
     check_embed_numbers(batch_size, tracks_per_shard)
-    device = check_device(device, "device")
+    device = pick_device(device, "device")
     check_output_folder(
         out,
         "--out",
@@ -229,7 +232,7 @@ def embed_corpus(
     return out
 
 
-def _encode(encoder: Any, pending: list, batch_size: int, device: str, f: Any, keep: int) -> None:
+def _encode(encoder: Any, pending: list, batch_size: int, device: torch.device, f: Any, keep: int) -> None:
     """Encode and write (float16, in order) all but the last ``keep`` pending chunks, ``batch_size`` at a time."""
     import torch
 
@@ -280,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "--time-pool", choices=["none", "mean"], default="none", help="mean: one frame per chunk"
     )
     parser.add_argument("--tracks-per-shard", type=int, default=64, help="the unit a resumed run redoes")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--trust-remote-code", action="store_true", help="run the folder's model code (MERT)")
     parser.add_argument("--download", action="store_true", help="let transformers download a Hub id")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     check_embed_numbers(args.batch_size, args.tracks_per_shard, ("--batch-size", "--tracks-per-shard"))
     at_least("--encoder-batch", args.encoder_batch, 1)
     at_least("--chunk-len", args.chunk_len, 1)
-    device = check_device(args.device)
+    device = pick_device(args.device)
     from musictag.stages.frontends.hf_encoder import PretrainedEncoder
 
     datamodule = load_datamodule(args.data, {"chunk_len": args.chunk_len} if args.chunk_len else None)
