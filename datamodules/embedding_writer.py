@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,8 +28,11 @@ from datamodules.base import DATA_NAMES
 from datamodules.store import ShardWriter, plan_shards, write_shards
 from musictag.chunks import ChunkPlan
 from musictag.files import EMBEDDINGS_FORMAT, EMBEDDINGS_INDEX, EMBEDDINGS_MANIFEST, atomic_write_text
-from musictag.guards import at_least, check_device, check_output_folder
+from musictag.guards import at_least, check_output_folder, pick_device
 from musictag.types import ConfigError, Pathlike
+
+if TYPE_CHECKING:
+    import torch
 
 #: The mark of a folder ``musictag embed`` writes (the first file it writes there).
 MARK = ".musictag-embeddings"
@@ -70,7 +73,7 @@ def embed_corpus(
     out: Pathlike,
     batch_size: int = 16,
     tracks_per_shard: int = 64,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: bool = True,
     inputs: Sequence[Pathlike] = (),
 ) -> Path:
@@ -123,13 +126,13 @@ def check_request(
     out: Path,
     batch_size: int,
     tracks_per_shard: int,
-    device: str,
+    device: str | torch.device,
     inputs: Sequence[Pathlike],
-) -> str:
+) -> torch.device:
     """The numbers, the device (returned as it is used), the ``out`` folder and what the encoder and the
     DataModule must be for a cache."""
     check_embed_numbers(batch_size, tracks_per_shard)
-    device = check_device(device, "device")
+    device = pick_device(device, "device")
     check_output_folder(
         out,
         "--out",
@@ -324,7 +327,7 @@ class ShardEmbedder:
     plan: ChunkPlan
     writer: ShardWriter
     batch_size: int
-    device: str
+    device: torch.device
 
     def chunks(self, track_id: str, split: str) -> Any:
         """The track's chunks as this split caches them: ``(n_chunks, chunk_len)`` float32."""
@@ -354,7 +357,9 @@ class ShardEmbedder:
             shard.record.update(split=task.split, tracks=entries)
 
 
-def _encode(encoder: Any, pending: list, batch_size: int, device: str, shard: Any, keep: int) -> None:
+def _encode(
+    encoder: Any, pending: list, batch_size: int, device: torch.device, shard: Any, keep: int
+) -> None:
     """Encode and write (float16, in order) all but the last ``keep`` pending chunks, ``batch_size`` at
     a time, to ``shard`` (a :class:`~datamodules.store.ShardRows`)."""
     import torch

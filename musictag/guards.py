@@ -7,6 +7,8 @@
   work is done: its folder exists and is writable, it is not one of the command's inputs (under any
   spelling of the same file), and it holds nothing of the user's that would be overwritten.
 - :func:`at_least`: a number below its minimum (``0`` or ``-1`` chunks, batches, shards, rates).
+- :func:`pick_device`: a device this machine lacks, and what ``auto`` is (tag, embed, bench,
+  ``musictag.load``).
 - :func:`run_command`: a command's entry point, turning the errors above, an ``OSError`` naming a path
   and Ctrl-C into one ``PROG: error: ...`` line and an exit status (2, or 130 for Ctrl-C), never a
   Python traceback.
@@ -23,8 +25,12 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from musictag.types import ConfigError, Pathlike
+
+if TYPE_CHECKING:
+    import torch
 
 
 class InputError(ConfigError):
@@ -308,36 +314,44 @@ def physical_memory() -> int:
         return 0
 
 
-def check_device(device: str, what: str = "--device") -> str:
-    """The torch device a command may run on, checked before any work is done.
+#: The ``--device`` help of every command that takes one (tag, embed, bench).
+DEVICE_HELP = "auto (a CUDA GPU, else Apple's MPS, else the CPU), cpu, cuda, cuda:N or mps"
+
+
+def pick_device(name: str | torch.device = "auto", what: str = "--device") -> torch.device:
+    """The torch device a command (or ``musictag.load``) runs on, checked before any work is done; the
+    one place that says what ``auto`` is.
 
     ``auto`` is a CUDA GPU, else Apple's MPS, else the CPU. A named device must exist on this machine,
-    so ``--device cuda`` without a GPU is one line, not a CUDA traceback after a model has been loaded
-    and an output folder started.
+    so ``--device cuda`` without a GPU is one line naming ``what`` (the flag or argument), not a CUDA
+    traceback after a model has been loaded and an output folder started.
+
+    Raises:
+        InputError: for a device name torch does not know or a device this machine does not have.
     """
     import torch
 
     mps = getattr(torch.backends, "mps", None)
     has_mps = mps is not None and mps.is_available()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
     try:
-        parsed = torch.device(device)
+        device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if parsed.type == "cuda":
+        raise InputError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"{what} {device}: no CUDA GPU is available here; use {what} auto or cpu")
+            raise InputError(f"{what} {name}: no CUDA GPU is available here; use {what} auto or cpu")
         count = torch.cuda.device_count()
-        if parsed.index is not None and parsed.index >= count:
+        if device.index is not None and device.index >= count:
             raise InputError(
-                f"{what} {device}: this machine has {count} CUDA GPU(s), cuda:0 … cuda:{count - 1}"
+                f"{what} {name}: this machine has {count} CUDA GPU(s), cuda:0 … cuda:{count - 1}"
             )
-    elif parsed.type == "mps":
+    elif device.type == "mps":
         if not has_mps:
-            raise InputError(f"{what} {device}: MPS is not available here; use {what} auto or cpu")
-    elif parsed.type != "cpu":
+            raise InputError(f"{what} {name}: MPS is not available here; use {what} auto or cpu")
+    elif device.type != "cpu":
         raise InputError(
-            f"{what} {device}: {parsed.type} devices are not supported; use auto, cpu, cuda or mps"
+            f"{what} {name}: {device.type} devices are not supported; use auto, cpu, cuda or mps"
         )
     return device

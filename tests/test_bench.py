@@ -61,6 +61,32 @@ def test_bench_json_and_the_epoch_figure(capsys):
     )
 
 
+def test_the_benchmark_times_the_modules_own_training_step(monkeypatch):
+    """Every step ``musictag bench`` times is ``TaggingModule.training_loss`` on int16 chunks of the
+    architecture's input length, then backward and Adam (the step ``fit`` trains with)."""
+    import torch
+
+    from musictag.bench import throughput
+    from musictag.training.module import TaggingModule
+
+    own = TaggingModule.training_loss
+    seen: list[tuple[torch.dtype, tuple[int, ...]]] = []
+
+    def counted(self, audio, target):
+        seen.append((audio.dtype, tuple(audio.shape)))
+        return own(self, audio, target)
+
+    monkeypatch.setattr(TaggingModule, "training_loss", counted)
+    figure = throughput.step_throughput("pons_time", 2, torch.device("cpu"), steps=2, repeats=2, warmup=1)
+    module = throughput.build_module("pons_time")
+    assert seen == [(torch.int16, (2, module.input_len))] * (1 + 2 * 2)
+    assert figure.params == module.net.n_params() and figure.batch == 2 and len(figure.runs) == 2
+    assert figure.input_s == module.input_len / module.sample_rate
+    _, compiled = throughput._training_step("pons_time", 2, torch.device("cpu"), "32", True, "preset")
+    assert compiled.net._compiled_call_impl is not None  # the module's own compile (its setup), as fit's
+    assert module.net._compiled_call_impl is None
+
+
 def test_data_figures_are_medians_of_repeats(tmp_path):
     figure = Figure.of("loader", "x", "chunks/s", [3.0, 1.0, 10.0])
     assert (figure.median, figure.low, figure.high) == (3.0, 1.0, 10.0)

@@ -115,29 +115,49 @@ def test_run_command_turns_bad_input_into_one_line(capsys):
         run_command("musictag tag", lambda: 1 // 0)
 
 
-def test_check_device_refuses_what_this_machine_cannot_run_on(monkeypatch):
+def test_pick_device_refuses_what_this_machine_cannot_run_on(monkeypatch):
     import torch
 
-    from musictag.guards import check_device
+    from musictag.guards import pick_device
 
-    assert check_device("cpu") == "cpu"
+    assert pick_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert check_device("auto") == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto") == pick_device() == torch.device("cpu")
     with pytest.raises(
         InputError, match=r"--device cuda: no CUDA GPU is available here; use --device auto or cpu"
     ):
-        check_device("cuda")
+        pick_device("cuda")
+    with pytest.raises(InputError, match=r"^device mps: MPS is not available here; use device auto or cpu$"):
+        pick_device("mps", "device")
     with pytest.raises(InputError, match=r"unknown device 'gpu'; use auto, cpu, cuda, cuda:N or mps"):
-        check_device("gpu")
+        pick_device("gpu")
     with pytest.raises(InputError, match=r"device meta: meta devices are not supported"):
-        check_device("meta", "device")
+        pick_device("meta", "device")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("mps")  # no CUDA GPU: Apple's
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert check_device("auto") == "cuda" and check_device("cuda:1") == "cuda:1"
+    assert pick_device("auto") == torch.device("cuda")  # a CUDA GPU first
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
     with pytest.raises(
         InputError, match=r"--device cuda:2: this machine has 2 CUDA GPU\(s\), cuda:0 … cuda:1"
     ):
-        check_device("cuda:2")
+        pick_device("cuda:2")
+
+
+def test_every_command_and_the_api_resolve_devices_with_one_function():
+    """tag, embed, bench and ``musictag.load`` use ``guards.pick_device`` itself, not a copy of it."""
+    import musictag.cli.bench
+    import musictag.cli.embed
+    import musictag.cli.tag
+    import musictag.inference.api
+    import musictag.inference.tagging
+    from musictag.guards import pick_device
+
+    for module in (musictag.cli.bench, musictag.cli.embed, musictag.cli.tag, musictag.inference.api):
+        assert module.pick_device is pick_device, module.__name__
+    assert musictag.inference.tagging.pick_device is pick_device  # the name it had before
 
 
 def test_a_test_blocked_on_its_named_pipe_fails_instead_of_hanging(tmp_path, monkeypatch):

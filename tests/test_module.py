@@ -31,6 +31,23 @@ def test_training_step_is_bce_with_logits():
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_training_loss_is_the_step_on_int16_or_float_audio():
+    """``training_loss`` is what ``training_step`` computes (and what ``musictag bench`` times): int16
+    chunks are scaled by ``INT16_SCALE`` first, float chunks (as the batch hook hands them over) are not."""
+    from musictag.audio import INT16_SCALE
+
+    module = tiny_module()
+    wave = (torch.randn(4, 59049) * 3000).to(torch.int16)
+    target = torch.tensor([[1.0, 0, 1]] * 4)
+    from_int16 = module.training_loss(wave, target)
+    from_float = module.training_loss(wave.float() / INT16_SCALE, target)
+    step = module.training_step({"audio": wave.float() / INT16_SCALE, "target": target}, 0)
+    torch.testing.assert_close(from_int16, from_float)
+    torch.testing.assert_close(step, from_float)
+    unscaled = module.training_loss(wave.float(), target)  # int16 values taken as floats: another loss
+    assert not torch.allclose(unscaled, from_int16)
+
+
 @pytest.mark.parametrize("how", ["mean", "max", "logit_mean"])
 def test_song_scores_aggregate_the_chunk_probabilities(how):
     module = tiny_module(aggregate=how).eval()

@@ -22,7 +22,7 @@ from musictag.guards import describe_os_error, run_command
 
 #: Subcommands that are not LightningCLI's: name → "module:function" taking the remaining arguments.
 TOOLS = {
-    "bench": "musictag.bench.throughput:main",
+    "bench": "musictag.cli.bench:main",
     "prepare": "musictag.cli.prepare:main",
     "embed": "musictag.cli.embed:main",
     "tag": "musictag.cli.tag:main",

@@ -17,7 +17,7 @@ import sys
 
 from datamodules.embedding_writer import check_embed_numbers, data_paths, embed_corpus, is_embedding_dir
 from musictag.cli.embed_checks import load_datamodule
-from musictag.guards import at_least, check_device, check_output_folder, given_path
+from musictag.guards import DEVICE_HELP, at_least, check_output_folder, given_path, pick_device
 from musictag.types import ConfigError
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "--time-pool", choices=["none", "mean"], default="none", help="mean: one frame per chunk"
     )
     parser.add_argument("--tracks-per-shard", type=int, default=64, help="the unit a resumed run redoes")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--trust-remote-code", action="store_true", help="run the folder's model code (MERT)")
     parser.add_argument("--download", action="store_true", help="let transformers download a Hub id")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     check_embed_numbers(args.batch_size, args.tracks_per_shard, ("--batch-size", "--tracks-per-shard"))
     at_least("--encoder-batch", args.encoder_batch, 1)
     at_least("--chunk-len", args.chunk_len, 1)
-    device = check_device(args.device)
+    device = pick_device(args.device)
     from musictag.stages.frontends.hf_encoder import PretrainedEncoder
 
     datamodule = load_datamodule(args.data, {"chunk_len": args.chunk_len} if args.chunk_len else None)

@@ -20,9 +20,17 @@ from typing import Any
 
 from musictag.audio import AUDIO_EXTENSIONS, AudioError
 from musictag.chunks import CHUNK_MODES, ChunkPlan, SettingNames
-from musictag.guards import InputError, at_least, check_output_file, check_output_folder, given_path
+from musictag.guards import (
+    DEVICE_HELP,
+    InputError,
+    at_least,
+    check_output_file,
+    check_output_folder,
+    given_path,
+    pick_device,
+)
 from musictag.inference.search import find_audio
-from musictag.inference.tagging import _top, check_batch_memory, load_model, pick_device, tag_many
+from musictag.inference.tagging import _top, check_batch_memory, load_model, tag_many
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="chunks per forward pass (default: the checkpoint's)"
     )
-    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, mps, ...")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
         "--plot",
         type=given_path,

@@ -14,9 +14,9 @@ from typing import Any
 
 from musictag.audio import AUDIO_EXTENSIONS, AudioError
 from musictag.chunks import ChunkPlan
-from musictag.guards import InputError, at_least
+from musictag.guards import InputError, at_least, pick_device
 from musictag.inference.search import find_audio
-from musictag.inference.tagging import _top, check_batch_memory, load_model, pick_device, tag_many
+from musictag.inference.tagging import _top, check_batch_memory, load_model, tag_many
 from musictag.types import Pathlike
 
 
@@ -112,9 +112,10 @@ def load(
 ) -> AudioTagger:
     """A musictag checkpoint (``fit`` or ``import-weights``) ready to tag files.
 
-    ``device``: ``auto`` (a GPU if there is one), ``cpu``, ``cuda``, … A probe trained from an
+    ``device``: ``auto`` (a CUDA GPU, else Apple's MPS, else the CPU), ``cpu``, ``cuda``, ``cuda:N``,
+    ``mps`` (:func:`~musictag.guards.pick_device`). A probe trained from an
     embedding cache is rebuilt with its encoder (:mod:`musictag.inference.loading`). Bad settings raise
     :class:`~musictag.guards.InputError` before the checkpoint is read.
     """
     at_least("n_chunks", n_chunks)
-    return AudioTagger(load_model(os.fspath(ckpt), pick_device(device)), n_chunks, chunk_mode)
+    return AudioTagger(load_model(os.fspath(ckpt), pick_device(device, "device")), n_chunks, chunk_mode)

@@ -23,11 +23,12 @@ import torch
 
 from musictag.audio import AudioError, load_audio
 from musictag.chunks import ChunkPlan, cut_chunks
-from musictag.guards import InputError, at_least, check_device, physical_memory
+from musictag.guards import InputError, at_least, physical_memory, pick_device
 from musictag.inference.loading import load_model
 from musictag.inference.search import find_audio
 from musictag.training.metrics import aggregate_chunks
 
+# pick_device is musictag.guards' (the one device choice), named here too for code that imports it from here
 __all__ = ["audio_files", "file_chunk_starts", "load_model", "pick_device", "tag_file", "tag_many"]
 
 
@@ -35,15 +36,6 @@ def audio_files(paths: list[str]) -> Iterator[Path]:
     """The given files, and the audio files under the given folders (sorted); entries that are not
     regular files are left out (:func:`musictag.inference.search.find_audio` says which and why)."""
     yield from find_audio(list(paths)).files
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: a CUDA GPU, else Apple's MPS, else the CPU; or the device named, if this machine has it.
-
-    Raises:
-        InputError: for a device name torch does not know or a device this machine does not have.
-    """
-    return torch.device(check_device(name))
 
 
 def file_chunk_starts(n_samples: int, plan: ChunkPlan) -> tuple[np.ndarray, str | None]:
