@@ -76,3 +76,23 @@ def named_pipes_cannot_hang(monkeypatch: pytest.MonkeyPatch):
     if armed:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, armed[0])
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A 3-tag (a, b, c) Short-chunk CNN of the tiny test size, seeded, in eval mode (one per module)."""
+    import torch
+
+    from musictag.testing import TINY_SHORT_CHUNK
+    from musictag.training.module import TaggingModule
+
+    torch.manual_seed(0)
+    return TaggingModule(n_tags=3, tag_names=["a", "b", "c"], **TINY_SHORT_CHUNK).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tiny_model, tmp_path_factory):
+    """:func:`tiny_model` saved as a checkpoint that ``musictag tag`` and ``musictag.load`` read."""
+    from musictag.testing import save_module_checkpoint
+
+    return save_module_checkpoint(tiny_model, tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")

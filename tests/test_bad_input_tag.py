@@ -35,26 +35,15 @@ def one_error_line(err: str) -> str:
     return errors[0]
 
 
-@pytest.fixture(scope="module")
-def model() -> TaggingModule:
-    torch.manual_seed(0)
-    return TaggingModule(n_tags=3, tag_names=["a", "b", "c"], **TINY_SHORT_CHUNK).eval()
-
-
-@pytest.fixture(scope="module")
-def ckpt(model, tmp_path_factory) -> Path:
-    return save_module_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
-
-
 @pytest.fixture
 def song(tmp_path) -> Path:
     write_audio(tmp_path / "song.wav", sine(440, 4.0), 16000)
     return tmp_path / "song.wav"
 
 
-def test_bad_paths_get_one_line(ckpt, song, tmp_path, capsys):
+def test_bad_paths_get_one_line(tiny_ckpt, song, tmp_path, capsys):
     cases = {
-        "missing audio": ([str(tmp_path / "gone.wav"), "--ckpt", str(ckpt)], "gone.wav: no such file"),
+        "missing audio": ([str(tmp_path / "gone.wav"), "--ckpt", str(tiny_ckpt)], "gone.wav: no such file"),
         "missing ckpt": ([str(song), "--ckpt", str(tmp_path / "no.ckpt")], "no.ckpt: no such file"),
         "ckpt a folder": ([str(song), "--ckpt", str(tmp_path)], "is a folder"),
         "ckpt not a ckpt": ([str(song), "--ckpt", str(song)], "not a readable PyTorch checkpoint"),
@@ -79,15 +68,15 @@ def test_bad_paths_get_one_line(ckpt, song, tmp_path, capsys):
         (["--batch-size", "10000000"], "--batch-size 10000000: a batch of 10000000 chunks"),
     ],
 )
-def test_bad_numbers_get_one_line(ckpt, song, flags, message, capsys):
-    code, out, err = run(["tag", str(song), "--ckpt", str(ckpt), *flags], capsys)
+def test_bad_numbers_get_one_line(tiny_ckpt, song, flags, message, capsys):
+    code, out, err = run(["tag", str(song), "--ckpt", str(tiny_ckpt), *flags], capsys)
     assert code == 2 and out == ""
     assert message in one_error_line(err)
 
 
-def test_a_device_this_machine_lacks_is_one_line(ckpt, song, monkeypatch, capsys):
+def test_a_device_this_machine_lacks_is_one_line(tiny_ckpt, song, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    code, out, err = run(["tag", str(song), "--ckpt", str(ckpt), "--device", "cuda"], capsys)
+    code, out, err = run(["tag", str(song), "--ckpt", str(tiny_ckpt), "--device", "cuda"], capsys)
     assert code == 2 and out == ""
     assert one_error_line(err) == (
         "musictag tag: error: --device cuda: no CUDA GPU is available here; use --device auto or cpu"
@@ -95,19 +84,22 @@ def test_a_device_this_machine_lacks_is_one_line(ckpt, song, monkeypatch, capsys
     with pytest.raises(
         InputError, match=r"^device cuda: no CUDA GPU is available here; use device auto or cpu$"
     ):
-        musictag.load(ckpt, device="cuda")  # the argument's name, not the command's flag
+        musictag.load(tiny_ckpt, device="cuda")  # the argument's name, not the command's flag
 
 
-def test_top_k_is_the_best_k(ckpt, song, capsys):
-    code, out, _ = run(["tag", str(song), "--ckpt", str(ckpt), "--top-k", "2", "--format", "json"], capsys)
+def test_top_k_is_the_best_k(tiny_ckpt, song, capsys):
+    code, out, _ = run(
+        ["tag", str(song), "--ckpt", str(tiny_ckpt), "--top-k", "2", "--format", "json"], capsys
+    )
     result = json.loads(out)
     best = sorted(result["scores"].items(), key=lambda kv: -kv[1])[:2]
     assert code == 0 and [tag for tag, _ in result["top"]] == [tag for tag, _ in best]
 
 
-def test_csv_keeps_the_timeline(ckpt, song, capsys):
+def test_csv_keeps_the_timeline(tiny_ckpt, song, capsys):
     code, out, _ = run(
-        ["tag", str(song), "--ckpt", str(ckpt), "--format", "csv", "--timeline", "--n-chunks", "3"], capsys
+        ["tag", str(song), "--ckpt", str(tiny_ckpt), "--format", "csv", "--timeline", "--n-chunks", "3"],
+        capsys,
     )
     rows = [line.split(",") for line in out.strip().splitlines()]
     assert code == 0 and rows[0] == ["path", "duration_s", "start_s", "a", "b", "c"]
@@ -116,7 +108,7 @@ def test_csv_keeps_the_timeline(ckpt, song, capsys):
     assert float(rows[-1][2]) > 0
 
 
-def test_patches_mode_says_when_a_file_is_shorter_than_one_chunk(ckpt, song, capsys):
+def test_patches_mode_says_when_a_file_is_shorter_than_one_chunk(tiny_ckpt, song, capsys):
     from musictag.chunks import ChunkPlan
     from musictag.inference.tagging import file_chunk_starts
 
@@ -125,7 +117,7 @@ def test_patches_mode_says_when_a_file_is_shorter_than_one_chunk(ckpt, song, cap
     assert len(starts) == 1 and note == f"shorter than one chunk ({chunk} samples): tagged once, zero-padded"
     assert file_chunk_starts(chunk * 4, ChunkPlan(chunk, 1, "patches", 256, 512))[1] is None
     # a model whose chunk is not whole frames: one line, not a traceback from the decoding thread
-    code, _, err = run(["tag", str(song), "--ckpt", str(ckpt), "--chunk-mode", "patches"], capsys)
+    code, _, err = run(["tag", str(song), "--ckpt", str(tiny_ckpt), "--chunk-mode", "patches"], capsys)
     assert code == 2 and "--chunk-mode patches does not fit this model" in one_error_line(err)
     # and the command says it: a model of whole frames (8.2 s chunks), a 4-second song
     torch.manual_seed(0)
@@ -138,10 +130,10 @@ def test_patches_mode_says_when_a_file_is_shorter_than_one_chunk(ckpt, song, cap
     ]
 
 
-def test_zero_settings_are_refused_in_python_too(model, ckpt, song):
+def test_zero_settings_are_refused_in_python_too(tiny_model, tiny_ckpt, song):
     with pytest.raises(InputError, match="n_chunks must be at least 1, got 0"):
-        musictag.load(ckpt, device="cpu", n_chunks=0)
-    tagger = musictag.load(ckpt, device="cpu")
+        musictag.load(tiny_ckpt, device="cpu", n_chunks=0)
+    tagger = musictag.load(tiny_ckpt, device="cpu")
     with pytest.raises(InputError, match="batch_chunks must be at least 1, got 0"):
         tagger.tag_many([song], batch_chunks=0)
     with pytest.raises(InputError, match="top_k must be at least 1, got -2"):
@@ -150,13 +142,13 @@ def test_zero_settings_are_refused_in_python_too(model, ckpt, song):
     from musictag.inference.tagging import tag_many
 
     with pytest.raises(InputError, match="n_chunks must be at least 1, got 0"):
-        list(tag_many(model, [song], ChunkPlan.for_model(model, n_chunks=0)))
+        list(tag_many(tiny_model, [song], ChunkPlan.for_model(tiny_model, n_chunks=0)))
     with pytest.raises(InputError, match="batch_size must be at least 1, got 0"):
-        list(tag_many(model, [song], batch_size=0))
+        list(tag_many(tiny_model, [song], batch_size=0))
     with pytest.raises(musictag.types.ConfigError, match="tag_chunks must be at least 1, got 0"):
         TaggingModule(n_tags=3, tag_chunks=0, **TINY_SHORT_CHUNK)
     with pytest.raises(InputError, match="n_chunks is for chunk_mode even or sota"):
-        musictag.load(ckpt, device="cpu", n_chunks=4, chunk_mode="sliding")
+        musictag.load(tiny_ckpt, device="cpu", n_chunks=4, chunk_mode="sliding")
 
 
 def test_embed_chunk_len_zero_is_refused(tmp_path, capsys):
@@ -177,8 +169,8 @@ def test_embed_chunk_len_zero_is_refused(tmp_path, capsys):
     assert code == 2 and "--chunk-len must be at least 1, got 0" in one_error_line(err)
 
 
-def test_tag_many_takes_one_path_as_one_path(ckpt, song, tmp_path, monkeypatch):
-    tagger = musictag.load(ckpt, device="cpu")
+def test_tag_many_takes_one_path_as_one_path(tiny_ckpt, song, tmp_path, monkeypatch):
+    tagger = musictag.load(tiny_ckpt, device="cpu")
     (tmp_path / "sub").mkdir()
     write_audio(tmp_path / "sub" / "other.wav", sine(220, 4.0), 16000)
     monkeypatch.chdir(tmp_path)
@@ -196,7 +188,9 @@ def test_tag_many_takes_one_path_as_one_path(ckpt, song, tmp_path, monkeypatch):
         tagger.tag("gone.wav")
 
 
-def test_entries_that_cannot_be_looked_at_are_skipped_and_named(ckpt, song, tmp_path, monkeypatch, capsys):
+def test_entries_that_cannot_be_looked_at_are_skipped_and_named(
+    tiny_ckpt, song, tmp_path, monkeypatch, capsys
+):
     (tmp_path / "dangling.wav").symlink_to(tmp_path / "nowhere.wav")
     write_audio(tmp_path / "vanishing.wav", sine(330, 4.0), 16000)
     write_audio(tmp_path / "locked.wav", sine(330, 4.0), 16000)
@@ -218,7 +212,7 @@ def test_entries_that_cannot_be_looked_at_are_skipped_and_named(ckpt, song, tmp_
 
     monkeypatch.setattr(os, "stat", stat)
     monkeypatch.setattr(os, "scandir", scandir)
-    code, out, err = run(["tag", str(tmp_path), "--ckpt", str(ckpt), "--format", "json"], capsys)
+    code, out, err = run(["tag", str(tmp_path), "--ckpt", str(tiny_ckpt), "--format", "json"], capsys)
     assert "Traceback" not in err
     assert code == 1 and [Path(json.loads(line)["path"]).name for line in out.splitlines()] == ["song.wav"]
     assert f"skipped {tmp_path / 'dangling.wav'}: a dangling symlink" in err
@@ -228,14 +222,14 @@ def test_entries_that_cannot_be_looked_at_are_skipped_and_named(ckpt, song, tmp_
     assert "4 of 5 file(s) could not be tagged" in err
 
 
-def test_named_pipes_are_refused_without_reading_them(ckpt, song, tmp_path):
+def test_named_pipes_are_refused_without_reading_them(tiny_ckpt, song, tmp_path):
     """A hang would be the failure, so the command runs in a child with a timeout."""
     folder = tmp_path / "music"
     folder.mkdir()
     shutil.copy(song, folder / "song.wav")
     os.mkfifo(folder / "pipe.wav")
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    command = [sys.executable, "-m", "musictag", "tag", "--format", "json", "--ckpt", str(ckpt)]
+    command = [sys.executable, "-m", "musictag", "tag", "--format", "json", "--ckpt", str(tiny_ckpt)]
     child = subprocess.run([*command, str(folder)], capture_output=True, text=True, timeout=120, env=env)
     assert child.returncode == 1 and "Traceback" not in child.stderr
     assert f"skipped {folder / 'pipe.wav'}: is a named pipe, not a file" in child.stderr
@@ -258,12 +252,12 @@ def checksums(root: Path) -> dict[str, str]:
     }
 
 
-def test_plot_changes_nothing_but_the_new_pictures(ckpt, tmp_path, capsys):
+def test_plot_changes_nothing_but_the_new_pictures(tiny_ckpt, tmp_path, capsys):
     music = tmp_path / "music"
     (music / "sub").mkdir(parents=True)
     write_audio(music / "a.wav", sine(440, 4.0), 16000)
     write_audio(music / "sub" / "b.wav", sine(220, 4.0), 16000)
-    shutil.copy(ckpt, tmp_path / "model.ckpt")
+    shutil.copy(tiny_ckpt, tmp_path / "model.ckpt")
     plots = tmp_path / "plots"
     plots.mkdir()
     (plots / "notes.txt").write_text("the user's")
@@ -292,7 +286,7 @@ def test_plot_changes_nothing_but_the_new_pictures(ckpt, tmp_path, capsys):
 
 
 def test_an_unwritable_plot_folder_is_refused_before_the_model_runs(
-    ckpt, song, tmp_path, monkeypatch, capsys
+    tiny_ckpt, song, tmp_path, monkeypatch, capsys
 ):
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -303,25 +297,27 @@ def test_an_unwritable_plot_folder_is_refused_before_the_model_runs(
         raise AssertionError("the model was loaded before --plot was checked")
 
     monkeypatch.setattr("musictag.cli.tag.load_model", no_model)
-    code, _, err = run(["tag", str(song), "--ckpt", str(ckpt), "--plot", str(locked)], capsys)
+    code, _, err = run(["tag", str(song), "--ckpt", str(tiny_ckpt), "--plot", str(locked)], capsys)
     assert code == 2 and "cannot write in it (permission denied)" in one_error_line(err)
     assert list(locked.iterdir()) == []
 
 
-def test_evaluating_untrained_layers_is_refused(ckpt, tiny_corpus, tmp_path, capsys):
+def test_evaluating_untrained_layers_is_refused(tiny_ckpt, tiny_corpus, tmp_path, capsys):
     """``pretrained`` of another tag set leaves the output layer random: test/validate/predict refuse it
     unless asked for; fit trains it (legitimately)."""
     from musictag.testing import cli_args
 
     for command in ("test", "validate"):
-        argv = cli_args(command, str(tiny_corpus), str(tmp_path), **{"model.init_args.pretrained": str(ckpt)})
+        argv = cli_args(
+            command, str(tiny_corpus), str(tmp_path), **{"model.init_args.pretrained": str(tiny_ckpt)}
+        )
         code, _, err = run(argv, capsys)
         assert code == 2, err
         line = one_error_line(err)
         assert f"{command} would evaluate untrained layers (net.head" in line
         assert "--model.init_args.allow_untrained=true" in line
     assert not list(tmp_path.rglob("metrics.csv"))
-    module = TaggingModule(n_tags=5, pretrained=str(ckpt), allow_untrained=True)
+    module = TaggingModule(n_tags=5, pretrained=str(tiny_ckpt), allow_untrained=True)
     assert module.untrained_layers and module.untrained_layers[0].startswith("net.head")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -422,7 +418,7 @@ def test_an_encoder_folder_holding_another_architecture_is_named(whisper, song, 
 
 
 @pytest.mark.slow  # a child process, tagging long enough to be stopped midway (~30 s on 2 busy cores)
-def test_ctrl_c_midway_exits_130_without_a_traceback(ckpt, tmp_path):
+def test_ctrl_c_midway_exits_130_without_a_traceback(tiny_ckpt, tmp_path):
     import signal
     import time
 
@@ -436,7 +432,7 @@ def test_ctrl_c_midway_exits_130_without_a_traceback(ckpt, tmp_path):
         "tag",
         str(tmp_path),
         "--ckpt",
-        str(ckpt),
+        str(tiny_ckpt),
         "--batch-size",
         "1",
     ]

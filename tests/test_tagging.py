@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from helpers.cli import run_musictag
@@ -20,21 +19,10 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
     return run_musictag(argv, capsys)
 
 
-@pytest.fixture(scope="module")
-def model() -> TaggingModule:
-    torch.manual_seed(0)
-    return TaggingModule(n_tags=3, tag_names=["a", "b", "c"], **TINY_SHORT_CHUNK).eval()
-
-
-@pytest.fixture(scope="module")
-def ckpt(model, tmp_path_factory) -> Path:
-    return save_module_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
-
-
-def test_non_finite_audio_fails_its_file_and_json_stays_valid(ckpt, model, tmp_path, capsys):
+def test_non_finite_audio_fails_its_file_and_json_stays_valid(tiny_ckpt, tiny_model, tmp_path, capsys):
     write_audio(tmp_path / "ok.wav", sine(440, 5.0), 16000)
     write_non_finite(tmp_path / "nan.wav", seconds=5.0)
-    code, out, err = run(["tag", str(tmp_path), "--ckpt", str(ckpt), "--format", "json"], capsys)
+    code, out, err = run(["tag", str(tmp_path), "--ckpt", str(tiny_ckpt), "--format", "json"], capsys)
     assert code == 1
     assert [Path(json.loads(line)["path"]).name for line in out.splitlines()] == ["ok.wav"]
     assert "nan.wav: 80000 of 80000 samples are NaN or Inf" in err
@@ -50,20 +38,20 @@ def test_non_finite_audio_fails_its_file_and_json_stays_valid(ckpt, model, tmp_p
     assert code == 1 and out == "" and "the model's scores are not finite" in err
 
 
-def test_nothing_to_tag_is_an_error(ckpt, tmp_path, capsys):
+def test_nothing_to_tag_is_an_error(tiny_ckpt, tmp_path, capsys):
     from musictag.audio import AUDIO_EXTENSIONS
 
     EXTENSIONS = ", ".join(AUDIO_EXTENSIONS)  # noqa: N806
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no audio here")
-    code, out, err = run(["tag", str(tmp_path / "empty"), "--ckpt", str(ckpt)], capsys)
+    code, out, err = run(["tag", str(tmp_path / "empty"), "--ckpt", str(tiny_ckpt)], capsys)
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [  # the one path given, and what is wrong with it: one line
         f"musictag tag: error: nothing to tag: no audio files under {tmp_path / 'empty'} ({EXTENSIONS})"
     ]
     # two paths, two problems: each named, then the error
     code, out, err = run(
-        ["tag", str(tmp_path / "empty"), str(tmp_path / "gone.wav"), "--ckpt", str(ckpt)], capsys
+        ["tag", str(tmp_path / "empty"), str(tmp_path / "gone.wav"), "--ckpt", str(tiny_ckpt)], capsys
     )
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [
@@ -74,23 +62,23 @@ def test_nothing_to_tag_is_an_error(ckpt, tmp_path, capsys):
     # an empty folder next to real audio: the others are tagged, the folder is named, exit 1
     write_audio(tmp_path / "song.wav", sine(440, 4.0), 16000)
     code, out, err = run(
-        ["tag", str(tmp_path / "empty"), str(tmp_path / "song.wav"), "--ckpt", str(ckpt)], capsys
+        ["tag", str(tmp_path / "empty"), str(tmp_path / "song.wav"), "--ckpt", str(tiny_ckpt)], capsys
     )
     assert code == 1 and "song.wav" in out and "no audio files under" in err
 
 
-def test_bad_options_get_one_line(ckpt, tmp_path, capsys):
+def test_bad_options_get_one_line(tiny_ckpt, tmp_path, capsys):
     write_audio(tmp_path / "song.wav", sine(440, 4.0), 16000)
     song = str(tmp_path / "song.wav")
-    code, _, err = run(["tag", song, "--ckpt", str(ckpt), "--n-chunks", "0"], capsys)
+    code, _, err = run(["tag", song, "--ckpt", str(tiny_ckpt), "--n-chunks", "0"], capsys)
     assert code == 2 and "--n-chunks must be at least 1, got 0" in err and "Traceback" not in err
-    code, _, err = run(["tag", song, "--ckpt", str(ckpt), "--device", "nosuch"], capsys)
+    code, _, err = run(["tag", song, "--ckpt", str(tiny_ckpt), "--device", "nosuch"], capsys)
     assert (
         code == 2
         and err.strip() == "musictag tag: error: unknown device 'nosuch'; use auto, cpu, cuda, cuda:N or mps"
     )
     if not torch.cuda.is_available():
-        code, _, err = run(["tag", song, "--ckpt", str(ckpt), "--device", "cuda"], capsys)
+        code, _, err = run(["tag", song, "--ckpt", str(tiny_ckpt), "--device", "cuda"], capsys)
         assert code == 2 and err.strip() == (
             "musictag tag: error: --device cuda: no CUDA GPU is available here; use --device auto or cpu"
         )
@@ -99,11 +87,11 @@ def test_bad_options_get_one_line(ckpt, tmp_path, capsys):
     assert pick_device("cpu") == torch.device("cpu")
 
 
-def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
+def test_chunks_are_capped_at_what_the_file_holds(tiny_model, tmp_path, capsys):
     from musictag.chunks import ChunkPlan
     from musictag.inference.tagging import file_chunk_starts
 
-    chunk = model.input_len
+    chunk = tiny_model.input_len
     plan = ChunkPlan(chunk, 16, "even")
     # shorter than a chunk: once, zero-padded, with a note
     starts, note = file_chunk_starts(chunk // 2, plan)
@@ -118,7 +106,7 @@ def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
             "tag",
             str(tmp_path / "short.wav"),
             "--ckpt",
-            str(save_module_checkpoint(model, tmp_path / "m.ckpt")),
+            str(save_module_checkpoint(tiny_model, tmp_path / "m.ckpt")),
             "--format",
             "json",
             "--timeline",
@@ -131,18 +119,18 @@ def test_chunks_are_capped_at_what_the_file_holds(model, tmp_path, capsys):
     assert "short.wav: shorter than one chunk (59049 samples): tagged once, zero-padded" in err
 
 
-def test_batches_across_files_give_the_per_file_scores(model, tmp_path):
+def test_batches_across_files_give_the_per_file_scores(tiny_model, tmp_path):
     from musictag.chunks import ChunkPlan
     from musictag.inference.tagging import tag_many
 
-    plan = ChunkPlan.for_model(model, n_chunks=5)
+    plan = ChunkPlan.for_model(tiny_model, n_chunks=5)
     paths = []
     for i, seconds in enumerate([5.0, 4.0, 7.5, 2.0]):
         paths.append(tmp_path / f"{i}.wav")
         write_audio(paths[-1], sine(220 * (i + 1), seconds), 16000)
     paths.insert(2, tmp_path / "missing.wav")
-    one_by_one = [list(tag_many(model, [p], plan, batch_size=1)) for p in paths]
-    batched = list(tag_many(model, paths, plan, batch_size=7))  # batches straddle files
+    one_by_one = [list(tag_many(tiny_model, [p], plan, batch_size=1)) for p in paths]
+    batched = list(tag_many(tiny_model, paths, plan, batch_size=7))  # batches straddle files
     assert len(batched) == len(paths)
     for (single,), together in zip(one_by_one, batched, strict=True):
         if isinstance(single, AudioError):
