@@ -2,8 +2,9 @@
 
 Runs a frozen pretrained encoder once over every chunk of a corpus and stores the chosen hidden layers
 (float16) in an embedding cache (:mod:`datamodules.embeddings`) from which ``EmbeddingDataModule``
-trains probes without the encoder. ``--data`` is a YAML file with a ``data:`` section (a fit config
-does): its DataModule gives the corpus and the chunking (``chunk_len``, ``n_chunks``, ``chunk_mode``,
+trains probes without the encoder. ``--data`` is a config whose ``data:`` section is read as ``musictag
+fit`` reads it (:mod:`musictag.cli.data_config`: a fit recipe, a data-only file, or ``data:`` naming one
+by path): its DataModule gives the corpus and the chunking (``chunk_len``, ``n_chunks``, ``chunk_mode``,
 ``train_crop``), so the cached chunks are those live training and evaluation take. Resumable: run it
 again after an interruption and it continues with the first shard not committed.
 """
@@ -20,15 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from musictag.cli.data_config import data_paths, read_data_config
 from musictag.cli.embed_checks import (
     MARK,
     SETTINGS,
     check_embed_numbers,
     check_settings,
-    data_paths,
     encoder_id,
     is_embedding_dir,
-    load_datamodule,
 )
 from musictag.guards import at_least, check_device, check_output_folder, given_path
 from musictag.types import ConfigError, Pathlike
@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     device = check_device(args.device)
     from musictag.stages.frontends.hf_encoder import PretrainedEncoder
 
-    datamodule = load_datamodule(args.data, {"chunk_len": args.chunk_len} if args.chunk_len else None)
+    data = read_data_config([args.data], "--data")
+    datamodule = (data.with_args(chunk_len=args.chunk_len) if args.chunk_len else data).build()
     if datamodule.chunk_len is None:
         raise ConfigError(f"{args.data} sets no chunk_len: give --chunk-len (samples per chunk)")
     inputs = [args.data, *([args.encoder] if os.path.exists(args.encoder) else [])]
