@@ -53,7 +53,9 @@ def test_a_section_given_by_path_is_read_relative_to_the_file_that_names_it(tmp_
     # the section file alone (class_path at its top) reads the same
     alone = read_data_config([tmp_path / "corpora" / "folder.yaml"])
     assert alone.init_args == data.init_args
-    assert data.source == str(Path("..") / "recipes" / "fit.yaml") and recipe.is_file()
+    # messages name the recipe and the file that holds the section's keys
+    assert data.source == f"{Path('..') / 'recipes' / 'fit.yaml'} (data: ../corpora/folder.yaml)"
+    assert alone.source == str(tmp_path / "corpora" / "folder.yaml") and recipe.is_file()
 
 
 def test_a_published_recipe_gives_its_data_section():

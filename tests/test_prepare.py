@@ -92,6 +92,12 @@ def test_prepare_config_composed_by_path_from_another_cwd_equals_the_flags(
     # run again: the finished cache is used as it is
     code, out, _ = run(capsys, "prepare", "--config", "../recipes/fit.yaml")
     assert code == 0 and "6 tracks in" in out
+    # a guard names the recipe and the file of the section
+    code, _, err = run(capsys, "prepare", "--config", "../recipes/fit.yaml", "--data.init_args.workers=0")
+    assert code == 2
+    one_error_line(
+        err, "../recipes/fit.yaml (data: ../corpora/folder.yaml): data.init_args.workers must be at least 1"
+    )
 
 
 def test_prepare_config_takes_dotted_overrides_as_fit_does(corpus, tmp_path, capsys):

@@ -110,7 +110,11 @@ def read_data_config(
             others |= set(top) - {"data"}
     source = " + ".join(os.fspath(p) for p in configs) or "the command line"
     parser = _parser(base, others)
-    return DataConfig(parser, _parsed(lambda: parser.parse_args([*argv, *args]), source, base), source, base)
+    namespace = _parsed(lambda: parser.parse_args([*argv, *args]), source, base)
+    nested = namespace.data.get("__path__")  # the file of a section given by path: where its keys are
+    if nested is not None and os.path.realpath(nested.absolute) not in map(os.path.realpath, configs):
+        source = f"{source} (data: {nested.relative})"
+    return DataConfig(parser, namespace, source, base)
 
 
 def data_config_of(section: Mapping[str, Any], source: str, base: type | None = None) -> DataConfig:
