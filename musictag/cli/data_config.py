@@ -214,7 +214,8 @@ def data_error(message: str, source: str, base: type) -> str:
             tail = tail.split("- Expected a <class 'NoneType'>")[0]  # the section may be null: not the point
             return f"{source}: data.init_args.{_one_line(tail)} ({class_path})"
         reason = next(line.strip() for line in tail.splitlines() if line.strip())
-        return f"{source}: cannot import data class_path {class_path!r}: {reason}"  # the class itself
+        # the class itself
+        return f"{source}: cannot import data class_path {class_path!r}: {reason}; give {_kind(base)}"
     return f"{source}: {re.sub(r'^data[.](?!init_args[.])', 'data.init_args.', _one_line(message))}"
 
 
