@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -34,6 +35,24 @@ from musictag.types import ConfigError
 SPLITS = ("train", "valid", "test")
 #: The chunking settings as a DataModule config spells them (in the messages of :class:`ChunkPlan`).
 DATA_NAMES = SettingNames("chunk_mode", "n_chunks", "chunk_hop")
+
+#: The init args that name what a DataModule reads (its cache, audio and metadata): never an output.
+DATA_PATHS = (
+    "cache_dir",
+    "root",
+    "audio_root",
+    "csv",
+    "annotations",
+    "metadata_dir",
+    "splits_dir",
+    "published_dir",
+)
+
+
+def data_paths(datamodule: Any) -> list[str]:
+    """The files and folders a DataModule (or a mapping of its init args) reads, among :data:`DATA_PATHS`."""
+    get = datamodule.get if isinstance(datamodule, Mapping) else lambda n: getattr(datamodule, n, None)
+    return [os.fspath(v) for v in map(get, DATA_PATHS) if isinstance(v, (str, os.PathLike))]
 
 
 class TaggingDataModule(pl.LightningDataModule):

@@ -135,7 +135,7 @@ class CorpusDataModule(TaggingDataModule):
             except (OSError, ValueError) as err:  # the reader's message names the file and the line
                 raise ConfigError(
                     f"{self.corpus}: {err} (set data.init_args.{self.metadata_arg}"
-                    f"{' or audio_root' if self.metadata_arg == 'annotations' else ''})"
+                    f"{' or data.init_args.audio_root' if self.metadata_arg == 'annotations' else ''})"
                 ) from None
         return self._metadata_manifest
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from datamodules.base import DATA_NAMES
+from datamodules.base import DATA_NAMES, data_paths
 from datamodules.store import ShardWriter, plan_shards, write_shards
 from musictag.chunks import ChunkPlan
 from musictag.files import EMBEDDINGS_FORMAT, EMBEDDINGS_INDEX, EMBEDDINGS_MANIFEST, atomic_write_text
@@ -209,25 +209,6 @@ def encoder_id(path: str) -> str:
     """The encoder as recorded: a local folder absolute with symlinks resolved (``./enc`` is ``enc``)."""
     expanded = os.path.expanduser(path)
     return os.path.realpath(expanded) if os.path.exists(expanded) else path
-
-
-def data_paths(datamodule: Any) -> list[str]:
-    """The files and folders a DataModule reads (its cache, audio and metadata): never an output."""
-    names = (
-        "cache_dir",
-        "root",
-        "audio_root",
-        "csv",
-        "annotations",
-        "metadata_dir",
-        "splits_dir",
-        "published_dir",
-    )
-    return [
-        os.fspath(v)
-        for v in (getattr(datamodule, n, None) for n in names)
-        if isinstance(v, (str, os.PathLike))
-    ]
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], keys: Any) -> list[str]:

@@ -51,7 +51,7 @@ MOVED = {
     "musictag.tag_command": "musictag.cli.tag",
     "musictag.prepare": "musictag.cli.prepare",
     "musictag.embed": "musictag.cli.embed",
-    "musictag.embed_checks": "musictag.cli.embed_checks",
+    "musictag.embed_checks": "datamodules.embedding_writer",
     "musictag.bench_data": "musictag.bench.data",
     "musictag.bench_report": "musictag.bench.report",
     "musictag.waves": "musictag.audio",

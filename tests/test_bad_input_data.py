@@ -185,12 +185,28 @@ def test_embed_unknown_data_init_args_key_is_one_line(encoder, prepared, tmp_pat
     config = data_config(tmp_path, prepared, n_chunkz=4)
     code, _, err = run(capsys, "embed", f"--encoder={encoder}", f"--data={config}", f"--out={tmp_path / 'e'}")
     assert code == 2
-    one_error_line(err, f"{config}: data.init_args of datamodules.FolderDataModule", "'n_chunkz'", "n_chunks")
+    one_error_line(
+        err,
+        f"{config}: data.init_args of datamodules.FolderDataModule: no argument 'n_chunkz'",
+        "(did you mean 'n_chunks'?)",
+        "; it takes cache_dir, csv, audio_root,",
+    )
     assert not (tmp_path / "e").exists()
     # a required argument left out, and a class that is not a DataModule, are one line too
     for section, fragment in [
-        ({"class_path": "datamodules.FolderDataModule", "init_args": {"csv": "x.csv"}}, "missing 1 required"),
-        ({"class_path": "musictag.TaggingModule"}, "'musictag.TaggingModule' is not a musictag DataModule"),
+        (
+            {"class_path": "datamodules.FolderDataModule", "init_args": {"csv": "x.csv"}},
+            f"{config}: data.init_args of datamodules.FolderDataModule: cache_dir must be set",
+        ),
+        (
+            {"class_path": "musictag.TaggingModule"},
+            f"{config}: data class_path 'musictag.TaggingModule' is not a musictag DataModule",
+        ),
+        (
+            {"class_path": "datamodules.NoSuchDataModule"},
+            f"{config}: cannot import data class_path 'datamodules.NoSuchDataModule': module 'datamodules' "
+            "has no attribute 'NoSuchDataModule'",
+        ),
     ]:
         config.write_text(yaml.safe_dump({"data": section}))
         code, _, err = run(

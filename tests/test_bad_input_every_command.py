@@ -98,6 +98,10 @@ def prepare(w: dict[str, Path], *extra: str, out: str | None = None) -> list[str
     ]
 
 
+def prepare_config(w: dict[str, Path], *extra: str) -> list[str]:
+    return ["prepare", "--config", str(w["data"]), *extra]
+
+
 def embed(w: dict[str, Path], *extra: str) -> list[str]:
     out = str(w["root"] / "new-embeddings")
     return ["embed", f"--encoder={w['encoder']}", f"--data={w['data']}", f"--out={out}", "--quiet", *extra]
@@ -179,6 +183,28 @@ CASES = {
         "too many workers": (lambda w: prepare(w, "--workers", "100000"), "--workers 100000 is more than"),
         "a rate in kHz": (lambda w: prepare(w, "--sample-rate", "16"), "--sample-rate must be at least 1000"),
         "not a number": (lambda w: prepare(w, "--workers", "some"), "--workers"),
+        # the same guards under --config name the config's keys
+        "config: missing path": (
+            lambda w: ["prepare", "--config", "{root}/nowhere.yaml"],
+            "nowhere.yaml: no such",
+        ),
+        "config: empty path": (lambda w: ["prepare", "--config", ""], "argument --config: an empty path"),
+        "config: out is a file": (
+            lambda w: prepare_config(w, "--data.init_args.cache_dir={file}"),
+            "data.init_args.cache_dir {file} is a file",
+        ),
+        "config: a rate in kHz": (
+            lambda w: prepare_config(w, "--data.init_args.sample_rate=16"),
+            "data.init_args.sample_rate must be at least 1000, got 16",
+        ),
+        "config: too many workers": (
+            lambda w: prepare_config(w, "--data.init_args.workers=100000"),
+            "data.init_args.workers 100000 is more than",
+        ),
+        "config: not a number": (
+            lambda w: prepare_config(w, "--data.init_args.workers=some"),
+            "data.init_args.workers: Expected a <class 'int'>",
+        ),
     },
     "embed": {
         "missing path": (

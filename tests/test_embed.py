@@ -89,6 +89,30 @@ def test_embed_stores_the_chunks_of_every_split_and_resumes(encoder, tiny_corpus
     assert "holds an unfinished embedding cache with other settings" in capsys.readouterr().err
 
 
+def test_embed_reads_a_data_section_given_by_path_from_another_cwd(
+    encoder, tiny_corpus, tmp_path, monkeypatch
+):
+    flat = data_config(tmp_path, tiny_corpus)
+    (tmp_path / "corpora").mkdir()
+    (tmp_path / "corpora" / "synthetic.yaml").write_text(
+        yaml.safe_dump(yaml.safe_load(flat.read_text())["data"])
+    )
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "live.yaml").write_text(
+        yaml.safe_dump({"trainer": {"max_epochs": 1}, "data": "../corpora/synthetic.yaml"})
+    )
+    common = ["--layers=1", "--time-pool=mean"]
+    assert embed(f"--encoder={encoder}", f"--data={flat}", f"--out={tmp_path / 'flat'}", *common) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert embed(f"--encoder={encoder}", "--data=../probes/live.yaml", "--out=nested", *common) == 0
+    nested, reference = tmp_path / "elsewhere" / "nested", tmp_path / "flat"
+    index = json.loads((nested / "index.json").read_text())
+    assert index == json.loads((reference / "index.json").read_text())
+    for name in index["shards"]:
+        assert (nested / name).read_bytes() == (reference / name).read_bytes(), name
+
+
 def test_embedding_datamodule_serves_the_cache(encoder, tiny_corpus, tmp_path):
     out = tmp_path / "embeddings"
     config = data_config(tmp_path, tiny_corpus)

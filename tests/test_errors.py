@@ -101,7 +101,8 @@ def test_corpus_and_metadata_errors_are_one_line(tmp_path, monkeypatch, capsys):
     )
     assert code == 2 and len(err.splitlines()) == 1
     assert (
-        "annotations_final.csv: no such file" in err and "set data.init_args.annotations or audio_root" in err
+        "annotations_final.csv: no such file" in err
+        and "set data.init_args.annotations or data.init_args.audio_root" in err
     )
 
 

@@ -38,7 +38,7 @@ COMMANDS = {
     "test": "evaluate a checkpoint on the test split; writes song-level predictions",
     "predict": "song-level scores of a corpus split (data.init_args.predict_split)",
     "tag": "tag audio files and folders with a checkpoint: musictag tag song.mp3 --ckpt CKPT",
-    "prepare": "decode a corpus once into a packed int16 cache: musictag prepare mtat --root ... --out ...",
+    "prepare": "decode a corpus once into a packed int16 cache: musictag prepare --config CONFIG",
     "embed": "store a frozen pretrained encoder's embeddings of a corpus, to train probes on",
     "import-weights": "turn published weights into a musictag checkpoint",
     "bench": "training throughput of the architectures (and data loading) on this machine",

@@ -2,8 +2,9 @@
 
 Runs a frozen pretrained encoder once over every chunk of a corpus and stores the chosen hidden layers
 (float16) in an embedding cache (:mod:`datamodules.embeddings`) from which ``EmbeddingDataModule``
-trains probes without the encoder. ``--data`` is a YAML file with a ``data:`` section (a fit config
-does): its DataModule gives the corpus and the chunking (``chunk_len``, ``n_chunks``, ``chunk_mode``,
+trains probes without the encoder. ``--data`` is a config whose ``data:`` section is read as ``musictag
+fit`` reads it (:mod:`musictag.cli.data_config`: a fit recipe, a data-only file, or ``data:`` naming one
+by path): its DataModule gives the corpus and the chunking (``chunk_len``, ``n_chunks``, ``chunk_mode``,
 ``train_crop``), so the cached chunks are those live training and evaluation take. Resumable: run it
 again after an interruption and it continues with the first shard not committed. The writing is
 :func:`datamodules.embedding_writer.embed_corpus`; this module parses, calls and prints.
@@ -15,8 +16,9 @@ import argparse
 import os
 import sys
 
-from datamodules.embedding_writer import check_embed_numbers, data_paths, embed_corpus, is_embedding_dir
-from musictag.cli.embed_checks import load_datamodule
+from datamodules.base import data_paths
+from datamodules.embedding_writer import check_embed_numbers, embed_corpus, is_embedding_dir
+from musictag.cli.data_config import read_data_config
 from musictag.guards import DEVICE_HELP, at_least, check_output_folder, given_path, pick_device
 from musictag.types import ConfigError
 
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     from musictag.stages.frontends.hf_encoder import PretrainedEncoder
 
-    datamodule = load_datamodule(args.data, {"chunk_len": args.chunk_len} if args.chunk_len else None)
+    data = read_data_config([args.data], "--data")
+    datamodule = (data.with_args(chunk_len=args.chunk_len) if args.chunk_len else data).build()
     if datamodule.chunk_len is None:
         raise ConfigError(f"{args.data} sets no chunk_len: give --chunk-len (samples per chunk)")
     inputs = [args.data, *([args.encoder] if os.path.exists(args.encoder) else [])]

@@ -13,9 +13,9 @@ A stage is configured by a *spec*, any of::
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any, TypeVar
 
 # the errors live in musictag.types (datamodules raise them too); imported here for the stages' use
@@ -74,7 +74,7 @@ class Registry:
         if isinstance(spec, Mapping):
             spec = dict(spec)
             if "class_path" in spec:
-                cls = _import_class(spec.pop("class_path"), self.kind)
+                cls = import_class(spec.pop("class_path"), f"{self.kind} class_path")
                 kwargs = dict(spec.pop("init_args", None) or {})
                 if spec:
                     raise ConfigError(
@@ -126,12 +126,39 @@ def spec_name(spec: StageSpec) -> str:
     return type(spec).__name__
 
 
-def _import_class(path: str, kind: str) -> type:
-    module_name, _, attr = path.rpartition(".")
+def import_class(path: str, what: str = "class_path", base: type = object) -> type:
+    """The class (a subclass of ``base``) that the dotted ``path`` names, imported by jsonargparse as
+    LightningCLI imports a config's ``class_path``: one resolver for configs and stage specs.
+
+    jsonargparse exports no function that imports a dotted path (``jsonargparse.__all__``), so its public
+    parser does it: an argument typed ``type[base]``. A path that does not import, or names no such class,
+    is a :class:`ConfigError` naming ``what`` and the path.
+    """
+    from argparse import ArgumentError
+
     try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigError(f"cannot import {kind} class_path {path!r}: {err}") from None
+        resolved = _class_parser(base).parse_object({"class_path": path}).class_path
+    except (ImportError, AttributeError, ValueError) as err:  # the module, or the name in it, is not there
+        raise ConfigError(f"cannot import {what} {path!r}: {err}") from None
+    except ArgumentError as err:
+        reason = " ".join(
+            line.strip() for line in str(err).splitlines() if line.strip() and "Parser key" not in line
+        )
+        if reason.startswith("Expected a dot import path"):
+            reason = "give the dotted import path of a class (package.module.Class)"
+        elif reason.startswith("Expected an import path corresponding to"):
+            reason = "not a class" + ("" if base is object else f" derived from {base.__name__}")
+        raise ConfigError(f"cannot import {what} {path!r}: {reason}") from None
+    return resolved
+
+
+@cache
+def _class_parser(base: type) -> Any:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--class_path", type=type if base is object else type[base], required=True)
+    return parser
 
 
 REPRESENTATIONS = Registry("representation")
