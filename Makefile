@@ -69,7 +69,7 @@ lint: install ## ruff (lint and format) and mypy (types of musictag/)
 docs: install ## build the documentation site into site/ (mkdocs, warnings as errors)
 	$(BIN)/mkdocs build --strict --quiet
 
-presets: install ## rewrite experiments/models/*.yaml and experiments/<corpus>/*.yaml from the Python presets
+presets: install ## rewrite experiments/models/*.yaml from the Python presets (the recipes are hand-written)
 	$(BIN)/python -m musictag.models.export experiments/models
 
 clean: ## remove the virtualenv, caches and run folders

@@ -5,11 +5,11 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
-import yaml
 
 from datamodules.synthetic import SyntheticDataModule
 from helpers.trainer import quiet_trainer
 from musictag import TaggingModule
+from musictag.cli.lightning_cli import resolved_config
 from musictag.testing import TINY_SHORT_CHUNK, tiny_synthetic_args
 from musictag.training.schedules import ReferenceSchedule
 
@@ -111,7 +111,7 @@ class _Scripted(pl.LightningModule):
 
 def _recipe_schedule() -> ReferenceSchedule:
     """The schedule exactly as the published recipes configure it."""
-    recipe = yaml.safe_load((REPO / "experiments" / "mtat" / "short_chunk.yaml").read_text())
+    recipe = resolved_config(REPO / "experiments" / "mtat" / "short_chunk.yaml")
     (spec,) = recipe["trainer"]["callbacks"]
     assert spec["class_path"] == "musictag.training.schedules.ReferenceSchedule"
     return ReferenceSchedule(**spec["init_args"])

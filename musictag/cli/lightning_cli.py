@@ -25,10 +25,12 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger
@@ -38,7 +40,7 @@ from datamodules.base import TaggingDataModule
 from musictag.guards import InputError, at_least, check_writable_folder
 from musictag.training.callbacks import Checkpoint, default_callbacks
 from musictag.training.module import TaggingModule
-from musictag.types import ConfigError
+from musictag.types import ConfigError, Pathlike
 
 WandbMode = Literal["auto", "online", "offline", "disabled"]
 
@@ -228,6 +230,11 @@ _SEARCH_LINES = re.compile(
     r"Given value:|Expected a <class 'NoneType'>|Problem with given class_path)"
 )
 
+#: jsonargparse's words for a section given as a path to a file it cannot read (missing, or bad inside).
+_UNREADABLE_CONFIG = re.compile(
+    r"^Unable to load config ['\"]([^'\"]+)['\"]$|^Expected a path but (\S+\.(?:ya?ml|json)) either not accessible"
+)
+
 
 def one_line_parse_error(message: str) -> str:
     """jsonargparse's report of a bad argument as one line: the keys it went through, the reasons.
@@ -238,20 +245,34 @@ def one_line_parse_error(message: str) -> str:
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     if len(lines) <= 1:
         return lines[0] if lines else "bad arguments"
-    keys = re.findall(r'Parser key "([^"]+)"', message)
+    where = ""
+    for key in dict.fromkeys(re.findall(r'Parser key "([^"]+)"', message)):
+        # a key of a section given as a path is named alone and with its section ("trainer.max_epochs")
+        where = key if not where or key.startswith(where + ".") else f"{where}.{key}"
     given = re.search(r"^\s*Given value: (.*)$", message, re.MULTILINE)
-    reasons = []
+    reasons, files, missing = [], [], []
     for line in lines:
         line = re.sub(r'^(- )?(Parser key "[^"]+":\s*)*', "", line).strip()
-        if line and not _SEARCH_LINES.match(line) and line not in reasons:
+        unreadable = _UNREADABLE_CONFIG.match(line)
+        if unreadable:
+            files.append(unreadable.group(1) or unreadable.group(2))
+            missing += [unreadable.group(2)] if unreadable.group(2) else []
+        elif line and not _SEARCH_LINES.match(line) and line not in reasons:
             reasons.append(line)
+    if missing or (files and not reasons):  # a section given as a path (trainer: trainer.yaml) not found
+        return (
+            f"{where or 'config'}: no config file {(missing or files)[0]!r} (a path in a config is read "
+            "relative to the file that names it)"
+        )
     reason = " or ".join(reasons[:2]) if reasons else lines[-1]
+    if files:
+        reason = f"in {files[0]}: {reason}"
     value = given.group(1) if given else None
     nested = re.fullmatch(r"NestedArg\(key='[^']*', val=(.*)\)", value or "")
     value = nested.group(1).strip("'\"") if nested else value
     if value is not None and "Got value" not in reason and f": {value}" not in reason:
         reason += f"; got {value!r}"
-    return f"{'.'.join(dict.fromkeys(keys))}: {reason}" if keys else reason
+    return f"{where}: {reason}" if where else reason
 
 
 class OneLineErrorParser(LightningArgumentParser):
@@ -431,6 +452,49 @@ class MusictagCLI(LightningCLI):
             score = callback.best_model_score
             shown = f" ({callback.monitor}={float(score):.4f})" if score is not None else ""
             self.trainer.print(f"musictag: best checkpoint {callback.best_model_path}{shown}")
+
+
+class _RaisingParser(OneLineErrorParser):
+    """:class:`OneLineErrorParser` that raises its one line as a :class:`ConfigError` instead of exiting."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        if not self.exit_on_error or os.environ.get("JSONARGPARSE_DEBUG"):
+            return super().error(message, ex)
+        raise ConfigError(one_line_parse_error(message))
+
+
+class _Parsed(Exception):
+    """What :class:`_ParseOnlyCLI` stops with: the parsed config, as ``--print_config`` writes it."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__("parsed")
+        self.config = config
+
+
+class _ParseOnlyCLI(MusictagCLI):
+    """``musictag``'s parser, stopped once the arguments are parsed: no seed, checks or classes."""
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        config = parser.parse_args(args)
+        subcommand = config["subcommand"]
+        dumped = self._parser(subcommand).dump(config[subcommand], skip_unset=False)  # as --print_config
+        raise _Parsed(yaml.safe_load(dumped))
+
+
+def resolved_config(*configs: Pathlike, args: Sequence[str] = (), subcommand: str = "fit") -> dict[str, Any]:
+    """The config ``musictag <subcommand> --config C1 --config C2 ... ARGS`` runs with, as its
+    ``--print_config`` prints it: the files composed (a section given as a path is read relative to the
+    file that names it; later files and ``args`` override earlier ones), defaults filled in. Nothing is
+    instantiated, seeded or checked beyond parsing.
+
+    A config that does not parse raises :class:`ConfigError` with ``fit``'s one-line message.
+    """
+    argv = [subcommand, *(f"--config={os.fspath(path)}" for path in configs), *args]
+    try:
+        _ParseOnlyCLI(args=argv, parser_class=_RaisingParser)
+    except _Parsed as parsed:
+        return parsed.config
+    raise AssertionError("the parser returned without a config")  # pragma: no cover
 
 
 def finish_wandb(trainer: Any) -> None:

@@ -64,18 +64,13 @@ def test_a_composition_that_is_no_preset_builds_from_yaml(tiny_corpus, tmp_path,
     assert not (Path.cwd() / "checkpoints").exists()
 
 
-def test_recipes_are_generated_from_the_presets():
-    from musictag.models.export import CORPORA, GENERATED, RECIPE_ARCHS, recipe_yaml
+def test_only_the_model_files_are_generated():
+    """What `make presets` writes says so in its first line; nothing else in experiments/ does (the
+    recipes are hand-written compositions, tests/test_recipes.py)."""
+    from musictag.models.export import GENERATED
 
-    for corpus in CORPORA:
-        files = {p.stem: p for p in (MODELS_DIR.parent / corpus).glob("*.yaml")}
-        assert set(files) == set(RECIPE_ARCHS), corpus
-        for arch, path in files.items():
-            assert path.read_text() == recipe_yaml(corpus, arch), f"{path}: run `make presets`"
-            assert path.read_text().startswith(GENERATED + "\n")
-            config = yaml.safe_load(path.read_text())
-            assert config["data"]["init_args"]["batch_size"] == 16
-            assert config["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 1e-4
+    generated = {p for p in MODELS_DIR.parent.rglob("*.yaml") if p.read_text().startswith(GENERATED + "\n")}
+    assert generated == {MODELS_DIR / f"{name}.yaml" for name in available()}
 
 
 def test_model_files_are_generated_from_the_presets():
