@@ -54,16 +54,10 @@ CONTENT_SETTINGS = (
     "sample_rate",
     "audio_cache",
 )
-#: The ``index.json`` entries that record a setting (a finished cache whose settings.json is gone).
-INDEX_SETTINGS = (
-    "layers",
-    "time_pool",
-    "chunk_len",
-    "n_chunks",
-    "chunk_mode",
-    "chunk_hop",
-    "train_crop",
-    "sample_rate",
+#: The ``index.json`` entries that record a setting (a finished cache whose settings.json is gone): the
+#: content settings but those of the run that wrote it (the encoder, its batches, the audio cache read).
+INDEX_SETTINGS = tuple(
+    name for name in CONTENT_SETTINGS if name not in ("encoder", "encoder_batch", "batch_size", "audio_cache")
 )
 
 

@@ -13,7 +13,7 @@ import torch
 
 from datamodules.synthetic import SyntheticDataModule
 from musictag import TaggingModule
-from musictag.testing import TINY_SHORT_CHUNK, tiny_synthetic_args
+from musictag.testing import MASKED_MEL, TINY_SHORT_CHUNK, tiny_synthetic_args
 
 #: Tensor methods that copy a value to the host (or make Python decide on it): a GPU would wait.
 HOST_SYNCS = ("item", "cpu", "numpy", "tolist", "__bool__", "__int__", "__float__")
@@ -74,14 +74,7 @@ def test_training_step_with_augmentation_never_waits_for_the_host(tiny_corpus):
     pl.seed_everything(0)
     augment = {"gain_db": 6.0, "noise_snr_db": [10, 30], "p": 0.5}
     data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus)), augment=augment)
-    mel = {
-        "name": "mel",
-        "n_mels": 128,
-        "freq_masks": 2,
-        "freq_mask_width": 8,
-        "time_masks": 2,
-        "time_mask_width": 10,
-    }
+    mel = MASKED_MEL
     module = NoSyncModule(n_tags=data.n_tags, **{**TINY_SHORT_CHUNK, "representation": mel})
     trainer(max_steps=3).fit(module, data)
     assert module.steps == 3

@@ -11,21 +11,14 @@ import pytest
 
 from helpers.cli import SLURM_TASK_ENV
 from musictag.cli import main
-from musictag.testing import cli_args
+from musictag.testing import MASKED_MEL, cli_args
 
 REPO = Path(__file__).resolve().parents[1]
 
 DROPOUT = {"model.init_args.head": {"name": "mlp", "hidden": [8], "dropout": 0.5}}
 AUGMENTED = {
     **DROPOUT,
-    "model.init_args.representation": {
-        "name": "mel",
-        "n_mels": 128,
-        "freq_masks": 2,
-        "freq_mask_width": 8,
-        "time_masks": 2,
-        "time_mask_width": 10,
-    },
+    "model.init_args.representation": MASKED_MEL,
     "data.init_args.augment": {"gain_db": 6, "noise_snr_db": [20, 40], "p": 0.5},
 }
 

@@ -22,6 +22,15 @@ TINY_SHORT_CHUNK: dict[str, Any] = {
     "frontend": {"name": "conv2d_stack", "channels": [4, 4, 8, 8, 8, 8, 8], "pools": 2},
     "head": {"name": "mlp", "hidden": [8], "dropout": 0.0},
 }
+#: The Short-chunk CNN's 128-band mel with SpecAugment masks (two of 8 bands, two of 10 frames).
+MASKED_MEL: dict[str, Any] = {
+    "name": "mel",
+    "n_mels": 128,
+    "freq_masks": 2,
+    "freq_mask_width": 8,
+    "time_masks": 2,
+    "time_mask_width": 10,
+}
 
 
 def tiny_synthetic_args(root: str, **overrides: Any) -> dict[str, Any]:

@@ -134,26 +134,10 @@ def test_a_folder_of_user_files_is_never_written_into(tmp_path, capsys):
     assert mine.read_text() == "my own file\n"
     # an empty folder, or an earlier cache, is fine
     (tmp_path / "empty").mkdir()
-    code, _, _ = prepare(
-        capsys,
-        "--root",
-        str(corpus.audio_root),
-        "--metadata",
-        str(corpus.metadata),
-        "--out",
-        str(tmp_path / "empty"),
-    )
-    assert code == 0
-    code, _, _ = prepare(
-        capsys,
-        "--root",
-        str(corpus.audio_root),
-        "--metadata",
-        str(corpus.metadata),
-        "--out",
-        str(tmp_path / "empty"),
-    )
-    assert code == 0
+    for _ in ("into the empty folder", "again, into the cache it holds now"):
+        flags = ["--root", str(corpus.audio_root), "--metadata", str(corpus.metadata)]
+        code, _, _ = prepare(capsys, *flags, "--out", str(tmp_path / "empty"))
+        assert code == 0
 
 
 def test_ctrl_c_in_prepare_cleans_up_and_says_how_to_resume(tmp_path, capsys, monkeypatch):

@@ -110,7 +110,7 @@ def test_training_step_never_synchronises(tmp_path):
 
     from datamodules.synthetic import SyntheticDataModule
     from musictag import TaggingModule
-    from musictag.testing import TINY_SHORT_CHUNK, tiny_synthetic_args
+    from musictag.testing import MASKED_MEL, TINY_SHORT_CHUNK, tiny_synthetic_args
 
     class Strict(TaggingModule):
         steps = 0
@@ -135,14 +135,7 @@ def test_training_step_never_synchronises(tmp_path):
     pl.seed_everything(0)
     augment = {"gain_db": 6.0, "noise_snr_db": [10, 30]}
     data = SyntheticDataModule(**tiny_synthetic_args(str(tmp_path / "corpus")), augment=augment)
-    mel = {
-        "name": "mel",
-        "n_mels": 128,
-        "freq_masks": 2,
-        "freq_mask_width": 8,
-        "time_masks": 2,
-        "time_mask_width": 8,
-    }
+    mel = MASKED_MEL
     module = Strict(n_tags=data.n_tags, **{**TINY_SHORT_CHUNK, "representation": mel})
     trainer = pl.Trainer(
         accelerator="gpu",
