@@ -171,14 +171,12 @@ def tag_many(
             f"the plan's chunks of {plan.chunk_len} samples are not the model's {model.input_len}"
         )
     batch_size = batch_size if batch_size is not None else model.eval_chunk_batch
-    chunk_len = plan.chunk_len
-    check_batch_memory(batch_size, chunk_len)
+    check_batch_memory(batch_size, plan.chunk_len)
     if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
         paths = [paths]
     files = [Path(p) for p in paths]
     pending: deque[_Pending] = deque()
-    batch = np.zeros((batch_size, chunk_len), dtype=np.float32)
-    owners: list[tuple[_Pending, int]] = []  # (file, chunks of it in the batch) in batch order
+    batches = _Batches(model, batch_size, plan.chunk_len)
 
     def decode(path: Path) -> FileChunks | AudioError:
         try:
@@ -186,36 +184,13 @@ def tag_many(
         except AudioError as err:
             return err
 
-    def run_batch() -> None:
-        filled = sum(count for _, count in owners)
-        logits = model(torch.from_numpy(batch[:filled]).to(model.device)).float().cpu()
-        offset = 0
-        for entry, count in owners:
-            entry.logits.append(logits[offset : offset + count])
-            entry.scored += count
-            offset += count
-        owners.clear()
-
-    def finished() -> Iterator[dict[str, Any] | AudioError]:
-        while pending and pending[0].done:
-            entry = pending.popleft()
-            bar.update(1)
-            if entry.error is not None:
-                yield entry.error
-                continue
-            assert entry.item is not None
-            try:
-                yield file_result(model, entry.item, model.probabilities(torch.cat(entry.logits)))
-            except AudioError as err:
-                yield err
-
     bar = tqdm(total=len(files), unit="file", desc="tag", file=sys.stderr, disable=not progress or None)
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
             for planned in _prefetched(pool, decode, files):
                 if isinstance(planned, AudioError):
                     pending.append(_Pending(None, planned))
-                    yield from finished()
+                    yield from _finished(model, pending, bar)
                     continue
                 entry = _Pending(planned)
                 pending.append(entry)
@@ -223,20 +198,70 @@ def tag_many(
                     note(f"{planned.path}: {planned.note}")
                 position = 0
                 while position < len(planned):
-                    filled = sum(count for _, count in owners)
-                    take = min(batch_size - filled, len(planned) - position)
-                    part = planned.cut_starts[position : position + take]
-                    batch[filled : filled + take] = cut_chunks(planned.audio, part, chunk_len)
-                    owners.append((entry, take))
-                    position += take
-                    if filled + take == batch_size:
-                        run_batch()
-                        yield from finished()
-            if owners:
-                run_batch()
-            yield from finished()
+                    position = batches.add(entry, position)
+                    if batches.full:
+                        batches.run()
+                        yield from _finished(model, pending, bar)
+            batches.run()
+            yield from _finished(model, pending, bar)
         finally:
             bar.close()
+
+
+class _Batches:
+    """The one batch of :func:`tag_many`: chunks of one or more files, run through the model when full,
+    each file's logits handed back to it in order."""
+
+    def __init__(self, model: Any, batch_size: int, chunk_len: int) -> None:
+        self.model, self.chunk_len = model, chunk_len
+        self.batch = np.zeros((batch_size, chunk_len), dtype=np.float32)
+        self.owners: list[tuple[_Pending, int]] = []  # (file, chunks of it in the batch) in batch order
+
+    @property
+    def filled(self) -> int:
+        return sum(count for _, count in self.owners)
+
+    @property
+    def full(self) -> bool:
+        return self.filled == len(self.batch)
+
+    def add(self, entry: _Pending, position: int) -> int:
+        """Cut ``entry``'s chunks from ``position`` into the batch, as many as fit; the next position."""
+        assert entry.item is not None
+        item, filled = entry.item, self.filled
+        take = min(len(self.batch) - filled, len(item) - position)
+        part = item.cut_starts[position : position + take]
+        self.batch[filled : filled + take] = cut_chunks(item.audio, part, self.chunk_len)
+        self.owners.append((entry, take))
+        return position + take
+
+    def run(self) -> None:
+        """The model on the chunks in the batch (if any); each file's logits appended to it."""
+        if not self.owners:
+            return
+        filled = self.filled
+        logits = self.model(torch.from_numpy(self.batch[:filled]).to(self.model.device)).float().cpu()
+        offset = 0
+        for entry, count in self.owners:
+            entry.logits.append(logits[offset : offset + count])
+            entry.scored += count
+            offset += count
+        self.owners.clear()
+
+
+def _finished(model: Any, pending: deque[_Pending], bar: Any) -> Iterator[dict[str, Any] | AudioError]:
+    """The results of the files at the head of ``pending`` that are done, in order."""
+    while pending and pending[0].done:
+        entry = pending.popleft()
+        bar.update(1)
+        if entry.error is not None:
+            yield entry.error
+            continue
+        assert entry.item is not None
+        try:
+            yield file_result(model, entry.item, model.probabilities(torch.cat(entry.logits)))
+        except AudioError as err:
+            yield err
 
 
 def check_batch_memory(batch_size: int, chunk_len: int, what: str = "--batch-size") -> None:
