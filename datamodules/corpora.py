@@ -88,6 +88,9 @@ class CorpusDataModule(TaggingDataModule):
         at_least("workers", workers, 1)
         at_least("tracks_per_shard", tracks_per_shard, 1)
         at_least("min_seconds", min_seconds, 0)
+        for name, value in (("cache_dir", cache_dir), ("audio_root", audio_root)):
+            if value is not None and not os.fspath(value).strip():  # Path("") is ".": the working folder
+                raise ConfigError(f"data.init_args.{name} is an empty path; give a folder")
         self.tracks_per_shard = tracks_per_shard
         self.cache_dir = Path(cache_dir)
         self.audio_root = audio_root

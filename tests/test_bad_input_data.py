@@ -604,3 +604,12 @@ def test_embed_leaves_out_the_tracks_of_a_truncated_audio_shard_and_says_so(enco
     assert code == 0 and "Traceback" not in err
     assert "2 track(s) of the audio cache cannot be read and are left out" in err and str(shard) in err
     assert "2 train, 2 valid, 2 test tracks" in text
+
+
+@pytest.mark.parametrize("name", ["cache_dir", "audio_root"])
+def test_an_empty_corpus_path_is_refused_not_taken_for_the_working_folder(name, tmp_path):
+    from datamodules import FolderDataModule
+
+    args = {"cache_dir": str(tmp_path / "cache"), "csv": str(tmp_path / "tags.csv"), name: ""}
+    with pytest.raises(ConfigError, match=rf"^data.init_args.{name} is an empty path; give a folder$"):
+        FolderDataModule(**args)

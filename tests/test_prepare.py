@@ -139,6 +139,8 @@ def test_prepare_config_bad_input_is_one_line_naming_the_key(corpus, tmp_path, c
             [config(cache_dir=str(mine))],
             f"{path}: data.init_args.cache_dir {mine} is not empty and was not written",
         ),
+        ([config(cache_dir="")], f"{path}: data.init_args.cache_dir: an empty path; give a folder"),
+        ([config(audio_root=" ")], f"{path}: data.init_args.audio_root: an empty path; give a folder"),
         (
             [config(cache_dir=str(corpus.audio_root))],
             f"{path}: data.init_args.cache_dir {corpus.audio_root} is the input",

@@ -66,6 +66,9 @@ def check_arguments(init_args: dict[str, Any], name: Callable[[str], str]) -> No
     # 16 for 16000 would decode every track to a few samples a second: no model reads below 8 kHz
     at_least(name("sample_rate"), init_args["sample_rate"], MIN_SAMPLE_RATE)
     at_least(name("min_seconds"), init_args.get("min_seconds"), 0)
+    for arg in ("audio_root", "cache_dir"):  # "" would be the working folder
+        if init_args.get(arg) is not None and not os.fspath(init_args[arg]).strip():
+            raise InputError(f"{name(arg)}: an empty path; give a folder")
     root = init_args.get("audio_root")
     if root is not None and not os.path.isdir(root):
         what = "is a file" if os.path.exists(root) else "does not exist"
