@@ -186,6 +186,9 @@ class EmbeddingDataModule(TaggingDataModule):
             num_workers=num_workers,
             chunk_len=int(index["chunk_len"]),
             n_chunks=int(index["n_chunks"]),
+            # the cache's chunking is the probe's: a checkpoint tags files as its cache was cut
+            chunk_mode=index.get("chunk_mode"),
+            chunk_hop=index.get("chunk_hop"),
             sample_rate=int(index["sample_rate"]),
             predict_split=predict_split,
         )

@@ -176,7 +176,8 @@ def test_marble_settings_train_from_a_cache(tiny_corpus, tmp_path):
     transformer layers chosen among the stored ones, a song scored by its chunks' mean logit."""
     encoder = make_tiny_encoder("hubert", tmp_path / "encoder")
     config = tmp_path / "data.yaml"
-    args = {**data_args(tiny_corpus), "train_crop": "random"}  # the cache keeps every evaluation chunk
+    # the cache keeps every evaluation chunk, placed by the sota rule
+    args = {**data_args(tiny_corpus), "train_crop": "random", "chunk_mode": "sota"}
     config.write_text(
         yaml.safe_dump({"data": {"class_path": "datamodules.SyntheticDataModule", "init_args": args}})
     )
@@ -217,3 +218,6 @@ def test_marble_settings_train_from_a_cache(tiny_corpus, tmp_path):
     # 16 training songs x 2 cached chunks, batch 4: 8 steps an epoch
     last = torch.load(version / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["global_step"] == 3 * 8
+    # and the probe tags files as its cache was cut (not the default even chunks)
+    hparams = last["hyper_parameters"]
+    assert (hparams["tag_chunks"], hparams["tag_chunk_mode"], hparams["tag_chunk_hop"]) == (2, "sota", None)
