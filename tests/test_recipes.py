@@ -208,7 +208,22 @@ def test_a_bad_value_in_a_shared_file_names_the_file(tmp_path):
     assert str(error.value) == "trainer.max_epochs: in trainer.yaml: Expected a <class 'int'>; got 'many'"
 
 
-PROBES = sorted((EXPERIMENTS / "probe").glob("*/*.yaml"))
+MARBLE = EXPERIMENTS / "probe" / "marble"  # the training every probe shares, named by path
+PROBES = sorted(p for p in (EXPERIMENTS / "probe").glob("*/*.yaml") if p.parent != MARBLE)
+
+
+def test_probes_name_marble_s_shared_files_and_every_one_is_used():
+    named = set()
+    for probe in PROBES:
+        top = yaml.safe_load(probe.read_text())
+        model = top["model"]["init_args"]
+        paths = [top["trainer"], top["checkpoint"], model["optimizer"], model["lr_scheduler"]]
+        assert paths == [f"../marble/{name}.yaml" for name in ("trainer", "checkpoint", "adam", "plateau")]
+        named |= {probe.parent.joinpath(path).resolve() for path in paths}
+    shared = {p.resolve() for p in MARBLE.glob("*.yaml")}
+    assert named == shared
+    for path in shared:
+        assert path.read_text().startswith("# "), f"{path}: the header says what it reproduces"
 
 
 @pytest.mark.parametrize("recipe", PROBES, ids=lambda p: f"{p.parent.name}/{p.stem}")
