@@ -12,10 +12,10 @@ import yaml
 
 from helpers.cli import SLURM_TASK_ENV
 from musictag.cli import main
-from musictag.cli.lightning_cli import wandb_mode, wandb_run_folders
 from musictag.stages.registry import BACKENDS
 from musictag.testing import cli_args, last_logged
 from musictag.testing.wandb_offline import OfflineRun, read_offline_run
+from musictag.training.runs import wandb_mode, wandb_run_folders
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -144,7 +144,8 @@ def test_offline_wandb_of_a_requeued_slurm_job_holds_the_whole_run(tiny_corpus, 
     the requeued job's (the same W&B run) hold every CSV row between them, the config, each its exit."""
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-    from musictag.cli.lightning_cli import MusictagCLI, finish_wandb
+    from musictag.cli.lightning_cli import MusictagCLI
+    from musictag.training.runs import finish_wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     for name, value in SLURM_TASK_ENV.items():
@@ -193,7 +194,7 @@ def test_a_second_requeue_resumes_the_wandb_run_of_a_folder_that_w_and_b_numbere
     the one in ``run-<id>.wandb``, not the name's last part, and the newest folder is the numbered one."""
     from lightning.pytorch.loggers import WandbLogger
 
-    from musictag.cli.lightning_cli import RunSettings, default_loggers, wandb_run_folders
+    from musictag.training.runs import RunSettings, default_loggers, wandb_run_folders
 
     version = tmp_path / "tiny" / "version_0"
     names = [
@@ -216,7 +217,7 @@ def test_a_second_requeue_resumes_the_wandb_run_of_a_folder_that_w_and_b_numbere
 def test_log_model_reaches_the_wandb_logger(tmp_path):
     from lightning.pytorch.loggers import WandbLogger
 
-    from musictag.cli.lightning_cli import RunSettings, default_loggers
+    from musictag.training.runs import RunSettings, default_loggers
 
     online = default_loggers(RunSettings(name="x", save_dir=str(tmp_path), wandb="online", log_model="all"))
     assert (

@@ -97,7 +97,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_metrics(tiny_corpus, tmp_path
 def test_last_is_the_newer_of_last_ckpt_and_a_requeue_checkpoint(tmp_path):
     import os
 
-    from musictag.cli.lightning_cli import RunSettings, newest_checkpoint
+    from musictag.training.runs import RunSettings, newest_checkpoint
 
     run = RunSettings(name="r", save_dir=str(tmp_path))
     folder = tmp_path / "r" / "version_1"

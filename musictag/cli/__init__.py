@@ -12,13 +12,9 @@ import signal
 import sys
 from typing import Any
 
-from musictag.cli.lightning_cli import (
-    MusictagCLI,
-    config_error_in,
-    finish_stopped_wandb_run,
-    finish_wandb,
-)
+from musictag.cli.lightning_cli import MusictagCLI, config_error_in
 from musictag.guards import describe_os_error, run_command
+from musictag.training.runs import finish_stopped_wandb_run, finish_wandb
 
 #: Subcommands that are not LightningCLI's: name → "module:function" taking the remaining arguments.
 TOOLS = {
