@@ -83,6 +83,18 @@ def tag(w: dict[str, Path], *extra: str) -> list[str]:
     return ["tag", str(w["song"]), "--ckpt", str(w["ckpt"]), *extra]
 
 
+def features(w: dict[str, Path], *extra: str) -> list[str]:
+    return [
+        "features",
+        str(w["song"]),
+        "--ckpt",
+        str(w["ckpt"]),
+        "--out",
+        str(w["root"] / "new-features"),
+        *extra,
+    ]
+
+
 def prepare(w: dict[str, Path], *extra: str, out: str | None = None) -> list[str]:
     out = str(w["root"] / "new-cache") if out is None else out
     return [
@@ -161,6 +173,31 @@ CASES = {
         "negative number": (lambda w: tag(w, "--batch-size", "-3"), "--batch-size"),
         "not a number": (lambda w: tag(w, "--n-chunks", "two"), "--n-chunks"),
         "device": (lambda w: tag(w, "--device", "cuda"), "--device cuda"),
+    },
+    "features": {
+        "missing path": (
+            lambda w: ["features", "{root}/gone.wav", "--ckpt", str(w["ckpt"]), "--out", "{root}/f"],
+            "gone.wav",
+        ),
+        "missing checkpoint": (
+            lambda w: ["features", str(w["song"]), "--ckpt", "{root}/no.ckpt", "--out", "{root}/f"],
+            "no.ckpt",
+        ),
+        "out under a file": (
+            lambda w: ["features", str(w["song"]), "--ckpt", str(w["ckpt"]), "--out", "{file}/f"],
+            "{file}",
+        ),
+        "empty path": (
+            lambda w: ["features", str(w["song"]), "--ckpt", str(w["ckpt"]), "--out", ""],
+            "argument --out: an empty path",
+        ),
+        "unknown layer": (
+            lambda w: features(w, "--layers", "penultimate,nosuch"),
+            "unknown layer(s) 'nosuch'",
+        ),
+        "number": (lambda w: features(w, "--batch-size", "0"), "--batch-size"),
+        "not a number": (lambda w: features(w, "--n-chunks", "two"), "--n-chunks"),
+        "device": (lambda w: features(w, "--device", "cuda"), "--device cuda"),
     },
     "prepare": {
         "missing path": (
@@ -258,8 +295,8 @@ def test_an_unknown_command_is_one_line_listing_every_command(word, capsys):
     code, out, err = run_musictag([word, "--help"], capsys)
     assert code == 2 and out == ""
     assert err.strip() == (
-        f"musictag: error: unknown command {word!r}; choose from fit, validate, test, predict, tag, prepare, "
-        "embed, import-weights, bench (`musictag --help` says what each does)"
+        f"musictag: error: unknown command {word!r}; choose from fit, validate, test, predict, tag, features, "
+        "prepare, embed, import-weights, bench (`musictag --help` says what each does)"
     )
 
 

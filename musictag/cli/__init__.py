@@ -22,6 +22,7 @@ TOOLS = {
     "prepare": "musictag.cli.prepare:main",
     "embed": "musictag.cli.embed:main",
     "tag": "musictag.cli.tag:main",
+    "features": "musictag.cli.features:main",
     "import-weights": "musictag.cli.import_weights:main",
 }
 #: Earlier names of commands: they still run, and ``musictag --help`` lists only the new name.
@@ -34,6 +35,7 @@ COMMANDS = {
     "test": "evaluate a checkpoint on the test split; writes song-level predictions",
     "predict": "song-level scores of a corpus split (data.init_args.predict_split)",
     "tag": "tag audio files and folders with a checkpoint: musictag tag song.mp3 --ckpt CKPT",
+    "features": "a checkpoint's layer outputs of audio files, per chunk: musictag features song.mp3 --ckpt CKPT --out DIR",
     "prepare": "decode a corpus once into a packed int16 cache: musictag prepare --config CONFIG",
     "embed": "store a frozen pretrained encoder's embeddings of a corpus, to train probes on",
     "import-weights": "turn published weights into a musictag checkpoint",

@@ -86,6 +86,25 @@ def plot_targets(folder: str, files: list[Path], inputs: list[str]) -> dict[Path
     return targets
 
 
+def audio_to_use(paths: list[Any], prog: str, verb: str) -> tuple[Any, list[Path]]:
+    """The audio files given and under the given folders (:func:`find_audio`), each entry that was
+    left out and each folder without audio said on stderr; one line when nothing is left to ``verb``
+    (the one thing given, with what is wrong with it)."""
+    found = find_audio(paths)
+    problems = [f"{path}: {reason}" for path, reason in found.skipped] + [
+        f"no audio files under {folder} ({', '.join(AUDIO_EXTENSIONS)})" for folder in found.empty
+    ]
+    if not found.files and len(problems) == 1:
+        raise InputError(f"nothing to {verb}: {problems[0]}")
+    for path, reason in found.skipped:
+        print(f"{prog}: skipped {path}: {reason}", file=sys.stderr)
+    for folder in found.empty:
+        print(f"{prog}: no audio files under {folder} ({', '.join(AUDIO_EXTENSIONS)})", file=sys.stderr)
+    if not found.files:
+        raise InputError(f"nothing to {verb}: no audio files in the given paths (what was wrong is above)")
+    return found, found.files
+
+
 #: The chunking flags, as :class:`ChunkPlan`'s refusals name them.
 FLAGS = SettingNames("--chunk-mode", "--n-chunks", "--hop")
 
@@ -100,19 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         at_least(flag, value)
     device = pick_device(args.device)
-    found = find_audio(args.audio)
-    problems = [f"{path}: {reason}" for path, reason in found.skipped] + [
-        f"no audio files under {folder} ({', '.join(AUDIO_EXTENSIONS)})" for folder in found.empty
-    ]
-    files = found.files
-    if not files and len(problems) == 1:  # the one thing given, and what is wrong with it: one line
-        raise InputError(f"nothing to tag: {problems[0]}")
-    for path, reason in found.skipped:
-        print(f"musictag tag: skipped {path}: {reason}", file=sys.stderr)
-    for folder in found.empty:
-        print(f"musictag tag: no audio files under {folder} ({', '.join(AUDIO_EXTENSIONS)})", file=sys.stderr)
-    if not files:
-        raise InputError("nothing to tag: no audio files in the given paths (what was wrong is above)")
+    found, files = audio_to_use(args.audio, "musictag tag", "tag")
     targets = plot_targets(args.plot, files, [*args.audio, args.ckpt]) if args.plot else {}
     model = load_model(args.ckpt, device)
     # settings the plan does not use are refused, not silently ignored; checked before the model runs

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from musictag.audio import AUDIO_EXTENSIONS, AudioError
 from musictag.chunks import ChunkPlan
 from musictag.guards import InputError, at_least, pick_device
+from musictag.inference.features import DEFAULT_LAYERS
 from musictag.inference.search import find_audio
 from musictag.inference.tagging import _top, check_batch_memory, load_model, tag_many
 from musictag.types import Pathlike
@@ -102,6 +104,26 @@ class AudioTagger:
             result["timeline"] = timeline  # key order as --format json --timeline
             results.append(result)
         return results
+
+    def features(
+        self, path: Pathlike, layers: Sequence[str] = DEFAULT_LAYERS, batch_chunks: int = 64
+    ) -> dict[str, Any]:
+        """One file's features, as ``musictag features`` writes them: each of ``layers``
+        (:func:`~musictag.inference.features.layer_names`) as ``(chunks, ...)`` float32 in chunk order,
+        and ``start_s``, the chunks cut as :meth:`tag` cuts them.
+
+        Raises:
+            InputError: an unknown layer, or ``path`` is a folder.
+            AudioError: the file cannot be read.
+        """
+        from musictag.inference.features import check_layers, file_features
+
+        if not isinstance(path, (str, os.PathLike)) or os.path.isdir(path):
+            raise InputError(f"features takes the path of one audio file, got {path!r}")
+        at_least("batch_chunks", batch_chunks)
+        check_batch_memory(batch_chunks, self.model.input_len, "batch_chunks")
+        chosen = check_layers(self.model.net, layers)
+        return file_features(self.model, Path(path), self.plan, chosen, batch_chunks)
 
     def __repr__(self) -> str:
         return f"AudioTagger({len(self.tags)} tags, chunks: {self.chunk_mode}, device: {self.model.device})"
