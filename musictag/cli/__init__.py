@@ -35,7 +35,7 @@ COMMANDS = {
     "test": "evaluate a checkpoint on the test split; writes song-level predictions",
     "predict": "song-level scores of a corpus split (data.init_args.predict_split)",
     "tag": "tag audio files and folders with a checkpoint: musictag tag song.mp3 --ckpt CKPT",
-    "features": "a checkpoint's layer outputs of audio files, per chunk: musictag features song.mp3 --ckpt CKPT --out DIR",
+    "features": "a checkpoint's layer outputs per chunk: musictag features song.mp3 --ckpt CKPT --out DIR",
     "prepare": "decode a corpus once into a packed int16 cache: musictag prepare --config CONFIG",
     "embed": "store a frozen pretrained encoder's embeddings of a corpus, to train probes on",
     "import-weights": "turn published weights into a musictag checkpoint",
