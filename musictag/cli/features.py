@@ -17,12 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from musictag.audio import AudioError
-from musictag.chunks import CHUNK_MODES, ChunkPlan
-from musictag.cli.tag import FLAGS, audio_to_use
+from musictag.chunks import ChunkPlan
+from musictag.cli.tag import FLAGS, audio_parser, audio_to_use, check_audio_numbers
 from musictag.files import atomic_write
 from musictag.guards import (
-    DEVICE_HELP,
-    at_least,
     check_output_file,
     check_output_folder,
     given_path,
@@ -34,24 +32,13 @@ from musictag.inference.taggram import plot_path
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="musictag features", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "audio", type=given_path, nargs="+", help="audio files and folders (searched recursively)"
-    )
-    parser.add_argument("--ckpt", type=given_path, required=True, help="a musictag checkpoint")
+    parser = audio_parser("musictag features", __doc__.splitlines()[0])
     parser.add_argument(
         "--layers",
         default=",".join(DEFAULT_LAYERS),
         help="comma-separated layer names (representation, frontend, backend, head.<i>, penultimate)",
     )
     parser.add_argument("--out", type=given_path, required=True, metavar="DIR", help="the folder to write")
-    parser.add_argument(
-        "--n-chunks", type=int, default=None, help="chunks per file (default: the checkpoint's)"
-    )
-    parser.add_argument("--chunk-mode", choices=CHUNK_MODES, default=None)
-    parser.add_argument("--hop", type=int, default=None, help="sliding windows: hop in samples")
-    parser.add_argument("--batch-size", type=int, default=None, help="chunks per forward pass")
-    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     return parser
 
 
@@ -70,12 +57,7 @@ def targets(folder: str, files: list[Path], inputs: list[str]) -> dict[Path, Pat
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    for flag, value in (
-        ("--n-chunks", args.n_chunks),
-        ("--hop", args.hop),
-        ("--batch-size", args.batch_size),
-    ):
-        at_least(flag, value)
+    check_audio_numbers(args)
     device = pick_device(args.device)
     found, files = audio_to_use(args.audio, "musictag features", "read")
     model = load_model(args.ckpt, device)

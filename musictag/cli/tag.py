@@ -33,20 +33,15 @@ from musictag.inference.search import find_audio
 from musictag.inference.tagging import _top, check_batch_memory, load_model, tag_many
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="musictag tag", description=__doc__.splitlines()[0])
+def audio_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The arguments of every command that runs a checkpoint over audio files (``tag``, ``features``):
+    the audio, ``--ckpt``, how files are cut, the batch and the device."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "audio", type=given_path, nargs="+", help="audio files and folders (searched recursively)"
     )
     parser.add_argument(
         "--ckpt", type=given_path, required=True, help="a musictag checkpoint (fit, or import-weights)"
-    )
-    parser.add_argument("--top-k", type=int, default=5, help="tags shown per file (at least 1)")
-    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    parser.add_argument(
-        "--timeline",
-        action="store_true",
-        help="also the scores of every chunk with its start time (csv: one row per chunk, start_s set)",
     )
     parser.add_argument(
         "--n-chunks",
@@ -60,6 +55,24 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=None, help="chunks per forward pass (default: the checkpoint's)"
     )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    return parser
+
+
+def check_audio_numbers(args: argparse.Namespace) -> None:
+    """The numbers of :func:`audio_parser`'s arguments: each at least 1 when given."""
+    for flag in ("--n-chunks", "--hop", "--batch-size"):
+        at_least(flag, getattr(args, flag[2:].replace("-", "_")))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = audio_parser("musictag tag", __doc__.splitlines()[0])
+    parser.add_argument("--top-k", type=int, default=5, help="tags shown per file (at least 1)")
+    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also the scores of every chunk with its start time (csv: one row per chunk, start_s set)",
+    )
     parser.add_argument(
         "--plot",
         type=given_path,
@@ -111,13 +124,8 @@ FLAGS = SettingNames("--chunk-mode", "--n-chunks", "--hop")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    for flag, value in (
-        ("--top-k", args.top_k),
-        ("--n-chunks", args.n_chunks),
-        ("--hop", args.hop),
-        ("--batch-size", args.batch_size),
-    ):
-        at_least(flag, value)
+    at_least("--top-k", args.top_k)
+    check_audio_numbers(args)
     device = pick_device(args.device)
     found, files = audio_to_use(args.audio, "musictag tag", "tag")
     targets = plot_targets(args.plot, files, [*args.audio, args.ckpt]) if args.plot else {}
