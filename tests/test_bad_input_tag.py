@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import musictag
-from helpers.cli import run_musictag
+from helpers.cli import musictag_process, run_musictag
 from musictag import TaggingModule
 from musictag.audio import AudioError
 from musictag.guards import InputError
@@ -228,9 +228,7 @@ def test_named_pipes_are_refused_without_reading_them(tiny_ckpt, song, tmp_path)
     folder.mkdir()
     shutil.copy(song, folder / "song.wav")
     os.mkfifo(folder / "pipe.wav")
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    command = [sys.executable, "-m", "musictag", "tag", "--format", "json", "--ckpt", str(tiny_ckpt)]
-    child = subprocess.run([*command, str(folder)], capture_output=True, text=True, timeout=120, env=env)
+    child = musictag_process(["tag", "--format", "json", "--ckpt", str(tiny_ckpt), str(folder)], timeout=120)
     assert child.returncode == 1 and "Traceback" not in child.stderr
     assert f"skipped {folder / 'pipe.wav'}: is a named pipe, not a file" in child.stderr
     assert [Path(json.loads(line)["path"]).name for line in child.stdout.splitlines()] == ["song.wav"]

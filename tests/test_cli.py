@@ -2,15 +2,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers.cli import SLURM_TASK_ENV
+from helpers.cli import SLURM_TASK_ENV, musictag_process
 from musictag.cli import main
 from musictag.stages.registry import BACKENDS
 from musictag.testing import cli_args, last_logged
@@ -58,14 +56,7 @@ def test_fit_then_test_reproduces_the_checkpoint_scores(tiny_corpus, tmp_path, m
 
 def test_unknown_back_end_fails_with_one_clear_line(tiny_corpus, tmp_path):
     args = cli_args("fit", str(tiny_corpus), str(tmp_path), **{"model.init_args.backend": "nosuch"})
-    result = subprocess.run(
-        [sys.executable, "-m", "musictag", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-        timeout=300,
-    )
+    result = musictag_process(args, cwd=REPO)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert (
@@ -256,21 +247,9 @@ def test_every_experiment_config_parses(monkeypatch, capsys):
 
 def test_print_config_and_python_m(tmp_path):
     """`python -m musictag fit --print_config` prints the resolved config, overrides applied."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "musictag",
-            "fit",
-            f"--config={REPO / 'experiments' / 'demo.yaml'}",
-            "--trainer.max_epochs=7",
-            "--print_config",
-        ],
-        capture_output=True,
-        text=True,
+    result = musictag_process(
+        ["fit", f"--config={REPO / 'experiments' / 'demo.yaml'}", "--trainer.max_epochs=7", "--print_config"],
         cwd=REPO,
-        timeout=300,
-        env={**os.environ, "WANDB_MODE": "disabled"},
     )
     assert result.returncode == 0, result.stderr
     printed = yaml.safe_load(result.stdout)

@@ -5,14 +5,12 @@ path, and resolve, as `musictag fit` reads them, to the published training setup
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers.cli import run_musictag
+from helpers.cli import musictag_process, run_musictag
 from musictag.cli.lightning_cli import resolved_config
 from musictag.models.presets import get_preset
 from musictag.types import ConfigError
@@ -160,14 +158,7 @@ def test_print_config_from_another_folder_shows_the_composed_recipe(tmp_path):
     """`musictag fit --config experiments/mtat/fcn.yaml --print_config`, with the path given relative to
     another working folder: the shared files are found relative to the recipe, not to that folder."""
     recipe = os.path.relpath(EXPERIMENTS / "mtat" / "fcn.yaml", tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "musictag", "fit", f"--config={recipe}", "--print_config"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-        env={**os.environ, "WANDB_MODE": "disabled"},
-    )
+    result = musictag_process(["fit", f"--config={recipe}", "--print_config"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout) == resolved_config(GENERATED_BEFORE / "mtat-fcn.yaml")
 

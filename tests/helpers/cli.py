@@ -1,9 +1,12 @@
-"""Running ``musictag`` in the test's own process, and the environment of a SLURM task."""
+"""Running ``musictag`` in the test's own process or as a child, and the environment of a SLURM task."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -26,6 +29,20 @@ def run_musictag(argv: Sequence[str], capsys: Any) -> tuple[int, str, str]:
         sys.argv = argv_before
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def musictag_process(
+    argv: Sequence[str], cwd: str | Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m musictag ARGV`` as a child process with W&B disabled: its exit status and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "musictag", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+    )
 
 
 #: The variables by which Lightning takes a process for a SLURM task (a job not named bash/interactive).
