@@ -111,3 +111,19 @@ def test_python_refuses_a_folder_and_an_unknown_layer(tiny_ckpt, tmp_path):
     write_audio(tmp_path / "a.wav", sine(440, 2.0), 16000)
     with pytest.raises(InputError, match=r"unknown layer\(s\) 'pool9'"):
         tagger.features(tmp_path / "a.wav", ["pool9"])
+
+
+LIBRARY_NAMES = {
+    "musicnn_tf": ["timbral", "temporal", "cnn1", "cnn2", "cnn3", "mean_pool", "max_pool"],
+    "musicnn_vgg": ["pool1", "pool2", "pool3", "pool4", "pool5"],
+}
+
+
+@pytest.mark.parametrize("arch", ["musicnn_tf", "musicnn_vgg", "musicnn", "fcn"])
+def test_the_musicnn_librarys_names_come_with_its_architectures_alone(arch):
+    """Built as the library builds them (conv → ReLU → BN), trained here or imported: its names after
+    the generic ones; Won et al.'s MusiCNN port and the FCN (the same stage classes): none."""
+    from musictag.models import build
+
+    names = layer_names(build(arch, n_tags=5))
+    assert names[names.index("penultimate") + 1 :] == LIBRARY_NAMES.get(arch, [])

@@ -3,9 +3,10 @@
 Every file (folders are searched recursively) is cut into chunks as ``musictag tag`` cuts it, and the
 outputs of the asked layers (:mod:`musictag.inference.features`: ``representation``, ``frontend``,
 ``backend``, ``head.<i>``, ``penultimate``) are written to ``DIR/<file name>.npz``, one array per layer
-``(chunks, ...)`` in chunk order plus ``start_s``. An existing file is never replaced; a file that cannot
-be read is reported and skipped (exit status 1); a setting that is wrong is one line before the model
-runs (exit status 2).
+``(chunks, ...)`` in chunk order plus ``start_s``; the musicnn library's models also take its names
+(``timbral``, ``cnn1``, ``pool1``, ...) in its extractor's layout. An existing file is never replaced;
+a file that cannot be read is reported and skipped (exit status 1); a setting that is wrong is one line
+before the model runs (exit status 2).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--layers",
         default=",".join(DEFAULT_LAYERS),
-        help="comma-separated layer names (representation, frontend, backend, head.<i>, penultimate)",
+        help="comma-separated layer names (representation, frontend, backend, head.<i>, penultimate; the "
+        "musicnn library's models also timbral, temporal, cnn1-cnn3, mean_pool, max_pool or pool1-pool5)",
     )
     parser.add_argument("--out", type=given_path, required=True, metavar="DIR", help="the folder to write")
     return parser

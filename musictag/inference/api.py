@@ -109,8 +109,9 @@ class AudioTagger:
         self, path: Pathlike, layers: Sequence[str] = DEFAULT_LAYERS, batch_chunks: int = 64
     ) -> dict[str, Any]:
         """One file's features, as ``musictag features`` writes them: each of ``layers``
-        (:func:`~musictag.inference.features.layer_names`) as ``(chunks, ...)`` float32 in chunk order,
-        and ``start_s``, the chunks cut as :meth:`tag` cuts them.
+        (:func:`~musictag.inference.features.layer_names`) as ``(chunks, ...)`` float32 in chunk order
+        (a musicnn library name in its extractor's layout), and ``start_s``, the chunks cut as
+        :meth:`tag` cuts them.
 
         Raises:
             InputError: an unknown layer, or ``path`` is a folder.

@@ -2,7 +2,8 @@
 
 References (``tests/reference_musicnn``, made by ``make_references.py`` with the library itself): two
 files (44.1 kHz stereo MP3, 16 kHz mono WAV), the library's taggram of each with each model, its
-whole-file log-mel spectrograms and librosa's mel filterbank. The tests that need the models read the
+whole-file log-mel spectrograms, librosa's mel filterbank, and its ``extract_features=True`` layers
+(as they should be: the library's extractor repeats the first patch's cnn1-cnn3 and penultimate). The tests that need the models read the
 musicnn wheel that ``make install`` unpacks into ``.venv/musicnn-0.1.0`` (or ``$MUSICNN_MODELS``).
 """
 
@@ -16,11 +17,14 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.cli import run_musictag
 from helpers.reference import musicnn_models_dir, require_reference
 from musictag.audio import load_audio
 from musictag.chunks import chunk_starts, cut_chunks
 from musictag.convert.musicnn import MSD_TAGS, MTT_TAGS, MUSICNN_MODELS, convert_musicnn, import_musicnn
 from musictag.convert.tf_checkpoint import CheckpointError, TFCheckpoint
+from musictag.guards import InputError
+from musictag.inference.features import layer_names, network_features
 from musictag.models import build
 from musictag.models.presets import MUSICNN_LIB_MEL
 from musictag.stages.registry import ConfigError
@@ -44,6 +48,31 @@ def models_dir() -> Path:
 def taggrams() -> dict[str, np.ndarray]:
     with np.load(REFERENCE / "taggrams.npz") as data:
         return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="module")
+def library_features() -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``{model: {file: {layer: the library's array}}}``, from its int16 steps and their scale."""
+    found: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    with np.load(REFERENCE / "features.npz") as data:
+        for key in data.files:
+            if not key.endswith("/scale"):
+                model, name, layer = key.split("/")
+                steps = data[key].astype(np.float32)
+                found.setdefault(model, {}).setdefault(name, {})[layer] = steps * data[f"{key}/scale"]
+    return found
+
+
+MUSICNN_LAYERS = ["timbral", "temporal", "cnn1", "cnn2", "cnn3", "mean_pool", "max_pool", "penultimate"]
+VGG_LAYERS = ["pool1", "pool2", "pool3", "pool4", "pool5"]
+
+
+def assert_library_features(ours: dict[str, np.ndarray], library: dict[str, np.ndarray], what: str) -> None:
+    """Every layer of the library's: its shape, and its values to 1e-3 of its largest ``|value|``."""
+    for layer, expected in library.items():
+        assert ours[layer].shape == expected.shape, f"{what} {layer}"
+        peak = np.abs(expected).max()
+        assert peak > 0 and np.abs(ours[layer] - expected).max() <= 1e-3 * peak, f"{what} {layer}"
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +307,86 @@ def test_musictag_test_scores_songs_as_tag_does(imported, taggers, tmp_path, mon
         tagged = taggers["MTT_musicnn"].tag(corpus.audio_root / paths[song_id])
         assert len(tagged["timeline"]) == 2
         np.testing.assert_allclose(scores, list(tagged["scores"].values()), atol=1e-3)
+
+
+# --- the library's feature names ----------------------------------------------------------------
+def test_reference_features_cover_every_layer_of_both_architectures(library_features):
+    assert sorted(library_features) == sorted(MUSICNN_MODELS)
+    for model, files in library_features.items():
+        assert sorted(files) == sorted(FILES if "musicnn" in model else FILES[1:])
+        for layers in files.values():
+            assert list(layers) == (MUSICNN_LAYERS if "musicnn" in model else VGG_LAYERS)
+
+
+@pytest.mark.parametrize("model", list(MUSICNN_MODELS))
+def test_features_reproduce_the_librarys_extractor(model, taggers, library_features, taggrams):
+    """``.features()`` with the library's names: its layers, shapes and chunk order, to 1e-3 of each
+    layer's largest value (of each file's patches; the library's own extractor gets cnn1-cnn3 and
+    penultimate of every patch after the first wrong)."""
+    tagger = taggers[model]
+    names = MUSICNN_LAYERS if "musicnn" in model else VGG_LAYERS
+    listed = layer_names(tagger.model.net)
+    assert listed[: listed.index("penultimate") + 1] == [  # the generic names first, then the library's
+        "representation",
+        "frontend",
+        "backend",
+        *(f"head.{i}" for i in range(7 if "musicnn" in model else 2)),
+        "penultimate",
+    ]
+    assert [n for n in listed if n in names and n != "penultimate"] == [
+        n for n in names if n != "penultimate"
+    ]
+    for name, library in library_features[model].items():
+        ours = tagger.features(REFERENCE / name, names)
+        assert_library_features(ours, library, f"{model} {name}")
+        assert len(ours["start_s"]) == len(taggrams[f"{model}/{name}"])  # one chunk per library patch
+
+
+def test_per_chunk_library_features_are_one_patch_each(taggers):
+    net = taggers["MTT_vgg"].model.net
+    arrays = network_features(net, torch.zeros(3, net.input_len), ["pool1", "pool5", "penultimate"])
+    assert {k: tuple(v.shape) for k, v in arrays.items()} == {
+        "pool1": (3, 92, 48, 128),
+        "pool5": (3, 2, 128),  # the frequency axis of 1 squeezed, as the library squeezes each patch
+        "penultimate": (3, 256),
+    }
+    net = taggers["MSD_musicnn"].model.net
+    arrays = network_features(net, torch.zeros(2, net.input_len), ["timbral", "cnn3", "max_pool", "backend"])
+    assert arrays["timbral"].shape == (2, 187, 408) and arrays["cnn3"].shape == (2, 187, 64)
+    torch.testing.assert_close(arrays["max_pool"], arrays["backend"][:, :753])
+
+
+def test_features_command_writes_the_librarys_layers(imported, library_features, tmp_path, capsys):
+    out = tmp_path / "features"
+    for model in ("MTT_musicnn", "MSD_musicnn"):
+        argv = ["features", *(str(REFERENCE / n) for n in FILES), "--ckpt", str(imported[model])]
+        code, printed, err = run_musictag(
+            [*argv, "--layers", ",".join(MUSICNN_LAYERS), "--out", str(out / model)], capsys
+        )
+        assert code == 0, err
+        assert printed.splitlines()[0].endswith(
+            "timbral (561, 408), temporal (561, 153), cnn1 (561, 64), "
+            "cnn2 (561, 64), cnn3 (561, 64), mean_pool (3, 753), "
+            "max_pool (3, 753), penultimate (3, 200)"
+        )
+        for name in FILES:
+            with np.load((out / model / name).with_suffix(".npz")) as saved:
+                assert sorted(saved.files) == sorted([*MUSICNN_LAYERS, "start_s"])
+                assert_library_features(dict(saved), library_features[model][name], f"{model} {name}")
+
+
+def test_an_unknown_library_name_is_one_line_listing_the_models_names(imported, taggers, tmp_path, capsys):
+    argv = ["features", str(REFERENCE / FILES[1]), "--ckpt", str(imported["MTT_musicnn"])]
+    code, printed, err = run_musictag(
+        [*argv, "--layers", "timbral,pool1", "--out", str(tmp_path / "f")], capsys
+    )
+    assert code == 2 and not printed and not (tmp_path / "f").exists()
+    assert err.strip().splitlines() == [
+        "musictag features: error: --layers: unknown layer(s) 'pool1'; this model has representation, frontend, "
+        "backend, head.0, head.1, head.2, head.3, head.4, head.5, head.6, penultimate, timbral, temporal, "
+        "cnn1, cnn2, cnn3, mean_pool, max_pool"
+    ]
+    with pytest.raises(
+        InputError, match=r"^layers: unknown layer\(s\) 'timbral'; .* penultimate, pool1, pool2, "
+    ):
+        taggers["MSD_vgg"].features(REFERENCE / FILES[1], ["pool5", "timbral"])

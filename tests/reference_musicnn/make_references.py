@@ -8,6 +8,9 @@ with (TensorFlow 2.16+ with tf_keras restores MTT_musicnn wrongly)::
     /tmp/tfvenv/bin/pip install --no-deps musicnn==0.1.0
     /tmp/tfvenv/bin/python tests/reference_musicnn/make_references.py tests/reference_musicnn
 
+(``... make_references.py tests/reference_musicnn features`` writes ``features.npz`` alone, from the clips
+already there, leaving every other file as it is.)
+
 It writes into the given folder:
 - ``song_44k_stereo.mp3`` (44.1 kHz stereo MP3, 10 s) and ``song_16k_mono.wav`` (16 kHz mono, 6.2 s):
   synthesized music (drums, bass, chords), deterministic;
@@ -18,7 +21,23 @@ It writes into the given folder:
   it), and ``mel_fb``, librosa's default filterbank ``(96, 257)``;
 - ``tiny_tf_checkpoint/tiny.index`` + ``.data-00000-of-00001``: a small checkpoint written by TensorFlow's
   own ``SaveV2`` (many names sharing prefixes, several dtypes and shapes), with ``tiny_expected.npz``
-  holding its tensors, for the bundle reader's test.
+  holding its tensors, for the bundle reader's test;
+- ``features.npz``: for every model of :data:`FEATURE_FILES`, ``<model>/<file>/<layer>`` = what
+  ``extractor(file, model, extract_features=True)`` returns for each of the model's layers (musicnn:
+  timbral, temporal, cnn1, cnn2, cnn3, mean_pool, max_pool, penultimate; VGG: pool1 ... pool5), *as it
+  should be*, stored as int16 steps of ``<model>/<file>/<layer>/scale`` (the layer's largest ``|value|``
+  / 32767: every value to 2e-5 of it, where float16 would be 5e-4).
+
+The library's extractor gets the features of a file of more than one TensorFlow batch wrong
+(``configuration.BATCH_SIZE`` is 1 patch, so every file longer than one 3-s patch): its loop over the
+later batches unpacks the mid-end and dense outputs into ``midend1_, midend2_, midend3_, backend_`` but
+appends ``cnn1_, cnn2_, cnn3_, penultimate_``, the first batch's arrays, again. Its ``cnn1``, ``cnn2``,
+``cnn3`` and ``penultimate`` thus repeat the first patch for every patch; its taggram and other layers
+(and the VGG models' layers, whose names match) are right. Both clips reach the bug (3 and 2 patches).
+:func:`library_features` runs the library's own graph one patch at a time instead and joins the patches
+as the extractor does (each patch's array ``np.squeeze``-d and concatenated along time, except
+mean_pool, max_pool and penultimate, which stay ``(patches, C)``); :func:`write_features` checks that the
+extractor agrees with it on every layer but those four, and differs on those.
 """
 
 from __future__ import annotations
@@ -30,6 +49,20 @@ import numpy as np
 import soundfile as sf
 
 MODELS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
+#: The files each model's features are stored for: the VGG's pool1 is 565k values a patch, so those
+#: models keep the shorter clip (2 patches) alone, to hold features.npz under 3 MB.
+FEATURE_FILES = {
+    "MTT_musicnn": ("song_44k_stereo.mp3", "song_16k_mono.wav"),
+    "MSD_musicnn": ("song_44k_stereo.mp3", "song_16k_mono.wav"),
+    "MTT_vgg": ("song_16k_mono.wav",),
+    "MSD_vgg": ("song_16k_mono.wav",),
+}
+MUSICNN_LAYERS = ("timbral", "temporal", "cnn1", "cnn2", "cnn3", "mean_pool", "max_pool", "penultimate")
+VGG_LAYERS = ("pool1", "pool2", "pool3", "pool4", "pool5")
+#: The layers the extractor does not squeeze: one row per patch.
+PER_PATCH = ("mean_pool", "max_pool", "penultimate")
+#: The layers the extractor's loop gets wrong after the first batch.
+MIXED_UP = ("cnn1", "cnn2", "cnn3", "penultimate")
 
 
 def synth_song(seconds: float, rate: int, seed: int, bpm: float, root_hz: float, channels: int) -> np.ndarray:
@@ -138,14 +171,82 @@ def write_tiny_checkpoint(folder: Path) -> None:
     np.savez_compressed(folder / "tiny_expected.npz", **{k.replace("/", "|"): v for k, v in tensors.items()})
 
 
-def main(folder: str) -> None:
+def library_features(path: Path, model: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The taggram and the features of ``path`` with the library's graph and weights, run one patch at a
+    time and joined as ``extractor(path, model, extract_features=True)`` means to join them."""
+    import os
+
+    import librosa
+    import musicnn
+    import tensorflow as tf
+    from musicnn import configuration as config
+    from musicnn import models
+    from musicnn.extractor import batch_data
+
+    tf.compat.v1.disable_eager_execution()
+    n_frames = librosa.time_to_frames(3, sr=config.SR, n_fft=config.FFT_SIZE, hop_length=config.FFT_HOP) + 1
+    names = VGG_LAYERS if "vgg" in model else MUSICNN_LAYERS
+    tf.compat.v1.reset_default_graph()
+    with tf.name_scope("model"):  # as the extractor builds it, so that the saver finds every tensor
+        x = tf.compat.v1.placeholder(tf.float32, [None, n_frames, config.N_MELS])
+        is_training = tf.compat.v1.placeholder(tf.bool)
+        logits, *layers = models.define_model(x, is_training, model, 50)
+        scores = tf.nn.sigmoid(logits)
+    with tf.compat.v1.Session() as sess:
+        tf.compat.v1.train.Saver().restore(sess, os.path.join(os.path.dirname(musicnn.__file__), model) + "/")
+        batch, _ = batch_data(str(path), n_frames, n_frames)
+        patches = [
+            sess.run([scores, *layers], {x: batch[i : i + 1], is_training: False}) for i in range(len(batch))
+        ]
+    taggram = np.concatenate([patch[0] for patch in patches])
+    features = {}
+    for k, name in enumerate(names, start=1):
+        parts = [patch[k] if name in PER_PATCH else np.squeeze(patch[k]) for patch in patches]
+        features[name] = np.concatenate(parts, axis=0).astype(np.float32)
+    return taggram, features
+
+
+def write_features(folder: Path) -> None:
+    from musicnn.extractor import extractor
+
+    arrays = {}
+    for model, files in FEATURE_FILES.items():
+        for name in files:
+            path = folder / name
+            taggram, features = library_features(path, model)
+            library_taggram, _, library = extractor(str(path), model=model, extract_features=True)
+            np.testing.assert_allclose(taggram, library_taggram, atol=1e-6)
+            assert sorted(features) == sorted(library), (sorted(features), sorted(library))
+            for layer, value in features.items():
+                assert value.shape == library[layer].shape, (model, name, layer, value.shape)
+                gap = float(np.abs(value - library[layer]).max())
+                assert (gap > 1e-2) == (layer in MIXED_UP and "vgg" not in model), (model, name, layer, gap)
+                peak = float(np.abs(value).max())
+                scale = np.float32(peak / 32767 if peak > 0 else 1.0)
+                stored = np.rint(value / scale).astype(np.int16)
+                error = float(np.abs(stored * scale - value).max()) / max(peak, 1e-30)
+                assert error < 1e-4, (model, name, layer, error)
+                arrays[f"{model}/{name}/{layer}"] = stored
+                arrays[f"{model}/{name}/{layer}/scale"] = scale
+                print(
+                    f"{model} {name} {layer} {value.shape} |max| {peak:.3g}, stored to {error:.1e} of it; "
+                    f"the extractor's is {gap:.3g} off"
+                )
+    np.savez_compressed(folder / "features.npz", **arrays)
+
+
+def main(folder: str, only: str | None = None) -> None:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
+    if only == "features":
+        write_features(out)
+        return
     write_tiny_checkpoint(out)
     files = write_audio(out)
     write_spectrograms(out, files)
     write_taggrams(out, files)
+    write_features(out)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).parent))
+    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).parent), *sys.argv[2:3])

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from musictag.stages.frontends.conv1d import ConvBlock1d
+from musictag.stages.library_layers import LibraryLayer
 from musictag.stages.registry import BACKENDS
 
 
@@ -39,6 +40,8 @@ class MusicnnBackEnd(nn.Module):
             ConvBlock1d(widths[i], widths[i + 1], kernel_size, pool=1, bn_after_relu=bn_after_relu)
             for i in range(n_layers)
         )
+        self.n_features = in_shape[0] + n_layers * channels
+        self.bn_after_relu = bn_after_relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
@@ -48,3 +51,27 @@ class MusicnnBackEnd(nn.Module):
             features.append(out)
         stacked = torch.cat(features, dim=1)
         return torch.cat([stacked.amax(dim=-1), stacked.mean(dim=-1)], dim=1)
+
+    def library_layers(self) -> dict[str, LibraryLayer]:
+        """The musicnn library's mid-end features, when built as the library builds it (conv → ReLU →
+        BN): ``cnn1`` … (each block's output with its residual, each patch ``(T, channels)``) and
+        ``max_pool`` / ``mean_pool`` (front end and blocks over time, ``(n_features,)`` a patch)."""
+        if not self.bn_after_relu:
+            return {}
+        layers: dict[str, LibraryLayer] = {
+            f"cnn{i + 1}": LibraryLayer(
+                (f"layers.{i}",),
+                f"conv block {i + 1} of the mid-end" + (" + its input (residual)" if i else ""),
+                residual=i > 0,
+                permute=(0, 2, 1),
+            )
+            for i in range(len(self.layers))
+        }
+        n = self.n_features  # the output is [the maxima of all features, then their means]
+        layers["mean_pool"] = LibraryLayer(
+            ("",), "mean over time of front end and mid-end", channels=(n, 2 * n), frames=False
+        )
+        layers["max_pool"] = LibraryLayer(
+            ("",), "max over time of front end and mid-end", channels=(0, n), frames=False
+        )
+        return layers

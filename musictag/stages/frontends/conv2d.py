@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from musictag.stages.library_layers import LibraryLayer
 from musictag.stages.ops import conv2d_fast_input_grad
 from musictag.stages.registry import FRONTENDS, ConfigError
 
@@ -185,9 +186,20 @@ class Conv2dStack(nn.Module):
             width = out
         self.blocks = nn.Sequential(*layers)
         self.channels_last = _use_channels_last(self, channels_last)
+        self.library_vgg = bn_after_relu and all(kind == "conv" for kind in block_list)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
+
+    def library_layers(self) -> dict[str, LibraryLayer]:
+        """The musicnn library's VGG features (``pool1`` …: each block's output, a patch ``(T', F', C)``
+        as TensorFlow lays it out), when built as the library builds it (conv → ReLU → BN → pool)."""
+        if not self.library_vgg:
+            return {}
+        return {
+            f"pool{i + 1}": LibraryLayer((f"blocks.{i}",), f"block {i + 1}, max-pooled", permute=(0, 3, 2, 1))
+            for i in range(len(self.blocks))
+        }
 
 
 @FRONTENDS.register("res2d_stack")

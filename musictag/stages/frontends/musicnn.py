@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musictag.stages.library_layers import LibraryLayer
 from musictag.stages.ops import conv2d_fast_input_grad
 from musictag.stages.registry import FRONTENDS, ConfigError
 
@@ -107,6 +108,24 @@ class MusicnnFrontEnd(nn.Module):
         else:
             raise ConfigError(f"musicnn: unknown temporal_pooling {temporal_pooling!r}; use 'mean' or 'max'")
         self.layers = nn.ModuleList(layers)
+        self.n_timbral = len(timbral_heights)
+        self.bn_after_relu = bn_after_relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([layer(x) for layer in self.layers], dim=1)
+
+    def library_layers(self) -> dict[str, LibraryLayer]:
+        """The musicnn library's front-end features (``extractor(..., extract_features=True)``), when
+        built as the library builds it (conv → ReLU → BN): ``timbral`` and ``temporal``, each patch
+        ``(T, C)``."""
+        if not self.bn_after_relu:
+            return {}
+        paths = [f"layers.{i}" for i in range(len(self.layers))]
+        return {
+            "timbral": LibraryLayer(
+                tuple(paths[: self.n_timbral]), "the timbral filters, max over frequency", permute=(0, 2, 1)
+            ),
+            "temporal": LibraryLayer(
+                tuple(paths[self.n_timbral :]), "the temporal filters, max over frequency", permute=(0, 2, 1)
+            ),
+        }
