@@ -84,6 +84,19 @@ def check_rows_and_frozen_weights(ckpt: Path, cache: Path, corpus: Path, runs: P
     assert frozen.keys() == net.state_dict().keys()
     for key, value in net.state_dict().items():
         assert torch.equal(frozen[key], value), key
+    # a probe trained from the cache tags audio: rebuilt on the checkpoint its index.json records, its
+    # logits on the chunks are the cached probe's on their cached rows
+    (probe,) = (runs / "cached").glob("version_0/checkpoints/last.ckpt")
+    from musictag.inference.encoder import CheckpointEncoder
+    from musictag.training.module import TaggingModule
+
+    rebuilt = load_model(str(probe), torch.device("cpu"))
+    assert isinstance(rebuilt.net.frontend, CheckpointEncoder)
+    on_rows = TaggingModule.load_from_checkpoint(str(probe), map_location="cpu", weights_only=True).eval()
+    with torch.no_grad():
+        live_logits = rebuilt(torch.from_numpy(cut_chunks(audio, starts, net.input_len)))
+        cached_logits = on_rows(torch.from_numpy(rows.reshape(len(rows), -1)))
+    torch.testing.assert_close(live_logits, cached_logits, rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow  # the musicnn test below is the fast suite's (the same checks, on a real model)

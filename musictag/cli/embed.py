@@ -36,7 +36,7 @@ from musictag.types import ConfigError
 
 def parse_layers(text: str) -> int | list[int] | str:
     """``all``, ``-1`` or ``0,4,8`` → what :class:`PretrainedEncoder` takes."""
-    if text == "all" or text is None:
+    if text == "all":
         return text
     try:
         values = [int(v) for v in text.split(",")]
