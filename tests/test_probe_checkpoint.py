@@ -143,3 +143,29 @@ def test_a_probe_on_the_musicnn_mtt_model_is_the_same_live_and_cached(mtt_musicn
     index = json.loads((cache / "index.json").read_text())
     assert index["frame_shape"] == [1, 200] and index["chunk_len"] == 48128
     check_rows_and_frozen_weights(mtt_musicnn, cache, tiny_corpus, tmp_path)
+
+
+def test_embed_resumes_only_on_the_same_checkpoint_file(tiny_ckpt, tiny_corpus, tmp_path, capsys):
+    import shutil
+
+    from musictag.testing import TINY_SHORT_CHUNK, save_module_checkpoint
+    from musictag.training.module import TaggingModule
+
+    ckpt = tmp_path / "model.ckpt"
+    shutil.copy(tiny_ckpt, ckpt)
+    config = tmp_path / "data.yaml"
+    args = tiny_synthetic_args(str(tiny_corpus))
+    config.write_text(
+        yaml.safe_dump({"data": {"class_path": "datamodules.SyntheticDataModule", "init_args": args}})
+    )
+    cache = tmp_path / "embeddings"
+    given = [f"--ckpt={ckpt}", f"--data={config}", f"--out={cache}"]
+    assert embed(*given) == 0
+    assert embed(*given) == 0  # finished, same settings: used again
+    torch.manual_seed(1)  # another model of the same shapes at the same path
+    other = TaggingModule(n_tags=3, tag_names=["a", "b", "c"], **TINY_SHORT_CHUNK).eval()
+    save_module_checkpoint(other, ckpt)
+    capsys.readouterr()
+    assert embed(*given) == 2
+    err = capsys.readouterr().err
+    assert "holds a finished embedding cache made with other settings: encoder_sha256" in err

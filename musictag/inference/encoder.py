@@ -25,6 +25,7 @@ end registry names it lazily (:meth:`~musictag.stages.registry.Registry.lazy`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -64,6 +65,14 @@ def load_network(ckpt: str) -> Any:
 
     with torch.random.fork_rng(devices=[]):
         return load_model(os.path.expanduser(ckpt), torch.device("cpu"))
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class CheckpointEncoder(nn.Module):
@@ -113,6 +122,8 @@ class CheckpointEncoder(nn.Module):
         self.time_pool = time_pool
         self.encoder_batch = encoder_batch
         module = load_network(self.path)
+        #: the checkpoint file's SHA-256: ``musictag embed`` resumes a cache only on the same file
+        self.sha256 = file_sha256(os.path.expanduser(self.path))
         self.net = module.net
         self.source_arch = str(module.hparams.get("arch") or "custom")
         self.encoder_rate = int(self.net.sample_rate)
