@@ -42,6 +42,7 @@ SPLITS = ("train", "valid", "test")
 #: split into files, so a finished cache is the same for any value of it.
 CONTENT_SETTINGS = (
     "encoder",
+    "encoder_sha256",  # a checkpoint encoder's file (musictag embed --ckpt): another file at that path
     "layers",
     "time_pool",
     "encoder_batch",
@@ -57,7 +58,9 @@ CONTENT_SETTINGS = (
 #: The ``index.json`` entries that record a setting (a finished cache whose settings.json is gone): the
 #: content settings but those of the run that wrote it (the encoder, its batches, the audio cache read).
 INDEX_SETTINGS = tuple(
-    name for name in CONTENT_SETTINGS if name not in ("encoder", "encoder_batch", "batch_size", "audio_cache")
+    name
+    for name in CONTENT_SETTINGS
+    if name not in ("encoder", "encoder_sha256", "encoder_batch", "batch_size", "audio_cache")
 )
 
 
@@ -156,8 +159,10 @@ def embedding_settings(
     encoder: Any, datamodule: Any, cache: Any, batch_size: int, tracks_per_shard: int
 ) -> dict[str, Any]:
     """What a cache is written with (``settings.json``): a resumed or reused one must match."""
+    fingerprint = getattr(encoder, "sha256", None)  # the file of a checkpoint encoder
     return {
         "encoder": encoder_id(encoder.path),
+        **({"encoder_sha256": fingerprint} if fingerprint else {}),
         "layers": encoder.layers,
         "time_pool": encoder.time_pool,
         "encoder_batch": encoder.encoder_batch,

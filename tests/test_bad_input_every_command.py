@@ -48,6 +48,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "data.yaml").write_text(
         yaml.safe_dump({"data": {"class_path": "datamodules.FolderDataModule", "init_args": init_args}})
     )
+    (root / "data-22k.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "class_path": "datamodules.FolderDataModule",
+                    "init_args": {**init_args, "sample_rate": 22050},
+                }
+            }
+        )
+    )
     (root / "a-file").write_text("mine\n")
     (root / "empty").mkdir()
     return {
@@ -93,6 +103,11 @@ def features(w: dict[str, Path], *extra: str) -> list[str]:
         str(w["root"] / "new-features"),
         *extra,
     ]
+
+
+def embed_ckpt(w: dict[str, Path], ckpt: str, *extra: str) -> list[str]:
+    out = str(w["root"] / "new-embeddings")
+    return ["embed", f"--ckpt={ckpt}", f"--data={w['data']}", f"--out={out}", "--quiet", *extra]
 
 
 def prepare(w: dict[str, Path], *extra: str, out: str | None = None) -> list[str]:
@@ -259,6 +274,23 @@ CASES = {
         "number": (lambda w: embed(w, "--batch-size=0"), "--batch-size"),
         "not a number": (lambda w: embed(w, "--chunk-len=long"), "--chunk-len"),
         "device": (lambda w: embed(w, "--device=cuda"), "--device cuda"),
+        "ckpt missing": (lambda w: embed_ckpt(w, "{root}/nosuch.ckpt"), "nosuch.ckpt"),
+        "ckpt not a checkpoint": (
+            lambda w: embed_ckpt(w, "{file}"),
+            "{file} is not a readable PyTorch checkpoint",
+        ),
+        "ckpt unknown layer": (
+            lambda w: embed_ckpt(w, str(w["ckpt"]), "--layers=penultimate,nosuch"),
+            "--layers: unknown layer(s) 'nosuch'; this model has representation, frontend",
+        ),
+        "ckpt and encoder": (
+            lambda w: [*embed(w), f"--ckpt={w['ckpt']}"],
+            "give --encoder (a Hugging Face encoder) or --ckpt (a musictag checkpoint), not both",
+        ),
+        "ckpt at another sample rate": (
+            lambda w: embed_ckpt(w, str(w["ckpt"]), "--data={root}/data-22k.yaml"),
+            "data-22k.yaml is at 22050 Hz but --ckpt {root}/tiny.ckpt takes 16000 Hz",
+        ),
     },
     "import-weights": {
         "missing path": (lambda w: import_weights(w, "{root}/nosuch.pth"), "nosuch.pth"),

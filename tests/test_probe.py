@@ -4,7 +4,6 @@ logged; the frozen encoder is unchanged by fit."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -14,24 +13,12 @@ import yaml
 
 pytest.importorskip("transformers")
 
+from helpers.probe import COMMON, assert_same_metrics, fit_and_test, metrics
 from musictag.cli import main
 from musictag.testing import tiny_synthetic_args
 from musictag.testing.encoders import make_tiny_encoder
 
 CHUNK_LEN = 16000
-COMMON = [
-    "--trainer.accelerator=cpu",
-    "--trainer.max_epochs=1",
-    "--trainer.num_sanity_val_steps=0",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--seed_everything=0",
-    "--model=musictag.TaggingModule",
-    "--model.init_args.arch=null",
-    "--model.init_args.backend=global_mean",
-    '--model.init_args.head={"name": "mlp", "hidden": [16], "dropout": 0.2}',
-    '--model.init_args.optimizer={"class_path": "torch.optim.Adam", "init_args": {"lr": 0.01}}',
-]
 #: family → (layers, mix) exercised; CLAP's stages differ in width, so it probes its last stage
 SETTINGS = {
     "wav2vec2": ("all", "weighted"),
@@ -47,30 +34,10 @@ def data_args(corpus: Path) -> dict:
     return {**tiny_synthetic_args(str(corpus)), "train_crop": "start", "chunk_len": CHUNK_LEN}
 
 
-def metrics(version_dir: Path) -> dict[str, list[float]]:
-    """Every logged value of every column of a run's metrics.csv, in order."""
-    values: dict[str, list[float]] = {}
-    with open(version_dir / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            for key, value in row.items():
-                if value not in ("", None) and key not in ("epoch", "step"):
-                    values.setdefault(key, []).append(float(value))
-    return values
-
-
 def run(args: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code in (0, None), args
-
-
-def fit_and_test(data: list[str], model: list[str], save_dir: Path, name: str) -> dict[str, list[float]]:
-    for command in ("fit", "test"):
-        ckpt = ["--ckpt_path=last"] if command == "test" else []
-        main([command, *COMMON, *data, *model, f"--run.save_dir={save_dir}", f"--run.name={name}", *ckpt])
-    runs = sorted((save_dir / name).glob("version_*"))
-    assert len(runs) == 2
-    return {**metrics(runs[0]), **metrics(runs[1])}
 
 
 def live_and_cached(family: str, corpus: Path, tmp_path: Path) -> tuple[dict, dict, Path, Path]:
@@ -130,14 +97,6 @@ def main_tool(args: list[str]) -> int:
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     return exit_info.value.code
-
-
-def assert_same_metrics(live: dict, cached: dict) -> None:
-    compared = [k for k in live if k.startswith(("val/", "test/", "train/"))]
-    assert {"val/roc_auc", "val/pr_auc", "test/roc_auc", "test/pr_auc", "train/loss_epoch"} <= set(compared)
-    assert set(compared) <= set(cached)
-    for key in compared:
-        assert cached[key] == pytest.approx(live[key], abs=1e-5), key
 
 
 @pytest.mark.parametrize(

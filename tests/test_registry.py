@@ -100,3 +100,19 @@ def test_an_earlier_stage_name_resolves_to_the_renamed_stage_and_is_not_listed()
     assert cls is FRONTENDS.get("hf_encoder") and kwargs == {"path": "x"}
     with pytest.raises(ConfigError, match="'nosuch' is not registered: cannot alias 'old' to it"):
         Registry("thing").alias("old", "nosuch")
+
+
+def test_a_lazy_name_imports_its_class_when_first_built(tmp_path, monkeypatch):
+    (tmp_path / "lazy_widget.py").write_text("from torch import nn\n\nclass Widget(nn.Identity):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry("widget")
+    registry.lazy("later", "lazy_widget.Widget")
+    assert "later" in registry and registry.names() == ["later"]
+    import sys
+
+    assert "lazy_widget" not in sys.modules  # not imported until asked for
+    cls = registry.get("later")
+    assert cls.__name__ == "Widget" and cls.registry_name == "later"
+    # the checkpoint encoder (in musictag.inference, above the stages) is named so
+    assert "checkpoint_encoder" in FRONTENDS.names()
+    assert FRONTENDS.get("checkpoint_encoder").__module__ == "musictag.inference.encoder"

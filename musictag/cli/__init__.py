@@ -37,7 +37,7 @@ COMMANDS = {
     "tag": "tag audio files and folders with a checkpoint: musictag tag song.mp3 --ckpt CKPT",
     "features": "a checkpoint's layer outputs per chunk: musictag features song.mp3 --ckpt CKPT --out DIR",
     "prepare": "decode a corpus once into a packed int16 cache: musictag prepare --config CONFIG",
-    "embed": "store a frozen pretrained encoder's embeddings of a corpus, to train probes on",
+    "embed": "store a frozen encoder's (or checkpoint's) embeddings of a corpus, to train probes on",
     "import-weights": "turn published weights into a musictag checkpoint",
     "bench": "training throughput of the architectures (and data loading) on this machine",
 }

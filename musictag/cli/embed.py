@@ -1,6 +1,7 @@
-"""``musictag embed --encoder PATH --data CONFIG --out DIR [--layers all] [--device auto]``.
+"""``musictag embed --encoder PATH | --ckpt CKPT --data CONFIG --out DIR [--layers all] [--device auto]``.
 
-Runs a frozen pretrained encoder once over every chunk of a corpus and stores the chosen hidden layers
+Runs a frozen pretrained encoder (or a musictag checkpoint: ``--ckpt``, its layers by name, e.g.
+``penultimate``, on chunks of its own length at its own sample rate) once over every chunk of a corpus and stores the chosen hidden layers
 (float16) in an embedding cache (:mod:`datamodules.embeddings`) from which ``EmbeddingDataModule``
 trains probes without the encoder. ``--data`` is a config whose ``data:`` section is read as ``musictag
 fit`` reads it (:mod:`musictag.cli.data_config`: a fit recipe, a data-only file, or ``data:`` naming one
@@ -15,11 +16,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
-from datamodules.base import data_paths
+from datamodules.base import DATA_NAMES, data_paths
 from datamodules.embedding_writer import check_embed_numbers, embed_corpus, is_embedding_dir
+from musictag.chunks import ChunkPlan
 from musictag.cli.data_config import read_data_config
-from musictag.guards import DEVICE_HELP, at_least, check_output_folder, given_path, pick_device
+from musictag.guards import (
+    DEVICE_HELP,
+    InputError,
+    at_least,
+    check_input_file,
+    check_output_folder,
+    given_path,
+    pick_device,
+)
 from musictag.types import ConfigError
 
 
@@ -38,15 +49,20 @@ def parse_layers(text: str) -> int | list[int] | str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="musictag embed", description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", type=given_path, help="a Hugging Face model folder or a cached Hub id")
     parser.add_argument(
-        "--encoder", type=given_path, required=True, help="a Hugging Face model folder or a cached Hub id"
+        "--ckpt",
+        type=given_path,
+        help="a musictag checkpoint as the encoder (in place of --encoder): its layers by name",
     )
     parser.add_argument(
         "--data", type=given_path, required=True, help="a YAML config with a data: section (a fit config)"
     )
     parser.add_argument("--out", type=given_path, required=True, help="the embedding cache folder to write")
     parser.add_argument(
-        "--layers", type=parse_layers, default="all", help="all (default), an index, or 0,4,8"
+        "--layers",
+        help="--encoder: all (default), an index, or 0,4,8; --ckpt: layer names, e.g. penultimate "
+        "(default) or mean_pool,max_pool",
     )
     parser.add_argument(
         "--chunk-len", type=int, help="samples per chunk (default: the data config's chunk_len)"
@@ -67,14 +83,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--download", action="store_true", help="let transformers download a Hub id")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if (args.encoder is None) == (args.ckpt is None):
+        both = "not both" if args.encoder else "one of them"
+        raise InputError(f"give --encoder (a Hugging Face encoder) or --ckpt (a musictag checkpoint), {both}")
+    if args.ckpt is not None:
+        for flag, value in (("--trust-remote-code", args.trust_remote_code), ("--download", args.download)):
+            if value:
+                raise InputError(f"{flag} is for --encoder (a Hugging Face model); --ckpt takes none")
+        check_input_file(args.ckpt, "--ckpt")
+        layers: Any = [v for v in (args.layers or "penultimate").split(",") if v]
+    else:
+        try:
+            layers = parse_layers(args.layers or "all")
+        except argparse.ArgumentTypeError as err:
+            parser.error(f"argument --layers: {err}")
     # every number and the device first: a bad one costs nothing and leaves nothing behind
     check_embed_numbers(args.batch_size, args.tracks_per_shard, ("--batch-size", "--tracks-per-shard"))
     at_least("--encoder-batch", args.encoder_batch, 1)
     at_least("--chunk-len", args.chunk_len, 1)
     device = pick_device(args.device)
+    data = read_data_config([args.data], "--data")
+    if args.ckpt is not None:
+        if args.chunk_len:
+            raise InputError("--chunk-len is for --encoder: --ckpt takes the checkpoint's own chunk length")
+        return embed_checkpoint(args, data, layers, device)
     from musictag.stages.frontends.hf_encoder import PretrainedEncoder
 
-    data = read_data_config([args.data], "--data")
     datamodule = (data.with_args(chunk_len=args.chunk_len) if args.chunk_len else data).build()
     if datamodule.chunk_len is None:
         raise ConfigError(f"{args.data} sets no chunk_len: give --chunk-len (samples per chunk)")
@@ -91,12 +125,66 @@ def main(argv: list[str] | None = None) -> int:
         (1, int(datamodule.chunk_len)),
         datamodule.sample_rate,
         args.encoder,
-        layers=args.layers,
+        layers=layers,
         time_pool=args.time_pool,
         encoder_batch=args.encoder_batch,
         trust_remote_code=args.trust_remote_code,
         download=args.download,
     )
+    return write_and_report(encoder, datamodule, args, device, inputs)
+
+
+def embed_checkpoint(args: argparse.Namespace, data: Any, layers: list[str], device: Any) -> int:
+    """``--ckpt``: the checkpoint's layers over chunks of its own length, at its own sample rate."""
+    from musictag.inference.encoder import CheckpointEncoder, load_network
+    from musictag.inference.features import check_layers
+
+    module = load_network(args.ckpt)  # refuses a file that is no checkpoint, in one line
+    check_layers(module.net, layers, "--layers")
+    datamodule = data.build()
+    if int(datamodule.sample_rate) != int(module.sample_rate):
+        raise InputError(
+            f"--data {args.data} is at {datamodule.sample_rate} Hz but --ckpt {args.ckpt} takes "
+            f"{module.sample_rate} Hz: give a data config at {module.sample_rate} Hz (its sample_rate)"
+        )
+    # the checkpoint's own chunk length; where the data config's chunks sit, its chunking says
+    plan = ChunkPlan.for_model(
+        module,
+        datamodule.chunk_mode or "even",
+        datamodule.n_chunks,
+        datamodule.chunk_hop,
+        names=DATA_NAMES,
+        refuse_unused=False,
+    )
+    if datamodule.chunk_len is not None and int(datamodule.chunk_len) != plan.chunk_len:
+        print(
+            f"musictag embed: chunks of {plan.chunk_len} samples, the input_len of {args.ckpt} "
+            f"(--data sets chunk_len {datamodule.chunk_len})"
+        )
+    datamodule.chunk_len = plan.chunk_len
+    inputs = [args.data, args.ckpt]
+    ckpt = os.path.abspath(os.path.expanduser(args.ckpt))  # index.json records it for musictag tag
+    check_output_folder(
+        args.out,
+        "--out",
+        inputs=[*inputs, *data_paths(datamodule)],
+        ours=is_embedding_dir,
+        hint="give a new or empty folder for the embedding cache",
+    )
+    encoder = CheckpointEncoder(
+        (1, plan.chunk_len),
+        datamodule.sample_rate,
+        ckpt,
+        layers=layers,
+        time_pool=args.time_pool,
+        encoder_batch=args.encoder_batch,
+    )
+    return write_and_report(encoder, datamodule, args, device, inputs)
+
+
+def write_and_report(
+    encoder: Any, datamodule: Any, args: argparse.Namespace, device: Any, inputs: list
+) -> int:
     out = embed_corpus(
         encoder,
         datamodule,

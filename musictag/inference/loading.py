@@ -70,11 +70,30 @@ def live_probe_settings(ckpt: str, hparams: dict[str, Any]) -> dict[str, Any]:
         )
     index = read_index(cache)
     layers = args.get("layers")
-    wanted = index["layers"] if layers is None else [layers] if isinstance(layers, int) else list(layers)
+    wanted = (
+        index["layers"] if layers is None else [layers] if isinstance(layers, (int, str)) else list(layers)
+    )
     settings_path = Path(cache) / "settings.json"
     encoder_batch = None
     if settings_path.is_file():
         encoder_batch = json.loads(settings_path.read_text()).get("encoder_batch")
+    if index["encoder"].get("family") == "checkpoint":  # musictag embed --ckpt: layers by name
+        live_frontend = {
+            "name": "checkpoint_encoder",
+            "ckpt": index["encoder"]["path"],
+            "layers": [str(name) for name in wanted],
+            "mix": _spec_args(frontend).get("mix", "concat"),
+            "time_pool": index.get("time_pool", "none"),
+            "float16": True,
+            "encoder_batch": encoder_batch,
+        }
+        return {
+            "representation": "waveform",
+            "frontend": live_frontend,
+            "input_len": int(index["chunk_len"]),
+            "sample_rate": int(index["sample_rate"]),
+            "_index": index,
+        }
     live_frontend = {
         "name": "hf_encoder",
         "path": index["encoder"]["path"],
@@ -97,6 +116,13 @@ def _check_live_encoder(module: Any, index: dict[str, Any], cache: str) -> None:
     """The rebuilt encoder is the one the cache was embedded with: same family, same frame shape."""
     encoder = module.net.frontend
     recorded = index["encoder"]
+    if recorded.get("family") == "checkpoint" and list(encoder.frame_shape) != list(index["frame_shape"]):
+        raise InputError(
+            f"the checkpoint {recorded['path']} gives frames {list(encoder.frame_shape)}, but the embedding "
+            f"cache {cache} was made with one giving {index['frame_shape']}: put that checkpoint back"
+        )
+    if recorded.get("family") == "checkpoint":
+        return
     if encoder.family != recorded.get("family") or list(encoder.frame_shape) != list(index["frame_shape"]):
         raise InputError(
             f"the encoder folder {recorded['path']} holds a {encoder.architecture} ({encoder.family}) model "

@@ -33,6 +33,7 @@ class Registry:
         self.plural = plural or f"{kind}s"
         self._classes: dict[str, type] = {}
         self._aliases: dict[str, str] = {}
+        self._lazy: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Class decorator: ``@BACKENDS.register("global_max")``."""
@@ -53,13 +54,22 @@ class Registry:
             raise ConfigError(f"{self.kind} {new!r} is not registered: cannot alias {old!r} to it")
         self._aliases[old] = new
 
+    def lazy(self, name: str, path: str) -> None:
+        """Name a stage whose class lives above the stages (it is imported by ``path``, a dotted class
+        path, when first built): e.g. a front end that loads a whole checkpoint."""
+        self._lazy[name] = path
+
     def names(self) -> list[str]:
-        return sorted(self._classes)
+        return sorted({*self._classes, *self._lazy})
 
     def __contains__(self, name: object) -> bool:
-        return name in self._classes or name in self._aliases
+        return name in self._classes or name in self._aliases or name in self._lazy
 
     def get(self, name: str) -> type:
+        if name in self._lazy and name not in self._classes:
+            cls = import_class(self._lazy[name], f"{self.kind} {name!r}")
+            self._classes[name] = cls
+            cls.registry_name = name  # type: ignore[attr-defined]
         try:
             return self._classes[self._aliases.get(name, name)]
         except KeyError:

@@ -1,5 +1,5 @@
 """Front ends: representation → local features (2-D and 1-D CNN stacks, MusiCNN filters, Pons filters,
-pretrained Hugging Face encoders)."""
+pretrained Hugging Face encoders, musictag checkpoints as frozen encoders)."""
 
 from musictag.stages.frontends.conv1d import Conv1dStack, ConvBlock1d, ResSEBlock1d, SampleLevel1d
 from musictag.stages.frontends.conv2d import (
@@ -12,6 +12,10 @@ from musictag.stages.frontends.conv2d import (
 from musictag.stages.frontends.hf_encoder import LayerMix, LayerMixFrontEnd, PretrainedEncoder
 from musictag.stages.frontends.musicnn import MusicnnFrontEnd
 from musictag.stages.frontends.pons import PonsFilters
+from musictag.stages.registry import FRONTENDS
+
+# a musictag checkpoint as a frozen encoder: it loads a checkpoint, so it lives in musictag.inference
+FRONTENDS.lazy("checkpoint_encoder", "musictag.inference.encoder.CheckpointEncoder")
 
 __all__ = [
     "Conv1dStack",

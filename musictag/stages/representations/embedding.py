@@ -18,7 +18,8 @@ class EmbeddingInput(nn.Module):
 
     Args:
         cache: the embedding cache folder (its ``index.json`` gives the stored layers and frame shape).
-        layers: encoder layer numbers to keep, as stored (``None``: every stored layer); an int keeps one.
+        layers: encoder layers to keep, as stored (``None``: every stored layer): numbers of a Hugging
+            Face encoder's hidden states, names of a checkpoint's layers (``penultimate``); one or a list.
 
     The network's ``input_len`` is ``L·T·D`` (:meth:`input_len_for`), so ``input_len`` need not be given.
     """
@@ -28,13 +29,23 @@ class EmbeddingInput(nn.Module):
     positions: torch.Tensor  # a buffer, typed for the type checker
 
     def __init__(
-        self, in_shape: Sequence[int], cache: str, layers: int | Sequence[int] | None = None
+        self,
+        in_shape: Sequence[int],
+        cache: str,
+        layers: int | str | Sequence[int] | Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         index = read_index(cache)
-        self.stored = [int(i) for i in index["layers"]]
+        # hidden-state numbers (Hugging Face encoders) or layer names (a checkpoint's: embed --ckpt)
+        self.stored: list[int | str] = [i if isinstance(i, str) else int(i) for i in index["layers"]]
         self.frame_shape = tuple(int(n) for n in index["frame_shape"])
-        wanted = self.stored if layers is None else [layers] if isinstance(layers, int) else list(layers)
+        wanted: list[int | str] = (
+            list(self.stored)
+            if layers is None
+            else [layers]
+            if isinstance(layers, (int, str))
+            else list(layers)
+        )
         missing = [i for i in wanted if i not in self.stored]
         if missing:
             raise ConfigError(
@@ -49,7 +60,7 @@ class EmbeddingInput(nn.Module):
             )
 
     @staticmethod
-    def input_len_for(cache: str, layers: int | Sequence[int] | None = None) -> int:
+    def input_len_for(cache: str, layers: int | str | Sequence[int] | Sequence[str] | None = None) -> int:
         """Values per chunk in the cache: stored layers × frames × width."""
         index = read_index(cache)
         n = len(index["layers"])
