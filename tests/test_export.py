@@ -273,6 +273,8 @@ def test_every_musicnn_library_model_equals_torch(tmp_path):
     from musictag.convert.musicnn import MUSICNN_MODELS, import_musicnn
     from musictag.inference.loading import load_model
     from musictag.inference.onnx_export import export_onnx
+    from musictag.inference.onnx_runtime import OnnxTagger
+    from musictag.inference.tagging import tag_file
 
     folder = Path(require_reference(musicnn_models_dir(), "the musicnn wheel's models", "run `make install`"))
     for name in MUSICNN_MODELS:
@@ -283,6 +285,10 @@ def test_every_musicnn_library_model_equals_torch(tmp_path):
         got = session(path).run(["scores"], {"waveform": wave})[0]
         np.testing.assert_allclose(got, torch_scores(module, wave), atol=1e-4, err_msg=name)
         assert session(path).get_modelmeta().custom_metadata_map["chunk_mode"] == "patches"
+        song = REPO / "tests" / "reference_musicnn" / "song_44k_stereo.mp3"  # patches cut as tag cuts them
+        expected, got = tag_file(module, song), OnnxTagger(path, threads=1).tag(song)
+        assert [r["start_s"] for r in got["timeline"]] == [r["start_s"] for r in expected["timeline"]]
+        np.testing.assert_allclose(list(got["scores"].values()), list(expected["scores"].values()), atol=1e-4)
 
 
 @pytest.mark.slow
