@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from helpers.cli import run_musictag
+from helpers.stages import UNEXPORTABLE_BACKEND
 from musictag.cli import COMMANDS
 from musictag.testing import TINY_SHORT_CHUNK, cli_args, save_module_checkpoint, sine, write_audio
 from musictag.testing.encoders import make_tiny_encoder
@@ -58,11 +59,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             }
         )
     )
+    unexportable = TaggingModule(n_tags=2, **(TINY_SHORT_CHUNK | {"backend": UNEXPORTABLE_BACKEND}))
+    save_module_checkpoint(unexportable.eval(), root / "cummax.ckpt")
     (root / "a-file").write_text("mine\n")
     (root / "empty").mkdir()
     return {
         "root": root,
         "ckpt": ckpt,
+        "unexportable": root / "cummax.ckpt",
         "song": root / "song.wav",
         "corpus": root / "corpus",
         "csv": root / "corpus" / "tags.csv",
@@ -137,6 +141,10 @@ def embed(w: dict[str, Path], *extra: str) -> list[str]:
 def import_weights(w: dict[str, Path], weights: str, out: str | None = None) -> list[str]:
     out = str(w["root"] / "new.ckpt") if out is None else out
     return ["import-weights", "--arch", "fcn", "--dataset", "mtat", "--weights", weights, "--out", out]
+
+
+def export(w: dict[str, Path], ckpt: str, out: str | None = None) -> list[str]:
+    return ["export", "--ckpt", ckpt, "--out", str(w["root"] / "m.onnx") if out is None else out]
 
 
 #: command → kind of bad input → (the arguments, what the error line must hold). ``{file}``/``{root}``
@@ -298,6 +306,20 @@ CASES = {
         "empty path": (lambda w: import_weights(w, ""), "argument --weights: an empty path"),
         "out under a file": (lambda w: import_weights(w, str(w["ckpt"]), out="{file}/x.ckpt"), "{file}"),
     },
+    "export": {
+        "missing ckpt": (
+            lambda w: export(w, "{root}/nosuch.ckpt"),
+            "checkpoint {root}/nosuch.ckpt: no such file",
+        ),
+        "existing out": (lambda w: export(w, str(w["ckpt"]), "{file}"), "--out {file} exists; pass --force"),
+        "out under a file": (lambda w: export(w, str(w["ckpt"]), "{file}/m.onnx"), "{file} is a file"),
+        "unexportable operator": (
+            lambda w: export(w, str(w["unexportable"])),
+            "cannot be exported to ONNX: the exporter cannot write the operator aten.cummax",
+        ),
+        "number": (lambda w: [*export(w, str(w["ckpt"])), "--opset", "13"], "--opset must be at least 17"),
+        "empty path": (lambda w: export(w, ""), "argument --ckpt: an empty path"),
+    },
     "bench": {
         "missing path": (lambda w: ["bench", "--report", "{root}/nosuch.json"], "nosuch.json"),
         "save under a file": (lambda w: ["bench", "--save", "{file}/x.json"], "{file}"),
@@ -328,7 +350,7 @@ def test_an_unknown_command_is_one_line_listing_every_command(word, capsys):
     assert code == 2 and out == ""
     assert err.strip() == (
         f"musictag: error: unknown command {word!r}; choose from fit, validate, test, predict, tag, features, "
-        "prepare, embed, import-weights, bench (`musictag --help` says what each does)"
+        "prepare, embed, import-weights, export, bench (`musictag --help` says what each does)"
     )
 
 

@@ -24,6 +24,7 @@ TOOLS = {
     "tag": "musictag.cli.tag:main",
     "features": "musictag.cli.features:main",
     "import-weights": "musictag.cli.import_weights:main",
+    "export": "musictag.cli.export:main",
 }
 #: Earlier names of commands: they still run, and ``musictag --help`` lists only the new name.
 RENAMED = {"import-pretrained": "import-weights"}
@@ -39,6 +40,7 @@ COMMANDS = {
     "prepare": "decode a corpus once into a packed int16 cache: musictag prepare --config CONFIG",
     "embed": "store a frozen encoder's (or checkpoint's) embeddings of a corpus, to train probes on",
     "import-weights": "turn published weights into a musictag checkpoint",
+    "export": "a checkpoint as one ONNX file, spectrogram included: musictag export --ckpt CKPT --out model.onnx",
     "bench": "training throughput of the architectures (and data loading) on this machine",
 }
 

@@ -88,7 +88,8 @@ class TransformerBackEnd(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq = self.projection(to_sequence(x))
-        seq = torch.cat([self.cls.expand(len(seq), -1, -1), seq], dim=1)
+        # shape[0], not len(): len() would fix the batch of an exported graph (musictag export)
+        seq = torch.cat([self.cls.expand(seq.shape[0], -1, -1), seq], dim=1)
         if self.position is not None:
             if seq.shape[1] > self.position.shape[1]:
                 raise ValueError(
