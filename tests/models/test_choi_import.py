@@ -58,7 +58,7 @@ def _table_error(scores, expected):
     """(worst score difference over the published top-10s, every top-10 in the published order)."""
     tags, worst, ordered = expected["tags"], 0.0, True
     assert tuple(tags) == CHOI_TAGS
-    for i, name in enumerate(NAMES):
+    for i, name in enumerate(NAMES[: len(scores)]):
         top = expected["top10"][name]
         worst = max(worst, max(abs(scores[i, tags.index(t)].item() - s) for t, s in top))
         ordered &= [tags[j] for j in scores[i].argsort(descending=True)[:10]] == [t for t, _ in top]
@@ -68,7 +68,10 @@ def _table_error(scores, expected):
 @pytest.fixture(scope="module")
 def crnn_scores(choi):
     root, _, mel = choi
-    return {b: _scores(_load(root, "crnn", b), mel) for b in ("theano", "tensorflow")}
+    return {
+        "theano": _scores(_load(root, "crnn", "theano"), mel),
+        "tensorflow": _scores(_load(root, "crnn", "tensorflow"), mel[:1]),
+    }
 
 
 def test_presets_have_the_published_parameter_counts_and_features():
@@ -90,8 +93,8 @@ def test_crnn_theano_reproduces_the_published_top10(choi, crnn_scores):
 
 def test_theano_and_tensorflow_files_agree(choi, crnn_scores):
     root, _, mel = choi
-    assert (crnn_scores["theano"] - crnn_scores["tensorflow"]).abs().max() < 1e-5
-    cnn = [_scores(_load(root, "cnn", b), mel[:2]) for b in ("theano", "tensorflow")]
+    assert (crnn_scores["theano"][:1] - crnn_scores["tensorflow"]).abs().max() < 1e-5
+    cnn = [_scores(_load(root, "cnn", b), mel[:1]) for b in ("theano", "tensorflow")]
     assert (cnn[0] - cnn[1]).abs().max() < 1e-5
 
 
@@ -99,7 +102,7 @@ def test_theano_kernels_must_be_flipped(choi, crnn_scores):
     """Theano convolves: its file's kernels read as cross-correlation kernels break the table."""
     root, expected, mel = choi
     net = _load(root, "crnn", "theano", flip_backend="tensorflow")
-    worst, ordered = _table_error(_scores(net, mel), expected)
+    worst, ordered = _table_error(_scores(net, mel[:1]), expected)
     assert not ordered and worst > 0.1
 
 
@@ -109,7 +112,7 @@ def test_crnn_running_std_holds_the_variance(choi, monkeypatch):
 
     root, expected, mel = choi
     monkeypatch.setitem(convert.CHOI_MODELS, "crnn", ("choi_crnn_keras", "Keras 1.1-1.2", "std"))
-    worst, _ = _table_error(_scores(_load(root, "crnn", "theano"), mel), expected)
+    worst, _ = _table_error(_scores(_load(root, "crnn", "theano"), mel[:1]), expected)
     assert worst > 0.1
 
 
@@ -118,7 +121,7 @@ def test_crnn_uses_running_statistics_so_the_table_does_not_depend_on_the_batch(
     root, expected, mel = choi
     alone = _scores(_load(root, "crnn", "theano"), mel[2:3])
     assert (alone - crnn_scores["theano"][2:3]).abs().max() < 1e-5
-    worst, _ = _table_error(_scores(_load(root, "crnn", "theano", statistics="batch"), mel), expected)
+    worst, _ = _table_error(_scores(_load(root, "crnn", "theano", statistics="batch"), mel[:2]), expected)
     assert worst > 0.1
 
 
@@ -183,3 +186,22 @@ def test_wrong_file_for_the_model_and_missing_h5py(choi, tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"pip install 'musictag\[choi\]'"):
         import_choi("crnn", weights, tmp_path / "x.ckpt")
     assert not (tmp_path / "x.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_mp3s_give_the_published_top5(choi):
+    """From the MP3s (decoded here, resampled to 12 kHz), the centre 29.12 s moved by the 144-sample MP3
+    decoder delay: each track's top-5 is the published one, scores within 0.03 of the printed ones."""
+    from musictag.audio import load_audio
+
+    root, expected, _ = choi
+    net = _load(root, "crnn", "theano").eval()
+    tags = expected["tags"]
+    for name in NAMES:
+        audio, _ = load_audio(root / "audio" / f"{name}.mp3", 12_000)
+        start = (len(audio) - 349_440) // 2 + 144
+        with torch.no_grad():
+            scores = torch.sigmoid(net(torch.from_numpy(audio[start : start + 349_440])[None]))[0]
+        top = expected["top10"][name]
+        assert [tags[j] for j in scores.argsort(descending=True)[:5]] == [t for t, _ in top[:5]], name
+        assert max(abs(scores[tags.index(t)].item() - s) for t, s in top) < 0.03, name
