@@ -11,7 +11,7 @@ import numpy as np
 from musictag.guards import InputError, at_least
 from musictag.types import ConfigError
 
-ChunkMode = Literal["even", "sota", "sliding", "patches"]
+ChunkMode = Literal["even", "sota", "sliding", "patches", "centre"]
 #: The chunk modes, in the order messages and ``--chunk-mode`` list them.
 CHUNK_MODES: tuple[ChunkMode, ...] = get_args(ChunkMode)
 #: Modes that cut the whole song (their number of chunks follows its length): ``n_chunks`` is unused.
@@ -51,6 +51,9 @@ class ChunkPlan:
             :attr:`patch_frames` frames one chunk holds, and the incomplete last patch is dropped. Patch
             ``i`` is the chunk starting ``n_fft // 2`` samples before its first frame's centre (the first
             starts before the song: :func:`cut_chunks` zero-pads). ``n_chunks`` is unused.
+        ``centre``: one chunk, the middle of the song (start ``(n_samples - chunk_len) // 2``; a shorter
+            song is zero-padded at its end): the rule of Choi et al.'s Keras taggers, which score the
+            centre 29.12 s of a file. ``n_chunks`` is unused.
 
     A song no longer than one chunk gives ``n_chunks`` starts at 0 (the chunk is zero-padded); in
     ``patches`` mode, a song shorter than one patch gives one zero-padded patch.
@@ -119,6 +122,11 @@ class ChunkPlan:
             raise InputError(
                 f"{names.hop} is for {names.mode} sliding; this run's mode is {chosen}: drop {names.hop}"
             )
+        if refuse_unused and n_chunks is not None and chosen == "centre":
+            raise InputError(
+                f"{names.n_chunks} is for {names.mode} even or sota; centre scores one chunk, the middle of "
+                f"the file: drop {names.n_chunks}"
+            )
         if refuse_unused and n_chunks is not None and chosen in WHOLE_SONG_MODES:
             how = f"every {names.hop} samples" if chosen == "sliding" else "into patches"
             raise InputError(
@@ -180,6 +188,8 @@ class ChunkPlan:
             assert frames is not None and self.hop is not None and self.n_fft is not None
             n_patches = max(1, (n_samples // self.hop + 1) // frames)
             return np.arange(n_patches, dtype=np.int64) * (frames * self.hop) - self.n_fft // 2
+        if self.mode == "centre":
+            return np.full(1, room // 2, dtype=np.int64)
         if self.mode == "sliding":
             starts = np.arange(0, room + 1, self.hop or self.chunk_len, dtype=np.int64)
             return starts if starts[-1] == room else np.append(starts, room)

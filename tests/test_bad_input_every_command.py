@@ -305,6 +305,24 @@ CASES = {
         "folder as weights": (lambda w: import_weights(w, "{root}"), "is a folder"),
         "empty path": (lambda w: import_weights(w, ""), "argument --weights: an empty path"),
         "out under a file": (lambda w: import_weights(w, str(w["ckpt"]), out="{file}/x.ckpt"), "{file}"),
+        "choi: not HDF5": (
+            lambda w: [
+                "import-weights",
+                "--source",
+                "choi",
+                "--model",
+                "crnn",
+                "--weights",
+                "{file}",
+                "--out",
+                "{root}/c.ckpt",
+            ],
+            "--weights {file}: not an HDF5 file",
+        ),
+        "choi: no model": (
+            lambda w: ["import-weights", "--source", "choi", "--weights", "{file}", "--out", "{root}/c.ckpt"],
+            "--source choi needs --model cnn or crnn",
+        ),
     },
     "export": {
         "missing ckpt": (

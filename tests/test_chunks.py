@@ -101,7 +101,7 @@ def test_a_plan_that_cannot_cut_is_refused_when_built():
     with pytest.raises(
         InputError,
         match="^chunk_mode patches does not fit this model: chunk_len 48000 is not a whole number of frames "
-        "of 512 every 256; use 'even', 'sota' or 'sliding'$",
+        "of 512 every 256; use 'even', 'sota', 'sliding' or 'centre'$",
     ):
         ChunkPlan.for_model(fake_model(input_len=48000), "patches", names=PYTHON_NAMES)
     # one message for an n_chunks the mode does not use, in the caller's spelling
@@ -121,7 +121,7 @@ def test_a_plan_that_cannot_cut_is_refused_when_built():
     plan = ChunkPlan.for_model(fake_model(), "sliding", 16, None, refuse_unused=False)
     assert (plan.mode, plan.n_chunks, plan.hop) == ("sliding", 16, None)
     with pytest.raises(
-        InputError, match="^unknown chunk_mode 'random'; use one of even, sota, sliding, patches$"
+        InputError, match="^unknown chunk_mode 'random'; use one of even, sota, sliding, patches, centre$"
     ):
         ChunkPlan.for_model(fake_model(), "random")
     with pytest.raises(InputError, match="^--n-chunks must be at least 1, got 0$"):
@@ -140,6 +140,16 @@ def test_the_modes_are_listed_once():
     from musictag.chunks import CHUNK_MODES, ChunkMode
     from musictag.cli.tag import _parser
 
-    assert CHUNK_MODES == get_args(ChunkMode) == ("even", "sota", "sliding", "patches")
+    assert CHUNK_MODES == get_args(ChunkMode) == ("even", "sota", "sliding", "patches", "centre")
     (action,) = [a for a in _parser()._actions if a.dest == "chunk_mode"]
     assert tuple(action.choices) == CHUNK_MODES
+
+
+def test_centre_takes_the_middle_chunk_or_pads_a_short_song():
+    """Choi et al.'s rule: the centre chunk_len samples; a shorter song starts at 0 (zero-padded)."""
+    from musictag.chunks import ChunkPlan
+
+    plan = ChunkPlan(100, mode="centre")
+    assert plan.starts(1001).tolist() == [450] and plan.starts(50).tolist() == [0]
+    with pytest.raises(ValueError, match="centre scores one chunk"):
+        ChunkPlan.for_model(None, "centre", n_chunks=3, chunk_len=100)

@@ -184,3 +184,83 @@ register_preset(
         head={"name": "mlp", "hidden": [2048, 2048], "batch_norm": False, "dropout": 0.5},
     )
 )
+
+
+#: Choi et al.'s own preprocessing (music-auto_tagging-keras' ``compute_melgram``): librosa's mel
+#: spectrogram of that time (Slaney scale and area norm, 0-6 kHz, n_fft 512, hop 256, centred frames,
+#: power 2) squared once more, then ``logamplitude`` (``10·log10``, ref 1.0, amin 1e-10, 80 dB below
+#: the example's peak); no input BatchNorm here (the network's own ``bn_0_freq`` follows).
+CHOI_KERAS_MEL: dict[str, Any] = {
+    "name": "mel",
+    "n_mels": 96,
+    "f_max": None,
+    "mel_scale": "slaney",
+    "norm": "slaney",
+    "mel_exponent": 2.0,
+    "compression": "db",
+    "top_db": 80.0,
+    "amin": 1e-10,
+    "input_bn": False,
+}
+CHOI_KERAS = (
+    "K. Choi, G. Fazekas, M. Sandler, 'Automatic tagging using deep convolutional neural networks', "
+    "ISMIR 2016 (MusicTaggerCNN); " + CHOI_2017 + " (MusicTaggerCRNN); the published Keras 1 weights "
+    "(music-auto_tagging-keras), trained on the Million Song Dataset's top-50 last.fm tags"
+)
+
+register_preset(
+    Preset(
+        name="choi_cnn_keras",
+        description=(
+            "Choi et al.'s published MusicTaggerCNN (Keras 1.0.6): a BN per frame of the input, five blocks "
+            "of 3x3 conv (32, 128, 128, 192, 256) + BN + ELU + max-pool (2,4),(2,4),(2,4),(3,5),(4,4), "
+            "flattened (256), dense n_tags. Input: the original 96-band log-mel of 1,366 frames at 12 kHz "
+            "= 349,440 samples (29.12 s); takes exactly that length."
+        ),
+        reference=CHOI_KERAS,
+        input_len=CHOI_INPUT["input_len"],
+        sample_rate=CHOI_INPUT["sample_rate"],
+        representation=CHOI_KERAS_MEL,
+        frontend={
+            "name": "choi_keras",
+            "channels": [32, 128, 128, 192, 256],
+            "pools": [[2, 4], [2, 4], [2, 4], [3, 5], [4, 4]],
+            "dropout": 0.5,
+            "statistics": "track",
+            "eps": 1e-6,
+        },
+        backend={"name": "flatten"},
+        head={"name": "linear"},
+        params_at_50_tags=865_950,
+        notes="musictag import-weights --source choi --model cnn loads its weights",
+    )
+)
+
+register_preset(
+    Preset(
+        name="choi_crnn_keras",
+        description=(
+            "Choi et al.'s published MusicTaggerCRNN (Keras 1.1-1.2): 37 zero frames on either side, a BN "
+            "per frame (1,440), four blocks of 3x3 conv (64, 128, 128, 128) + BN + ELU + max-pool (2,2), "
+            "(3,3),(4,4),(4,4), two Keras GRUs of 32 read at the last of 15 steps, dropout 0.3, dense "
+            "n_tags. Input: the original 96-band log-mel of 1,366 frames at 12 kHz = 349,440 samples."
+        ),
+        reference=CHOI_KERAS,
+        input_len=CHOI_INPUT["input_len"],
+        sample_rate=CHOI_INPUT["sample_rate"],
+        representation=CHOI_KERAS_MEL,
+        frontend={
+            "name": "choi_keras",
+            "channels": [64, 128, 128, 128],
+            "pools": [[2, 2], [3, 3], [4, 4], [4, 4]],
+            "pad_frames": 37,
+            "dropout": 0.1,
+            "statistics": "running",
+            "eps": 1e-3,
+        },
+        backend={"name": "keras_gru", "hidden_size": 32, "num_layers": 2},
+        head={"name": "linear", "dropout": 0.3},
+        params_at_50_tags=396_786,
+        notes="musictag import-weights --source choi --model crnn loads its weights",
+    )
+)

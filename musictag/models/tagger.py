@@ -107,6 +107,11 @@ class Tagger(nn.Module):
         x = self.backend(x)
         return self.head(x)
 
+    def from_representation(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of inputs already in the representation's output form (e.g. a precomputed
+        ``(B, 1, 96, 1366)`` log-mel of Choi et al.'s preprocessing): front end → back end → head."""
+        return self.head(self.backend(self.frontend(x)))
+
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

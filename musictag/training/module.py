@@ -75,7 +75,7 @@ class TaggingModule(pl.LightningModule):
             checkpoint tags as its run was evaluated. An imported published model carries its original
             setting (16 chunks placed by the ``sota`` rule, the musicnn library's ``patches``); unset
             otherwise: the ``pretrained`` checkpoint's mode, else 16 ``even`` chunks.
-        tag_chunk_mode: ``even``, ``sota``, ``sliding`` or ``patches`` (see ``tag_chunks``). The
+        tag_chunk_mode: ``even``, ``sota``, ``sliding``, ``patches`` or ``centre`` (see ``tag_chunks``). The
             three settings become a :class:`~musictag.chunks.ChunkPlan` (``ChunkPlan.for_model``).
         tag_chunk_hop: the hop of the ``sliding`` mode, in samples (``patches`` take the spectrogram's).
         compile: run the network through ``torch.compile`` (inductor) in Trainer runs (fit, validate,

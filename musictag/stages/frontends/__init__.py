@@ -10,6 +10,7 @@ from musictag.stages.frontends.conv2d import (
     ResStrideBlock2d,
 )
 from musictag.stages.frontends.hf_encoder import LayerMix, LayerMixFrontEnd, PretrainedEncoder
+from musictag.stages.frontends.keras1 import ChoiKerasFrontEnd
 from musictag.stages.frontends.musicnn import MusicnnFrontEnd
 from musictag.stages.frontends.pons import PonsFilters
 from musictag.stages.registry import FRONTENDS
@@ -18,6 +19,7 @@ from musictag.stages.registry import FRONTENDS
 FRONTENDS.lazy("checkpoint_encoder", "musictag.inference.encoder.CheckpointEncoder")
 
 __all__ = [
+    "ChoiKerasFrontEnd",
     "Conv1dStack",
     "Conv2dStack",
     "ConvBlock1d",

@@ -32,6 +32,10 @@ class MelSpectrogram(nn.Module):
             2016), ``log10_1p`` (``log10(1 + log1p_scale·x)``, the musicnn library) or ``none``.
         float16: round the mel powers to float16 before the compression (the musicnn library casts its
             spectrograms to float16; numpy < 2 then compresses them in float32).
+        mel_exponent: raise the mel powers to this exponent before the compression (Choi et al.'s
+            Keras preprocessing squares librosa's mel power spectrogram once more: 2.0).
+        top_db: clamp the compressed values of each example to at most ``top_db`` below its maximum
+            (librosa's old ``logamplitude`` default: 80 dB); ``db`` compression only; None: no clamp.
         center: centred, reflect-padded frames (``S // hop + 1``); ``False``: the frames as they lie in the
             input (``1 + (S - n_fft) // hop``), for chunks cut from a whole file's zero-padded frames
             (chunk mode ``patches``).
@@ -68,6 +72,8 @@ class MelSpectrogram(nn.Module):
         time_mask_width: int = 0,
         float16: bool = False,
         center: bool = True,
+        mel_exponent: float = 1.0,
+        top_db: float | None = None,
     ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
@@ -80,6 +86,9 @@ class MelSpectrogram(nn.Module):
                 f"mel: unknown compression {compression!r}; use 'db', 'log1p', 'log10_1p' or 'none'"
             )
         self.float16, self.center = float16, center
+        if top_db is not None and (compression != "db" or top_db <= 0):
+            raise ConfigError(f"mel: top_db {top_db} needs compression 'db' and a positive value")
+        self.mel_exponent, self.top_db = mel_exponent, top_db
         self.power = power
         self.compression = compression
         self.log1p_scale = log1p_scale
@@ -109,8 +118,13 @@ class MelSpectrogram(nn.Module):
             mel = torch.matmul(spec.transpose(-1, -2), self.fb).transpose(-1, -2)  # (B, n_mels, T)
             if self.float16:
                 mel = mel.half().float()
+            if self.mel_exponent != 1.0:
+                mel = mel.pow(self.mel_exponent)
             if self.compression == "db":
                 mel = 10.0 * torch.log10(torch.clamp(mel, min=self.amin))
+                if self.top_db is not None:
+                    peak = mel.amax(dim=(-2, -1), keepdim=True)
+                    mel = torch.maximum(mel, peak - self.top_db)
             elif self.compression == "log1p":
                 mel = torch.log1p(self.log1p_scale * mel)
             elif self.compression == "log10_1p":
