@@ -86,11 +86,15 @@ def test_inference_rows_print_and_save(tiny_ckpt, short_wav, tmp_path, capsys):
 
 def test_the_library_runs_alternating_beside_ours(tiny_ckpt, short_wav, fake_library, monkeypatch):
     order: list[str] = []
-    monkeypatch.setitem(inference.BACKENDS, "torch", lambda ckpt, threads: lambda path: order.append("ours"))
     run = inference.LibraryChild.run
     monkeypatch.setattr(inference.LibraryChild, "run", lambda self: order.append("library") or run(self))
     figures = inference.measure(
-        [str(tiny_ckpt)], str(short_wav), ["torch"], repeats=3, threads=1, musicnn_python=str(fake_library)
+        [str(tiny_ckpt)],
+        str(short_wav),
+        {"torch": lambda ckpt, threads: lambda path: order.append("ours")},
+        repeats=3,
+        threads=1,
+        musicnn_python=str(fake_library),
     )
     assert order == ["ours", "library"] * 4  # a warm-up round, then the timed ones
     ours, library = figures

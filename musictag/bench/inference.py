@@ -1,11 +1,12 @@
 """Seconds per song of ``tag`` (decode included), side by side with the musicnn library's ``extractor``.
 
-Each backend is a small function ``prepare(ckpt, threads) -> tag_once`` (:data:`BACKENDS`): it loads
+Each backend is a small function ``prepare(ckpt, threads) -> tag_once``
+(:data:`musictag.inference.backends.BACKENDS`, passed in by the CLI): it loads
 what it needs once, and ``tag_once(path)`` tags one file, end to end. :func:`measure` times every
-checkpoint with every backend and, when a Python with the musicnn library is given, the library's own
+checkpoint with every backend it is given and, when a Python with the musicnn library is given, the library's own
 ``extractor`` on the same file in a child process of that Python (TensorFlow is never imported here),
 alternating (ours, library, ours, library …) so that a machine's changing load falls on both. A new
-backend (onnxruntime, say) is one more entry in :data:`BACKENDS`.
+backend (onnxruntime, say) is one more entry there.
 """
 
 from __future__ import annotations
@@ -20,26 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-#: ``prepare(ckpt, threads)`` → ``tag_once(path)``: one file tagged end to end (decode included).
+#: ``prepare(ckpt, threads)`` → ``tag_once(path)``: one file tagged end to end (decode included); the
+#: backends themselves are in :mod:`musictag.inference.backends` (this layer does not load checkpoints).
 Backend = Callable[[str, int], Callable[[str], object]]
 
 #: The child that runs the musicnn library: ``python CHILD MODEL FILE``, then one line on stdin per
 #: timed run; it answers each with the seconds of one ``extractor`` call.
 CHILD = Path(__file__).with_name("musicnn_child.py")
-
-
-def torch_backend(ckpt: str, threads: int) -> Callable[[str], object]:
-    """``musictag.load(ckpt, device="cpu").tag(path)`` with ``threads`` torch threads."""
-    import torch
-
-    from musictag.inference.api import load
-
-    torch.set_num_threads(threads)
-    tagger = load(ckpt, device="cpu")
-    return tagger.tag
-
-
-BACKENDS: dict[str, Backend] = {"torch": torch_backend}
 
 
 @dataclass
@@ -134,13 +122,13 @@ def _timer(tag_once: Callable[[str], object], audio: str) -> Callable[[], float]
 def measure(
     ckpts: list[str],
     audio: str,
-    backends: list[str],
+    backends: dict[str, Backend],
     repeats: int = 5,
     threads: int = 2,
     musicnn_python: str | None = None,
     musicnn_model: str = "MTT_musicnn",
 ) -> list[InferenceFigure]:
-    """One figure per checkpoint and backend (and one of the library's ``extractor`` with
+    """One figure per checkpoint and backend (``{name: prepare}``) (and one of the library's ``extractor`` with
     ``musicnn_python``): the median of ``repeats`` timed runs after one untimed warm-up, each round
     running every one of them once in turn (ours, library, ours, library …)."""
     import soundfile as sf
@@ -148,8 +136,8 @@ def measure(
     audio_seconds = float(sf.info(audio).duration)
     runners: dict[tuple[str, str], Callable[[], float]] = {}
     for ckpt in ckpts:
-        for backend in backends:
-            runners[(Path(ckpt).name, backend)] = _timer(BACKENDS[backend](ckpt, threads), audio)
+        for backend, prepare in backends.items():
+            runners[(Path(ckpt).name, backend)] = _timer(prepare(ckpt, threads), audio)
     child = None
     try:
         if musicnn_python:

@@ -37,6 +37,7 @@ from musictag.guards import (
     given_path,
     pick_device,
 )
+from musictag.inference.backends import BACKENDS
 from musictag.models import available
 
 
@@ -97,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "--backend",
         nargs="+",
         default=["torch"],
-        help=f"--inference: backends to time ({', '.join(inference.BACKENDS)})",
+        help=f"--inference: backends to time ({', '.join(BACKENDS)})",
     )
     add(
         "--musicnn-python",
@@ -234,11 +235,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_inference(args: argparse.Namespace) -> None:
     """Every file and backend of ``--inference``, before anything is loaded or timed."""
-    unknown = sorted(set(args.backend) - set(inference.BACKENDS))
+    unknown = sorted(set(args.backend) - set(BACKENDS))
     if unknown:
-        raise InputError(
-            f"--backend {' '.join(unknown)}: unknown; choose from {', '.join(inference.BACKENDS)}"
-        )
+        raise InputError(f"--backend {' '.join(unknown)}: unknown; choose from {', '.join(BACKENDS)}")
     for flag, path in [*(("--inference", c) for c in args.inference), ("--audio", args.audio),
                        ("--musicnn-python", args.musicnn_python)]:  # fmt: skip
         if path is not None and not Path(path).is_file():
@@ -252,7 +251,8 @@ def _inference(args: argparse.Namespace, runs: Runs) -> int:
     threads = args.threads or 2
     with tempfile.TemporaryDirectory(prefix="musictag-bench-") as tmp:
         audio = args.audio or str(inference.synth_song(Path(tmp) / "song_30s_22k_stereo.mp3"))
-        settings = (args.inference, audio, args.backend, args.repeats, threads, args.musicnn_python)
+        backends = {name: BACKENDS[name] for name in args.backend}
+        settings = (args.inference, audio, backends, args.repeats, threads, args.musicnn_python)
         figures = runs.attempt("inference", inference.measure, *settings, args.musicnn_model)
     if figures is None:
         return runs.status
