@@ -350,6 +350,10 @@ CASES = {
         "number": (lambda w: ["bench", "--threads", "0"], "--threads"),
         "not a number": (lambda w: ["bench", "--steps", "few"], "--steps"),
         "device": (lambda w: ["bench", "--device", "cuda"], "--device cuda"),
+        "inference checkpoint missing": (
+            lambda w: ["bench", "--inference", "{root}/nosuch.ckpt"],
+            "--inference {root}/nosuch.ckpt: no such file",
+        ),
     },
 }
 

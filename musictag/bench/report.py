@@ -42,6 +42,8 @@ def kind_of(row: dict[str, Any]) -> str | None:
         return "epoch"
     if "median" in row and "what" in row:
         return "data"
+    if "backend" in row and "seconds" in row:
+        return "inference"
     return None
 
 
@@ -120,11 +122,28 @@ def data_table(rows: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def inference_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "Seconds per `tag` of one file, decode included (median of the runs, alternating):",
+        "",
+        "| model | backend | file | threads | seconds | lowest – highest | speed-up over the musicnn library |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        speedup = f"{row['speedup']:.2f}×" if row.get("speedup") else "—"
+        lines.append(
+            f"| `{row['model']}` | {row['backend']} | {row['audio']} ({row['audio_seconds']:.0f} s) | "
+            f"{row['threads']} | {row['seconds']:.3f} | {row['low']:.3f} – {row['high']:.3f} | {speedup} |"
+        )
+    return [*lines, ""]
+
+
 def markdown(figures: list[dict[str, Any]]) -> str:
     """The tables of the figures: training steps, epochs, data pipeline (each only if present)."""
     latest: dict[str, dict[str, Any]] = {}  # a configuration measured twice keeps its last figure
     for row in figures:
-        fields = ("arch", "device", "precision", "batch", "compile", "channels_last", "what", "scale")
+        fields = ("arch", "device", "precision", "batch", "compile", "channels_last", "what", "scale",
+                  "model", "backend", "audio", "threads")  # fmt: skip
         latest[json.dumps([kind_of(row), *(row.get(f) for f in fields)])] = row
     by_kind: dict[str | None, list[dict[str, Any]]] = {}
     for row in latest.values():
@@ -136,6 +155,8 @@ def markdown(figures: list[dict[str, Any]]) -> str:
         lines += epoch_table(by_kind["epoch"])
     if "data" in by_kind:
         lines += data_table(by_kind["data"])
+    if "inference" in by_kind:
+        lines += inference_table(by_kind["inference"])
     return "\n".join(lines).rstrip() + "\n"
 
 

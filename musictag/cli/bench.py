@@ -8,7 +8,9 @@ fraction of it, e.g. on CPU). ``--data`` / ``--data-only``: the data pipeline (:
 ``--profile`` prints the operators that take the time of ``--steps`` training steps instead
 (torch.profiler). ``--save`` keeps the figures as JSON, rewritten after every configuration, so that a
 run cut short keeps what it measured; ``--report`` turns such files into the README's tables
-(:mod:`musictag.bench.report`). A configuration that fails (out of memory, say) is reported on stderr and
+(:mod:`musictag.bench.report`). ``--inference CKPT ...``: seconds per ``tag`` of a 30-s song instead
+(decode included; :mod:`musictag.bench.inference`), with ``--musicnn-python`` the musicnn library's
+``extractor`` on the same file beside it, alternating, and the speed-up. A configuration that fails (out of memory, say) is reported on stderr and
 the others still run; the exit status is then 1.
 """
 
@@ -25,7 +27,7 @@ from typing import Any
 
 import torch
 
-from musictag.bench import report, throughput
+from musictag.bench import inference, report, throughput
 from musictag.guards import (
     DEVICE_HELP,
     InputError,
@@ -35,6 +37,7 @@ from musictag.guards import (
     given_path,
     pick_device,
 )
+from musictag.inference.backends import BACKENDS
 from musictag.models import available
 
 
@@ -78,6 +81,36 @@ def _parser() -> argparse.ArgumentParser:
     add("--data", action="store_true", help="also the data pipeline (prepare and loader throughput)")
     add("--data-only", action="store_true", help="only the data pipeline")
     add("--data-repeats", type=int, default=5, help="timed runs of each data figure")
+    add(
+        "--inference",
+        type=given_path,
+        nargs="+",
+        metavar="CKPT",
+        help="instead: seconds per `tag` of one song (decode included) with each checkpoint",
+    )
+    add(
+        "--audio",
+        type=given_path,
+        metavar="FILE",
+        help="--inference: the song (default: a synthesized 30-s 22.05 kHz stereo MP3)",
+    )
+    add(
+        "--backend",
+        nargs="+",
+        default=["torch"],
+        help=f"--inference: backends to time ({', '.join(BACKENDS)})",
+    )
+    add(
+        "--musicnn-python",
+        type=given_path,
+        metavar="PYTHON",
+        help="--inference: a Python with the musicnn library: its extractor on the same file, side by side",
+    )
+    add(
+        "--musicnn-model",
+        default="MTT_musicnn",
+        help="--inference: the library's model to time (default MTT_musicnn)",
+    )
     add(
         "--profile",
         action="store_true",
@@ -180,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         return report.main(args.report)
     device, precisions = _checked(parser, args)
     runs = Runs(device, args.save)
+    if args.inference:
+        return _inference(args, runs)
     if args.data or args.data_only:
         from musictag.bench.data import main as data_main
 
@@ -195,6 +230,37 @@ def main(argv: list[str] | None = None) -> int:
         _epochs(args, runs, names, precisions)
     else:
         _steps(args, runs, names, precisions)
+    return runs.status
+
+
+def _check_inference(args: argparse.Namespace) -> None:
+    """Every file and backend of ``--inference``, before anything is loaded or timed."""
+    unknown = sorted(set(args.backend) - set(BACKENDS))
+    if unknown:
+        raise InputError(f"--backend {' '.join(unknown)}: unknown; choose from {', '.join(BACKENDS)}")
+    for flag, path in [*(("--inference", c) for c in args.inference), ("--audio", args.audio),
+                       ("--musicnn-python", args.musicnn_python)]:  # fmt: skip
+        if path is not None and not Path(path).is_file():
+            raise InputError(f"{flag} {path}: no such file")
+
+
+def _inference(args: argparse.Namespace, runs: Runs) -> int:
+    import tempfile
+
+    _check_inference(args)
+    threads = args.threads or 2
+    with tempfile.TemporaryDirectory(prefix="musictag-bench-") as tmp:
+        audio = args.audio or str(inference.synth_song(Path(tmp) / "song_30s_22k_stereo.mp3"))
+        backends = {name: BACKENDS[name] for name in args.backend}
+        settings = (args.inference, audio, backends, args.repeats, threads, args.musicnn_python)
+        figures = runs.attempt("inference", inference.measure, *settings, args.musicnn_model)
+    if figures is None:
+        return runs.status
+    runs.keep([asdict(f) for f in figures])
+    if args.json:
+        print(json.dumps([asdict(f) for f in figures], indent=1))
+    else:
+        print("\n".join(inference.format_rows(figures)), flush=True)
     return runs.status
 
 

@@ -38,9 +38,38 @@ class TimbralFilter(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.time_pad != (0, 0):
             x = F.pad(x, self.time_pad)
+        if self.pools_first():
+            return self.pooled_first(x)
         out = conv2d_fast_input_grad(x, self.conv)
         out = self.bn(self.relu(out)) if self.bn_after_relu else self.relu(self.bn(out))
         return out.amax(dim=2)
+
+    def pools_first(self) -> bool:
+        """Whether the max over frequency may come before BN and ReLU: inference, BN of running statistics."""
+        return not self.bn.training and self.bn.running_var is not None
+
+    def pooled_first(self, x: torch.Tensor) -> torch.Tensor:
+        """The same values as conv → BN/ReLU → max over frequency, with BN and ReLU on a tensor ``F'`` times
+        smaller (inference only: BN of running statistics).
+
+        BN is then ``a·z + b`` per channel and ReLU is monotone, so the maximum over frequency of the
+        activation is the activation of the largest conv output where ``a ≥ 0`` and of the smallest where
+        ``a < 0``. The smallest is taken as minus the largest of the negated filter (negation is exact).
+        """
+        bn = self.bn
+        assert bn.running_mean is not None and bn.running_var is not None
+        weight, bias = self.conv.weight, self.conv.bias
+        sign = None if bn.weight is None else torch.where(bn.weight >= 0, 1.0, -1.0).to(weight.dtype)
+        if sign is not None:
+            weight = weight * sign[:, None, None, None]
+            bias = None if bias is None else bias * sign
+        out = F.conv2d(x, weight, bias, padding=self.conv.padding).amax(dim=2)
+        if sign is not None:
+            out = out * sign[:, None]
+        norm = lambda z: F.batch_norm(  # noqa: E731 - BatchNorm2d's inference, on (B, C, T)
+            z, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
+        )
+        return norm(self.relu(out)) if self.bn_after_relu else self.relu(norm(out))
 
 
 class TemporalFilter(nn.Module):
