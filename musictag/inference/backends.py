@@ -20,4 +20,24 @@ def torch_tagger(ckpt: str, threads: int) -> Callable[[str], object]:
     return load(ckpt, device="cpu").tag
 
 
-BACKENDS: dict[str, Backend] = {"torch": torch_tagger}
+def onnx_tagger(ckpt: str, threads: int) -> Callable[[str], object]:
+    """``ckpt`` exported as ``musictag export`` writes it (into a temporary folder, removed when the
+    returned function is dropped), tagged with onnxruntime on the CPU with ``threads`` threads."""
+    import tempfile
+    from pathlib import Path
+
+    from musictag.inference.onnx_export import export_onnx
+    from musictag.inference.onnx_runtime import OnnxTagger
+
+    folder = tempfile.TemporaryDirectory(prefix="musictag-bench-onnx-")
+    path = export_onnx(ckpt, Path(folder.name) / "model.onnx")
+    tagger = OnnxTagger(path, threads=threads)
+
+    def tag_once(audio: str) -> object:
+        folder  # the exported file lives as long as this function  # noqa: B018
+        return tagger.tag(audio)
+
+    return tag_once
+
+
+BACKENDS: dict[str, Backend] = {"torch": torch_tagger, "onnxruntime": onnx_tagger}
