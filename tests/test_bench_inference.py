@@ -16,6 +16,7 @@ import torch
 from musictag.bench import inference
 from musictag.bench.report import markdown
 from musictag.cli import main
+from musictag.inference.backends import BACKENDS
 from musictag.stages.frontends.musicnn import MusicnnFrontEnd, TimbralFilter
 
 
@@ -84,6 +85,23 @@ def test_inference_rows_print_and_save(tiny_ckpt, short_wav, tmp_path, capsys):
     assert "| `tiny.ckpt` | torch | short.wav (4 s) | 1 |" in table and table.rstrip().endswith("| — |")
 
 
+def test_the_onnxruntime_row_tags_what_torch_tags(tiny_ckpt, short_wav, capsys):
+    """The onnxruntime backend tags the file with the checkpoint exported as ``musictag export`` does,
+    to the same song scores as the PyTorch backend, and prints its row beside it."""
+    torch_scores = BACKENDS["torch"](str(tiny_ckpt), 1)(str(short_wav))
+    onnx_scores = BACKENDS["onnxruntime"](str(tiny_ckpt), 1)(str(short_wav))
+    ours, exported = torch_scores["scores"], onnx_scores["scores"]  # type: ignore[index]
+    assert ours.keys() == exported.keys() and len(ours) == 3
+    for tag, value in ours.items():
+        assert exported[tag] == pytest.approx(value, abs=1e-4)
+    args = ["bench", "--inference", str(tiny_ckpt), "--audio", str(short_wav), "--repeats", "1"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--threads", "1", "--backend", "torch", "onnxruntime"])
+    assert exit_info.value.code == 0
+    rows = [line.split()[:2] for line in capsys.readouterr().out.strip().splitlines()[2:4]]
+    assert rows == [["tiny.ckpt", "torch"], ["tiny.ckpt", "onnxruntime"]]
+
+
 def test_the_library_runs_alternating_beside_ours(tiny_ckpt, short_wav, fake_library, monkeypatch):
     order: list[str] = []
     run = inference.LibraryChild.run
@@ -121,7 +139,7 @@ def test_bad_inference_arguments_are_one_line(tiny_ckpt, tmp_path, capsys):
         (["--inference", str(tmp_path / "no.ckpt")], f"--inference {tmp_path / 'no.ckpt'}: no such file"),
         (
             ["--inference", str(tiny_ckpt), "--backend", "tflite"],
-            "--backend tflite: unknown; choose from torch",
+            "--backend tflite: unknown; choose from torch, onnxruntime",
         ),
     ]:
         with pytest.raises(SystemExit) as exit_info:
