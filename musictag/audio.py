@@ -36,10 +36,16 @@ def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     return soxr.resample(audio, orig_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_audio(path: Pathlike, sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
+def load_audio(
+    path: Pathlike, sample_rate: int | None = None, mono: bool = True, mp3_decoder_delay: int = 0
+) -> tuple[np.ndarray, int]:
     """Decode a file to float32 in [-1, 1]: ``(n,)`` when ``mono`` (channels averaged), else ``(n, channels)``.
 
-    Resampled to ``sample_rate`` when given (the rate returned is the output's). Raises
+    Resampled to ``sample_rate`` when given (the rate returned is the output's). ``mp3_decoder_delay``
+    (MP3 input only, found by the file's content, not its name): that many samples at the file's own
+    rate, before resampling, are dropped from the start and as many zeros added at the end (the length
+    kept), as a decoder that drops the MP3 decoder delay (529 samples) gives them; see
+    :func:`drop_decoder_delay`. Raises
     :class:`AudioError` for a missing, empty or undecodable file, and for one whose samples are not all
     finite (NaN or Inf: a float file that is corrupt, never to be read as silence).
     """
@@ -48,7 +54,8 @@ def load_audio(path: Pathlike, sample_rate: int | None = None, mono: bool = True
     if os.path.getsize(path) == 0:
         raise AudioError(path, "empty file (0 bytes)", "empty")
     try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as file:
+            audio, rate, fmt = file.read(dtype="float32", always_2d=True), file.samplerate, file.format
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         raise AudioError(path, f"cannot decode ({_decoder_reason(err)})") from None
     if audio.size == 0:
@@ -59,12 +66,26 @@ def load_audio(path: Pathlike, sample_rate: int | None = None, mono: bool = True
         raise AudioError(
             path, f"{bad} of {audio.size} samples are NaN or Inf (a corrupt float file)", "non_finite"
         )
+    if fmt == "MP3" and mp3_decoder_delay:
+        audio = drop_decoder_delay(audio, mp3_decoder_delay)
     if mono:
         audio = audio.mean(axis=1)
     if sample_rate is not None and rate != sample_rate:
         audio = resample(audio, rate, sample_rate)
         rate = sample_rate
     return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
+def drop_decoder_delay(audio: np.ndarray, delay: int) -> np.ndarray:
+    """``(n, channels)`` decoded audio ``delay`` samples earlier: the first ``delay`` dropped, as many zeros
+    appended, so the length is the same (what Choi et al.'s decoder gave for an MP3 that libsndfile's
+    mpg123 decodes with the 529-sample MP3 decoder delay at its start; dropping the samples without
+    keeping the length puts the file's centre half as far)."""
+    if delay < 0:
+        raise ValueError(f"mp3_decoder_delay must be at least 0, got {delay}")
+    delay = min(delay, len(audio))
+    pad = np.zeros((delay, audio.shape[1]), dtype=audio.dtype)
+    return np.concatenate([audio[delay:], pad])
 
 
 def _check_regular(path: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from helpers.cli import run_musictag
@@ -36,6 +37,9 @@ def test_an_old_checkpoint_tags_as_it_did(tmp_path, capsys):
     assert list(result["scores"]) == list(expected["scores"])  # the tags, in their order
     np.testing.assert_allclose(list(result["scores"].values()), list(expected["scores"].values()), atol=1e-6)
     assert [tag for tag, _ in result["top"]] == [tag for tag, _ in expected["top"]]
+    from musictag.inference.loading import load_model
+
+    assert load_model(str(FIXTURE / "last.ckpt"), torch.device("cpu")).mp3_decoder_delay == 0  # none saved
 
 
 @pytest.fixture

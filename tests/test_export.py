@@ -138,6 +138,7 @@ def test_metadata_says_how_tag_cuts_and_averages(tiny):
         "aggregate": "mean",
         "task": "multilabel",
         "dynamic_length": "true",
+        "mp3_decoder_delay": "0",
     }
 
 

@@ -45,6 +45,11 @@ CHOI_TAGS = (
     "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
 )  # fmt: skip
 
+#: The MP3 decoder delay (samples at 44.1 kHz) this machine's MP3 decoding (libsndfile's mpg123) has at
+#: the start of a file and the original's (librosa 0.4 through audioread) did not: the shipped melgrams
+#: match the MP3s decoded here only with these samples dropped, the length kept.
+MP3_DECODER_DELAY = 529
+
 #: Keras 1.0.6's BatchNormalization epsilon (the CNN's), added to the standard deviation it stored.
 KERAS_106_EPS = 1e-6
 
@@ -188,6 +193,7 @@ def import_choi(
         aggregate="mean",
         tag_chunks=1,
         tag_chunk_mode="centre",
+        mp3_decoder_delay=MP3_DECODER_DELAY,
     )
     try:
         converted = convert_choi_weights(layers, backend, model, module.net)

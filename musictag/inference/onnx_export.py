@@ -48,6 +48,7 @@ METADATA_KEYS = (
     "aggregate",
     "task",
     "dynamic_length",
+    "mp3_decoder_delay",
 )
 
 
@@ -82,6 +83,7 @@ def metadata(module: Any) -> dict[str, str]:
         "aggregate": str(module.aggregate),
         "task": str(module.task),
         "dynamic_length": "true" if module.net.variable_length else "false",
+        "mp3_decoder_delay": str(int(getattr(module, "mp3_decoder_delay", 0) or 0)),
     }
 
 

@@ -62,6 +62,7 @@ class OnnxTagger:
         self.input_len = int(meta["chunk_len"])
         self.aggregate = meta.get("aggregate", "mean")
         self.task = meta.get("task", "multilabel")
+        self.mp3_decoder_delay = int(meta.get("mp3_decoder_delay") or 0)  # 0 in an export without it
         self.plan = ChunkPlan(
             self.input_len,
             int(meta.get("n_chunks") or 16),

@@ -90,7 +90,10 @@ class FileChunks:
 def file_chunks(model: Any, path: Path, plan: ChunkPlan) -> FileChunks:
     """Decode, downmix and resample a file to the model's rate and cut it by ``plan``, capped at what
     the file holds."""
-    audio, rate = load_audio(path, model.sample_rate)  # first: it refuses a named pipe by its type
+    delay = int(getattr(model, "mp3_decoder_delay", 0) or 0)  # the checkpoint's; 0 unless imported so
+    audio, rate = load_audio(
+        path, model.sample_rate, mp3_decoder_delay=delay
+    )  # first: it refuses a named pipe by its type
     info_rate = _native_rate(path)
     cut_starts, note = file_chunk_starts(len(audio), plan)
     starts = cut_starts + plan.timeline_offset  # a patch: its first frame's centre

@@ -92,6 +92,11 @@ class TaggingModule(pl.LightningModule):
             ``lr_scheduler_monitor`` to monitor (for ``ReduceLROnPlateau``).
         lr_scheduler_monitor: the logged value a ``ReduceLROnPlateau`` watches: ``val/loss`` (default), or
             e.g. ``val/roc_auc`` (then give the scheduler ``mode: max``), as MARBLE's probes do.
+        mp3_decoder_delay: samples at an MP3's own rate that tagging (``tag``, ``features``, the API)
+            drops from the start of MP3 input, keeping its length (:func:`musictag.audio.load_audio`):
+            the original decoder dropped the MP3 decoder delay (529 samples). 0 (the default, and
+            every checkpoint written without it): MP3s decoded as they are. Only the Choi import sets
+            it; ``pretrained`` passes its setting on unless given.
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class TaggingModule(pl.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_monitor: str = "val/loss",
+        mp3_decoder_delay: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
@@ -154,6 +160,8 @@ class TaggingModule(pl.LightningModule):
         ):  # 0 is not "the default": it is refused like -1
             if value is not None and not value >= 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
+        if mp3_decoder_delay is not None and not mp3_decoder_delay >= 0:
+            raise ConfigError(f"mp3_decoder_delay must be at least 0 samples, got {mp3_decoder_delay}")
         self.net = Tagger(n_tags=n_tags, **architecture)
         _record_encoder_architecture(self.net, self.hparams)
         #: layers that hold no trained weights (not in ``pretrained``); emptied by a checkpoint's weights
@@ -167,6 +175,11 @@ class TaggingModule(pl.LightningModule):
         self.tag_chunks: int = tag_chunks or 16
         self.tag_chunk_mode: ChunkMode = tag_chunk_mode or "even"
         self.tag_chunk_hop = tag_chunk_hop
+        if mp3_decoder_delay is None:  # a preprocessing setting: it travels with the weights too
+            mp3_decoder_delay = (
+                source.get("hyper_parameters", {}).get("mp3_decoder_delay") if source else None
+            )
+        self.mp3_decoder_delay: int = int(mp3_decoder_delay or 0)
         self.tag_names = list(tag_names) if tag_names is not None else [f"tag_{i}" for i in range(n_tags)]
         self.aggregate = aggregate
         self.task = task
