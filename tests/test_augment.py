@@ -112,7 +112,9 @@ def test_noise_background_polarity_and_shift_do_what_they_say(tmp_path):
     flipped = A.DeviceAugment({"polarity": {"p": 1}}, SR)(audio)[0]
     torch.testing.assert_close(flipped, -audio)
     shifted = A.DeviceAugment({"time_shift": {"p": 1, "max_s": 0.01}}, SR)(audio)[0]
-    for row, original in zip(shifted, audio, strict=True):  # a circular shift: some roll gives the original back
+    for row, original in zip(
+        shifted, audio, strict=True
+    ):  # a circular shift: some roll gives the original back
         lags = [k for k in range(-160, 161) if torch.equal(torch.roll(original, k), row)]
         assert len(lags) == 1
 

@@ -364,7 +364,7 @@ class DeviceAugment(torch.nn.Module):
             on = chosen("background")
             snr = _uniform((batch,), t["background"]["snr_db"], device)
             assert self._background is not None, "DeviceAugment.prepare() reads the background folder"
-            pool = self._background.to(device)
+            self._background = pool = self._background.to(device)  # moved once, kept there
             if len(pool) < length:
                 pool = pool.repeat(length // len(pool) + 1)
             start = (torch.rand(batch, device=device) * (len(pool) - length + 1)).long()
@@ -443,7 +443,7 @@ class DeviceAugment(torch.nn.Module):
             rir = synthetic_rir(rt60, int(args["rt60_s"][1] * sr), sr)
             room = torch.fft.rfft(rir, n=size)
             if self._irs is not None:
-                irs = self._irs.to(device)
+                self._irs = irs = self._irs.to(device)
                 pick = torch.randint(len(irs), (batch,), device=device)
                 measured = torch.fft.rfft(irs[pick], n=size)
                 use = torch.rand(batch, device=device) < args["measured_p"]
@@ -468,9 +468,9 @@ def mixup(
     song) or ``max`` (the union of both songs' tags). A tag dropped from either song's loss is dropped from
     the mixture's. Returns audio, target, weight, λ ``(B,)`` and the permutation."""
     batch = len(audio)
-    lam = torch.distributions.Beta(
-        torch.tensor(float(alpha), device=audio.device), torch.tensor(float(alpha), device=audio.device)
-    ).sample((batch,))
+    concentration = torch.full((batch,), float(alpha), device=audio.device)
+    # validate_args=False: the checks of the concentrations would wait for the device
+    lam = torch.distributions.Beta(concentration, concentration, validate_args=False).sample()
     on = torch.rand(batch, device=audio.device) < p
     lam = torch.where(on, lam, 1.0)
     perm = torch.randperm(batch, device=audio.device)
