@@ -110,3 +110,40 @@ def test_bench_refuses_unknown_architectures(capsys):
         main(["bench", "--arch", "nosuch"])
     assert exit_info.value.code == 2
     assert "unknown architecture(s) nosuch" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_augment_times_every_transform_beside_the_training_step(capsys):
+    """``musictag bench --augment``: one row per transform, the default set and all together, each with
+    its share of the short_chunk training step."""
+    from musictag.cli.bench import main as bench_main
+    from musictag.training.augment import TRANSFORMS
+
+    assert (
+        bench_main(
+            [
+                "--augment",
+                "--device",
+                "cpu",
+                "--batch-size",
+                "2",
+                "--steps",
+                "1",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["what"] for r in rows] == [
+        "short_chunk training step",
+        *TRANSFORMS,
+        "default set (p = 1)",
+        "all together (p = 1)",
+    ]
+    assert all(r["ms"] > 0 for r in rows) and rows[0]["share_of_step"] is None
+    assert all(r["share_of_step"] == pytest.approx(r["ms"] / rows[0]["ms"], abs=1e-3) for r in rows[1:])

@@ -80,6 +80,18 @@ def test_training_step_with_augmentation_never_waits_for_the_host(tiny_corpus):
     assert module.steps == 3
 
 
+def test_every_device_augmentation_never_waits_for_the_host(tiny_corpus, tmp_path):
+    """Every transform of the model's ``augment``, mixup and a label rule, in the hook that runs them."""
+    from test_resume import every_device_augmentation
+
+    pl.seed_everything(0)
+    data = SyntheticDataModule(**tiny_synthetic_args(str(tiny_corpus)))
+    augment = every_device_augmentation(tmp_path)
+    module = NoSyncModule(n_tags=data.n_tags, tag_names=data.tag_names, augment=augment, **TINY_SHORT_CHUNK)
+    trainer(max_steps=2).fit(module, data)
+    assert module.steps == 2
+
+
 def test_int16_batches_become_float_and_augmented_on_the_device():
     module = TaggingModule(n_tags=3, **TINY_SHORT_CHUNK)
     audio = torch.tensor([[16384, -32768, 0], [100, 200, -300]], dtype=torch.int16)

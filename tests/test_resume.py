@@ -149,6 +149,40 @@ def test_resume_equals_uninterrupted_with_spec_augment_and_wave_augment(tiny_cor
     assert_resume_equals_whole(_tiny(tiny_corpus, runs, AUGMENTED), runs, monkeypatch)
 
 
+def every_device_augmentation(folder: Path) -> dict:
+    """Every transform of :mod:`musictag.training.augment` on (p 0.5), measured IRs and backgrounds from
+    ``folder``, mixup and a label rule: the model's ``augment`` init argument."""
+    import numpy as np
+
+    from musictag.audio import write_audio
+    from musictag.training.augment import TRANSFORMS
+
+    rng = np.random.default_rng(0)
+    (folder / "irs").mkdir(parents=True)
+    (folder / "cafe").mkdir()
+    decay = np.exp(-np.arange(4000) / 800.0)
+    write_audio(
+        folder / "irs" / "room.wav", (rng.standard_normal(4000) * decay * 0.5).astype(np.float32), 16000
+    )
+    write_audio(folder / "cafe" / "babble.wav", (rng.standard_normal(32000) * 0.1).astype(np.float32), 16000)
+    augment: dict = {name: {"p": 0.5} for name in TRANSFORMS}
+    augment["reverb"]["ir_dir"] = str(folder / "irs")
+    augment["background"]["dir"] = str(folder / "cafe")
+    augment["mixup"] = {"p": 0.5, "alpha": 0.4}
+    augment["labels"] = {
+        "time_stretch": {"tags": ["fast", "slow"]},
+        "noise": {"tags": ["noisy"], "action": "set", "value": 1},
+    }
+    return augment
+
+
+@pytest.mark.slow
+def test_resume_equals_uninterrupted_with_every_device_augmentation(tiny_corpus, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    extra = {**AUGMENTED, "model.init_args.augment": every_device_augmentation(tmp_path / "aug")}
+    assert_resume_equals_whole(_tiny(tiny_corpus, runs, extra), runs, monkeypatch)
+
+
 @pytest.mark.slow
 def test_resume_equals_uninterrupted_with_the_demo_config(tmp_path, monkeypatch):
     runs = tmp_path / "runs"

@@ -112,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
         help="--inference: the library's model to time (default MTT_musicnn)",
     )
     add(
+        "--augment",
+        action="store_true",
+        help="instead: ms per batch of each device augmentation beside the short_chunk training step",
+    )
+    add(
         "--profile",
         action="store_true",
         help="instead of timing, print the operators that take the time of --steps steps (torch.profiler)",
@@ -224,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:  # the training steps' threads (the data figures keep torch's)
         torch.set_num_threads(args.threads)
     names = args.arch or available()
+    if args.augment:
+        from musictag.bench.augment import augment_figures, table
+
+        figures = augment_figures(runs.device, args.batch_size[0], args.steps, args.repeats, args.warmup)
+        runs.keep([asdict(figure) for figure in figures])
+        print(json.dumps([asdict(f) for f in figures]) if args.json else table(figures), flush=True)
+        return runs.status
     if args.profile:
         _profile(args, runs, names, precisions)
     elif args.epoch:

@@ -32,6 +32,7 @@ from musictag.audio import apply_wave_augment, to_float
 from musictag.chunks import ChunkMode
 from musictag.models import STAGE_KEYS, Tagger, resolve_architecture
 from musictag.stages.registry import StageSpec
+from musictag.training.augment import DeviceAugment, LabelRules, mixup
 from musictag.training.metrics import Aggregation, WeightedMean, aggregate_chunks
 from musictag.types import ConfigError
 
@@ -97,6 +98,10 @@ class TaggingModule(pl.LightningModule):
             the original decoder dropped the MP3 decoder delay (529 samples). 0 (the default, and
             every checkpoint written without it): MP3s decoded as they are. Only the Choi import sets
             it; ``pretrained`` passes its setting on unless given.
+        augment: waveform augmentation on the training device (:mod:`musictag.training.augment`):
+            ``default`` (the documented set) or ``{transform: {p: ..., <range>: [low, high]}, ...}``, plus
+            ``mixup: {p, alpha, target: mix | max}`` and ``labels: {transform: {tags: [...], action: drop
+            | set, value}}``, the tags a transform changes. Training only: evaluation never sees it.
     """
 
     def __init__(
@@ -124,6 +129,7 @@ class TaggingModule(pl.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_monitor: str = "val/loss",
         mp3_decoder_delay: int | None = None,
+        augment: dict[str, Any] | str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
@@ -191,6 +197,15 @@ class TaggingModule(pl.LightningModule):
         # Weighted by chunks and synced as sums and counts: exact whatever songs each process holds.
         # No NaN check: it would make every evaluation step wait for the device.
         self.eval_loss = torch.nn.ModuleDict({stage: WeightedMean() for stage in ("val", "test")})
+        self.device_augment = DeviceAugment(augment, self.net.sample_rate)
+        self.mixup = _mixup_config(augment, task)
+        self.label_rules = LabelRules(
+            augment.get("labels") if isinstance(augment, dict) else None,
+            self.tag_names,
+            list(self.device_augment.transforms),
+        )
+        if self.label_rules and task == "multiclass":
+            raise ConfigError("augment.labels: label rules are for multilabel tagging, not task multiclass")
 
     @property
     def input_len(self) -> int:
@@ -246,7 +261,28 @@ class TaggingModule(pl.LightningModule):
         audio = to_float(batch["audio"])
         if "gain" in batch:
             audio = apply_wave_augment(audio, batch["gain"], batch["noise_snr_db"])
+        training = trainer is not None and trainer.training and not trainer.sanity_checking
+        if training and audio.dim() == 2 and (self.device_augment or self.mixup or self.label_rules):
+            return {**batch, **self.augment_batch(audio, batch["target"], batch.get("gain"))}
         return {**batch, "audio": audio}
+
+    def augment_batch(
+        self, audio: torch.Tensor, target: torch.Tensor, gain: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The device augmentation, the label rules and mixup of a float training batch: ``audio``,
+        ``target`` and, when a rule drops tags, ``loss_weight`` ``(B, n_tags)`` (0: out of the loss)."""
+        applied: dict[str, torch.Tensor] = {}
+        if self.device_augment:
+            audio, applied = self.device_augment(audio)
+        if gain is not None:
+            applied["gain"] = gain != 1
+        target, weight = self.label_rules.apply(target.float(), applied)
+        if self.mixup:
+            audio, target, weight, _, _ = mixup(audio, target, weight, **self.mixup)
+        out = {"audio": audio, "target": target}
+        if weight is not None:
+            out["loss_weight"] = weight
+        return out
 
     # --- training -------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -258,6 +294,7 @@ class TaggingModule(pl.LightningModule):
             hop = getattr(data, "chunk_hop", None)
             self.hparams.update(tag_chunks=int(data.n_chunks), tag_chunk_mode=mode, tag_chunk_hop=hop)
             self.tag_chunks, self.tag_chunk_mode, self.tag_chunk_hop = int(data.n_chunks), mode, hop
+        self.device_augment.prepare()  # the folders of impulse responses and backgrounds, if named
 
     def _seed_step(self, batch_idx: int) -> None:
         """With a global seed (``seed_everything``), seed torch, numpy and ``random`` from (seed, epoch,
@@ -274,18 +311,25 @@ class TaggingModule(pl.LightningModule):
             np.random.seed(seed % 2**32)
             torch.manual_seed(seed)  # every device's generator too
 
-    def training_loss(self, audio: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def training_loss(
+        self, audio: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The training step's math: chunks ``(B, input_len)`` → float in [-1, 1) (int16 is divided by
         ``INT16_SCALE``; float audio, as :meth:`on_after_batch_transfer` hands it over, is taken as it is)
         → logits ``(B, n_tags)`` → :meth:`loss` against ``target`` ``(B, n_tags)``. :meth:`training_step`
         and ``musictag bench`` (:mod:`musictag.bench.throughput`) both run this, so the benchmark times
-        the step that trains."""
-        return self.loss(self.net(to_float(audio)), target)
+        the step that trains. ``weight`` ``(B, n_tags)``: 0 leaves a (song, tag) out of the loss (the
+        augmentation's label rules), the mean is over the rest."""
+        if weight is None:
+            return self.loss(self.net(to_float(audio)), target)
+        logits = self.net(to_float(audio)).float()
+        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        return (losses * weight).sum() / weight.sum().clamp(min=1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Forward, loss and logging, all queued on the device: no ``.item()``, no host copy, no Python
         decision on a tensor's value (tested), so a GPU never waits for the Python loop."""
-        loss = self.training_loss(batch["audio"], batch["target"])
+        loss = self.training_loss(batch["audio"], batch["target"], batch.get("loss_weight"))
         # sync_dist: the epoch value is the mean over every process's batches (one scalar all-reduce)
         self.log(
             "train/loss",
@@ -406,6 +450,25 @@ class TaggingModule(pl.LightningModule):
                 "monitor": self.lr_scheduler_monitor,
             },
         }
+
+
+def _mixup_config(augment: dict[str, Any] | str | None, task: str) -> dict[str, Any] | None:
+    """``augment.mixup`` checked: ``{p, alpha, rule}`` for :func:`~musictag.training.augment.mixup`."""
+    given = augment.get("mixup") if isinstance(augment, dict) else None
+    if not given:
+        return None
+    given = {} if given is True else dict(given)
+    extra = [k for k in given if k not in ("p", "alpha", "target")]
+    if extra:
+        raise ConfigError(f"augment.mixup: unknown argument {extra[0]!r}; it takes p, alpha, target")
+    p, alpha, rule = float(given.get("p", 0.5)), given.get("alpha", 0.4), given.get("target", "mix")
+    if not 0 <= p <= 1:
+        raise ConfigError(f"augment.mixup.p: {given['p']!r} is not a probability in [0, 1]")
+    if not (isinstance(alpha, (int, float)) and alpha > 0):
+        raise ConfigError(f"augment.mixup.alpha: must be a number > 0, got {alpha!r}")
+    if rule not in ("mix", "max") or (rule == "max" and task == "multiclass"):
+        raise ConfigError(f"augment.mixup.target: {rule!r}; use mix (or max, for multilabel tagging)")
+    return {"p": p, "alpha": float(alpha), "rule": rule}
 
 
 def step_seed(epoch: int, batch_idx: int, rank: int = 0) -> int | None:
