@@ -35,10 +35,17 @@ def _normalise(x: torch.Tensor, bn: nn.Module, statistics: str) -> torch.Tensor:
     weight, bias, eps = bn.weight, bn.bias, bn.eps
     if statistics == "batch":  # the batch's own statistics; nothing stored is changed
         return F.batch_norm(x, None, None, weight, bias, True, 0.0, eps)
-    # each example alone (a batch of one): independent of the others
-    return torch.cat(
-        [F.batch_norm(x[i : i + 1], None, None, weight, bias, True, 0.0, eps) for i in range(len(x))]
-    )
+    # each example alone (what a batch of one gives): independent of the others, with no loop over the
+    # batch, so an exported graph keeps its batch dynamic
+    dims = tuple(range(2, x.dim()))
+    var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+    out = (x - mean) * torch.rsqrt(var + eps)
+    shape = (1, -1) + (1,) * len(dims)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
 
 
 @FRONTENDS.register("choi_keras")
