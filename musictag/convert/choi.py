@@ -23,7 +23,8 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from musictag.convert.writing import check_import_out, write_checkpoint
+from musictag.convert.musicnn import MSD_TAGS
+from musictag.convert.writing import check_import_out, write_module
 from musictag.guards import InputError, check_input_file
 from musictag.models.tagger import Tagger
 from musictag.stages.frontends.keras1 import ChoiKerasFrontEnd
@@ -35,15 +36,9 @@ CHOI_MODELS = {
     "crnn": ("choi_crnn_keras", "Keras 1.1-1.2", "var"),
 }
 
-#: The Million Song Dataset's top-50 last.fm tags in the published models' output order.
-CHOI_TAGS = (
-    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
-    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
-    "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk",
-    "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist", "guitar",
-    "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy", "funk", "electro",
-    "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
-)  # fmt: skip
+#: The Million Song Dataset's top-50 last.fm tags in the published models' output order: the same list,
+#: in the same order, as the musicnn library's MSD models.
+CHOI_TAGS = MSD_TAGS
 
 #: The MP3 decoder delay (samples at 44.1 kHz) this machine's MP3 decoding (libsndfile's mpg123) has at
 #: the start of a file and the original's (librosa 0.4 through audioread) did not: the shipped melgrams
@@ -172,7 +167,6 @@ def import_choi(
     ``statistics`` overrides where the batch normalisations take their statistics at inference
     (``running``, ``track``, ``batch``; see :class:`~musictag.stages.frontends.keras1.ChoiKerasFrontEnd`).
     """
-    import lightning
 
     from musictag.models.presets import get_preset
     from musictag.training.module import TaggingModule
@@ -200,15 +194,10 @@ def import_choi(
     except ConfigError as err:
         raise ConfigError(f"--weights {weights} does not fit --model {model}: {err}") from None
     module.net.load_state_dict(converted)
-    checkpoint = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "pytorch-lightning_version": lightning.__version__,
-        "musictag_source": {
-            "source": "music-auto_tagging-keras",
-            "model": model,
-            "backend": backend,
-            "weights": str(weights),
-        },
+    source = {
+        "source": "music-auto_tagging-keras",
+        "model": model,
+        "backend": backend,
+        "weights": str(weights),
     }
-    return write_checkpoint(checkpoint, out)
+    return write_module(module, source, out)

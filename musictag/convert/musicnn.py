@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from musictag.convert.tf_checkpoint import CheckpointError, TFCheckpoint
-from musictag.convert.writing import check_import_out, folder_files, write_checkpoint
+from musictag.convert.writing import check_import_out, folder_files, write_module
 from musictag.guards import InputError, check_input_file, file_type_problem
 from musictag.models.tagger import Tagger
 from musictag.stages.registry import ConfigError
@@ -297,7 +297,6 @@ def import_musicnn(model: str, weights: Pathlike, out: Pathlike, force: bool = F
     with ``force``), that the folder is the ``model`` asked for (:func:`identify_musicnn`), and every
     tensor's checksum (:meth:`~musictag.convert.tf_checkpoint.TFCheckpoint.verify`).
     """
-    import lightning
 
     from musictag.training.module import TaggingModule
 
@@ -324,10 +323,5 @@ def import_musicnn(model: str, weights: Pathlike, out: Pathlike, force: bool = F
         module.net.load_state_dict(convert_musicnn(checkpoint, module.net, preset), strict=False)
     except CheckpointError as err:
         raise ConfigError(f"{err} (is {weights} the {model} folder?)") from None
-    saved = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "pytorch-lightning_version": lightning.__version__,
-        "musictag_source": {"source": "musicnn", "model": model, "weights": str(weights)},
-    }
-    return write_checkpoint(saved, out)
+    source = {"source": "musicnn", "model": model, "weights": str(weights)}
+    return write_module(module, source, out)

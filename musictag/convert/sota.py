@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from musictag.convert.writing import check_import_out, write_checkpoint
+from musictag.convert.writing import check_import_out, write_module
 from musictag.guards import InputError, check_input_file
 from musictag.models.tagger import Tagger
 from musictag.stages.registry import ConfigError
@@ -155,7 +155,6 @@ def import_sota(arch: str, dataset: str, weights: Pathlike, out: Pathlike, force
     What cannot be: the corpus it was trained on beyond its width (all three have 50 tags), so a model
     trained on MSD given as ``--dataset mtat`` imports under MTAT tag names; the file holds weights only.
     """
-    import lightning
 
     from musictag.convert.sota_tags import SOTA_TAGS
     from musictag.training.module import TaggingModule
@@ -187,15 +186,10 @@ def import_sota(arch: str, dataset: str, weights: Pathlike, out: Pathlike, force
             f"--weights {weights} does not fit --arch {arch} (preset {preset}): {err}"
         ) from None
     module.net.load_state_dict(converted)
-    checkpoint = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "pytorch-lightning_version": lightning.__version__,
-        "musictag_source": {
-            "source": "sota-music-tagging-models",
-            "arch": arch,
-            "dataset": dataset,
-            "weights": str(weights),
-        },
+    source = {
+        "source": "sota-music-tagging-models",
+        "arch": arch,
+        "dataset": dataset,
+        "weights": str(weights),
     }
-    return write_checkpoint(checkpoint, out)
+    return write_module(module, source, out)

@@ -49,6 +49,21 @@ def check_import_out(out: Pathlike, inputs: list[Path], force: bool = False) -> 
     return out
 
 
+def write_module(module: Any, source: dict[str, str], out: Path) -> Path:
+    """The imported ``module`` (a ``TaggingModule`` holding converted weights) as a Lightning checkpoint
+    at ``out`` (:func:`write_checkpoint`), with ``source`` (where the weights came from) under
+    ``musictag_source``."""
+    import lightning
+
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+        "musictag_source": source,
+    }
+    return write_checkpoint(checkpoint, out)
+
+
 def write_checkpoint(checkpoint: dict[str, Any], out: Path) -> Path:
     """``torch.save`` of ``checkpoint`` to ``out``, atomically; an ``OSError`` is one line naming ``out``."""
     try:
