@@ -114,13 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"{args.data} sets no chunk_len: give --chunk-len (samples per chunk)")
     inputs = [args.data, *([args.encoder] if os.path.exists(args.encoder) else [])]
     # the folder before the encoder is loaded (slow): a refused --out is refused at once
-    check_output_folder(
-        args.out,
-        "--out",
-        inputs=[*inputs, *data_paths(datamodule)],
-        ours=is_embedding_dir,
-        hint="give a new or empty folder for the embedding cache",
-    )
+    check_embedding_out(args.out, inputs, datamodule)
     encoder = PretrainedEncoder(
         (1, int(datamodule.chunk_len)),
         datamodule.sample_rate,
@@ -132,6 +126,17 @@ def main(argv: list[str] | None = None) -> int:
         download=args.download,
     )
     return write_and_report(encoder, datamodule, args, device, inputs)
+
+
+def check_embedding_out(out: str, inputs: list[str], datamodule: Any) -> None:
+    """``--out`` must be a new or empty folder, or an embedding cache, and none of the inputs."""
+    check_output_folder(
+        out,
+        "--out",
+        inputs=[*inputs, *data_paths(datamodule)],
+        ours=is_embedding_dir,
+        hint="give a new or empty folder for the embedding cache",
+    )
 
 
 def embed_checkpoint(args: argparse.Namespace, data: Any, layers: list[str], device: Any) -> int:
@@ -164,13 +169,7 @@ def embed_checkpoint(args: argparse.Namespace, data: Any, layers: list[str], dev
     datamodule.chunk_len = plan.chunk_len
     inputs = [args.data, args.ckpt]
     ckpt = os.path.abspath(os.path.expanduser(args.ckpt))  # index.json records it for musictag tag
-    check_output_folder(
-        args.out,
-        "--out",
-        inputs=[*inputs, *data_paths(datamodule)],
-        ours=is_embedding_dir,
-        hint="give a new or empty folder for the embedding cache",
-    )
+    check_embedding_out(args.out, inputs, datamodule)
     encoder = CheckpointEncoder(
         (1, plan.chunk_len),
         datamodule.sample_rate,

@@ -77,32 +77,26 @@ def live_probe_settings(ckpt: str, hparams: dict[str, Any]) -> dict[str, Any]:
     encoder_batch = None
     if settings_path.is_file():
         encoder_batch = json.loads(settings_path.read_text()).get("encoder_batch")
-    if index["encoder"].get("family") == "checkpoint":  # musictag embed --ckpt: layers by name
-        live_frontend = {
-            "name": "checkpoint_encoder",
-            "ckpt": index["encoder"]["path"],
-            "layers": [str(name) for name in wanted],
-            "mix": _spec_args(frontend).get("mix", "concat"),
-            "time_pool": index.get("time_pool", "none"),
-            "float16": True,
-            "encoder_batch": encoder_batch,
-        }
-        return {
-            "representation": "waveform",
-            "frontend": live_frontend,
-            "input_len": int(index["chunk_len"]),
-            "sample_rate": int(index["sample_rate"]),
-            "_index": index,
-        }
-    live_frontend = {
-        "name": "hf_encoder",
-        "path": index["encoder"]["path"],
-        "layers": [int(i) for i in wanted],
+    shared = {
         "mix": _spec_args(frontend).get("mix", "concat"),
         "time_pool": index.get("time_pool", "none"),
         "float16": True,  # the cache holds float16: the live encoder rounds as it was stored
         "encoder_batch": encoder_batch,
     }
+    if index["encoder"].get("family") == "checkpoint":  # musictag embed --ckpt: layers by name
+        live_frontend = {
+            "name": "checkpoint_encoder",
+            "ckpt": index["encoder"]["path"],
+            "layers": [str(name) for name in wanted],
+            **shared,
+        }
+    else:
+        live_frontend = {
+            "name": "hf_encoder",
+            "path": index["encoder"]["path"],
+            "layers": [int(i) for i in wanted],
+            **shared,
+        }
     return {
         "representation": "waveform",
         "frontend": live_frontend,
