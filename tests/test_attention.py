@@ -132,7 +132,7 @@ def test_the_re_run_encoder_matches_the_model_and_its_weights_match_a_recomputat
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_forced_attention_equals_runs_with_the_cls_row_masked_to_one_frame(norm_first):
     torch.manual_seed(0)
-    net = frame_tagger(frames=6).eval()
+    net = frame_tagger(frames=6, pooler=True).eval()  # with the cnnsa preset's tanh pooler
     for layer in net.backend.encoder.layers:
         layer.norm_first = norm_first
     x = torch.randn(2, 1, 6)
