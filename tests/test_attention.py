@@ -4,6 +4,7 @@ equality with direct recomputations, a hand-built case with a known answer, and 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -68,14 +69,17 @@ def test_models_without_attention_are_told_so(name):
         attention_saliency(net, torch.zeros(1, 1, 96, 10), [0], "attention")
 
 
-def test_a_module_holding_the_tagger_as_net_is_read_through_it():
+def test_a_tagging_module_or_audio_tagger_is_read_through_its_network():
     holder = torch.nn.Module()
     holder.net = frame_tagger()  # as a TaggingModule holds its network
-    assert has_attention(holder)
+    loaded = SimpleNamespace(model=holder)  # as musictag.load's AudioTagger holds the module
     x = torch.randn(1, 1, 12)
-    torch.testing.assert_close(
-        attention_saliency(holder, x, [1], "attention"), attention_saliency(holder.net, x, [1], "attention")
-    )
+    expected = attention_saliency(holder.net, x, [1], "attention")
+    for tagger in (holder, loaded):
+        assert has_attention(tagger)
+        torch.testing.assert_close(attention_saliency(tagger, x, [1], "attention"), expected)
+    with pytest.raises(TypeError, match="expected a tagger .* got str"):
+        has_attention("model.ckpt")
 
 
 def test_bad_method_and_tags_are_refused():

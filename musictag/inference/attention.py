@@ -49,19 +49,19 @@ from musictag.stages.backends.sequence import TransformerBackEnd
 METHODS = ("attention", "rollout")
 
 
-def has_attention(tagger: nn.Module) -> bool:
+def has_attention(tagger: object) -> bool:
     """Whether the tagger's back end has attention weights (a Transformer encoder read at [CLS])."""
     return _attention_backend(tagger) is not None
 
 
 def attention_saliency(
-    tagger: nn.Module, representation: torch.Tensor, tags: Sequence[int], method: str
+    tagger: object, representation: torch.Tensor, tags: Sequence[int], method: str
 ) -> torch.Tensor:
     """Relevance of each back-end frame for each tag: ``(chunks, len(tags), T_seq)``, ``>= 0``.
 
     Args:
-        tagger: a :class:`~musictag.models.tagger.Tagger` (or a module holding one as ``.net``) whose
-            back end is a Transformer (:func:`has_attention`).
+        tagger: a :class:`~musictag.models.tagger.Tagger` whose back end is a Transformer
+            (:func:`has_attention`), or a TaggingModule / AudioTagger holding one.
         representation: ``tagger.representation(wave)`` of a batch of chunks.
         tags: tag indices (the rows of the result, in this order).
         method: ``"attention"`` (Won et al.'s tag-wise contribution) or ``"rollout"``.
@@ -168,15 +168,23 @@ def _layers(backend: TransformerBackEnd) -> list[nn.TransformerEncoderLayer]:
     return cast(list[nn.TransformerEncoderLayer], list(backend.encoder.layers))
 
 
-def _attention_backend(tagger: nn.Module) -> TransformerBackEnd | None:
+def _attention_backend(tagger: object) -> TransformerBackEnd | None:
     backend = getattr(_network(tagger), "backend", None)
     return backend if isinstance(backend, TransformerBackEnd) else None
 
 
-def _network(tagger: nn.Module) -> nn.Module:
-    """The :class:`~musictag.models.tagger.Tagger` itself, or the one a TaggingModule holds as ``.net``."""
-    net = getattr(tagger, "net", None)
-    return net if isinstance(net, nn.Module) else tagger
+def _network(tagger: object) -> nn.Module:
+    """The :class:`~musictag.models.tagger.Tagger` itself, the one a TaggingModule holds as ``.net``,
+    or the one inside an :class:`~musictag.inference.api.AudioTagger` (``.model.net``)."""
+    for attr in ("model", "net"):
+        inner = getattr(tagger, attr, None)
+        if isinstance(inner, nn.Module):
+            tagger = inner
+    if not isinstance(tagger, nn.Module):
+        raise TypeError(
+            f"expected a tagger (a Tagger, TaggingModule or AudioTagger), got {type(tagger).__name__}"
+        )
+    return tagger
 
 
 @contextmanager
