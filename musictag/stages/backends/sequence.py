@@ -86,7 +86,8 @@ class TransformerBackEnd(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.pooler = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh()) if pooler else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's input: ``(B, C[, F], T)`` → ``(B, 1 + T, d_model)``, [CLS] first, positions added."""
         seq = self.projection(to_sequence(x))
         # shape[0], not len(): len() would fix the batch of an exported graph (musictag export)
         seq = torch.cat([self.cls.expand(seq.shape[0], -1, -1), seq], dim=1)
@@ -96,4 +97,11 @@ class TransformerBackEnd(nn.Module):
                     f"transformer: {seq.shape[1] - 1} frames exceed max_len={self.max_len}; use shorter input"
                 )
             seq = seq + self.position[:, : seq.shape[1]]
-        return self.pooler(self.encoder(seq)[:, 0])
+        return seq
+
+    def readout(self, cls_state: torch.Tensor) -> torch.Tensor:
+        """The output from the encoder's state at [CLS]: ``(..., d_model)`` → ``(..., d_model)``."""
+        return self.pooler(cls_state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.encoder(self.embed(x))[:, 0])
