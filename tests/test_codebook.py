@@ -153,3 +153,25 @@ def test_bad_settings_are_one_line(args, message):
 def test_an_unfitted_model_is_not_evaluated():
     with pytest.raises(ConfigError, match=r"^test: the codebook model is not fitted"):
         CodebookTaggingModule(n_tags=3, **TINY).check_trained("test")
+
+
+#: The demo Short-chunk CNN's test PR-AUC (`make demo` on main, CPU; README.md and docs/development.md).
+DEMO_CNN_PR_AUC = 0.9772
+
+
+@pytest.mark.slow  # the demo corpus (480 clips) and a fit and test of it: ~2.5 min on 2 busy cores
+def test_the_demo_baseline_lands_below_the_demo_cnn(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MUSICTAG_DATA", str(tmp_path / "data"))
+    recipe = Path(__file__).resolve().parents[1] / "experiments" / "demo_mfcc_codebook.yaml"
+    common = [
+        f"--config={recipe}",
+        f"--run.save_dir={tmp_path / 'runs'}",
+        "--trainer.enable_progress_bar=false",
+    ]
+    assert run_musictag(["fit", *common], capsys)[0] == 0
+    assert run_musictag(["test", *common, "--ckpt_path=best"], capsys)[0] == 0
+    tested = last_logged(tmp_path / "runs" / "demo-mfcc-codebook" / "version_1" / "metrics.csv")
+    assert tested["test/roc_auc"] == pytest.approx(0.9620, abs=5e-4)  # the figures of docs/models.md
+    assert (
+        tested["test/pr_auc"] == pytest.approx(0.9230, abs=5e-4) and tested["test/pr_auc"] < DEMO_CNN_PR_AUC
+    )
