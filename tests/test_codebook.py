@@ -127,6 +127,7 @@ def test_fit_then_test_writes_the_usual_outputs_and_the_checkpoint_tags(tiny_cor
     with pytest.warns(UserWarning, match="tagged once"):  # one chunk: the whole file
         result = musictag.load(best, device="cpu").tag(tmp_path / "song.wav", top_k=12)
     module = musictag.TaggingModule.load_from_checkpoint(best, map_location="cpu", weights_only=True).eval()
+    assert (module.aggregate, module.hparams["arch"]) == ("logit_mean", None)  # the song score of test
     with torch.no_grad():
         expected = torch.sigmoid(module(torch.from_numpy(wave).float().unsqueeze(0)))[0]
     np.testing.assert_allclose(list(result["scores"].values()), expected.numpy(), atol=1e-5)

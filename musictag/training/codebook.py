@@ -117,6 +117,9 @@ class CodebookTaggingModule(TaggingModule):
                 )
             kwargs[stage] = name
         super().__init__(**kwargs)
+        # the hparams Lightning collected hold the arguments as given (jsonargparse passes the defaults
+        # arch short_chunk, aggregate mean): keep what was built, for a plain TaggingModule to rebuild it
+        self.hparams.update(arch=None, aggregate="logit_mean")
         if not isinstance(self.net.frontend, Codebook):
             raise ConfigError("the codebook model's front end must be the 'codebook' stage")
         self.automatic_optimization = False

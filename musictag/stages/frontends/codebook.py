@@ -57,7 +57,9 @@ class Codebook(nn.Module):
         return distance.argmin(dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index = self.assign(self.frames(x))  # (B, T)
+        device_type = "cpu" if x.is_meta else x.device.type
+        with torch.autocast(device_type, enabled=False):  # distances in float32 under mixed precision too
+            index = self.assign(self.frames(x))  # (B, T)
         one_hot = torch.nn.functional.one_hot(index, self.size).to(
             x.dtype if x.is_floating_point() else torch.float32
         )
