@@ -88,15 +88,22 @@ def test_the_fit_is_deterministic(tiny_corpus):
     for key, value in first.state_dict().items():
         assert torch.equal(value, second.state_dict()[key]), key
     assert first.codebook.codewords.abs().sum() > 0 and int(first.codebook.fitted) == 1
+    # a song's score from several chunks is the regression of its mean chunk histogram (linear head)
+    chunks = torch.from_numpy(np.stack([sine(300.0 * (k + 1), CLIP / 16000) for k in range(3)])).unsqueeze(0)
+    with torch.no_grad():
+        net = first.eval().net
+        histograms = net.backend(net.frontend(net.representation(chunks[0])))  # (3, size)
+        expected = torch.sigmoid(net.head(histograms.mean(dim=0, keepdim=True)))
+        np.testing.assert_allclose(first.song_scores(chunks).numpy(), expected.numpy(), atol=1e-6)
 
 
-def test_fit_then_test_writes_the_usual_outputs_and_the_checkpoint_tags(tiny_corpus, tmp_path, capsys):
-    runs = tmp_path / "runs"
-    common = [
+def _cli_args(corpus: Path, runs: Path) -> list[str]:
+    """A ``musictag`` run of the codebook model on the tiny corpus, one chunk a clip."""
+    return [
         "--model=musictag.training.codebook.CodebookTaggingModule",
         *(f"--model.init_args.{key}={value}" for key, value in TINY.items()),
         "--data=datamodules.SyntheticDataModule",
-        *(f"--data.init_args.{key}={value}" for key, value in tiny_synthetic_args(str(tiny_corpus)).items()),
+        *(f"--data.init_args.{key}={value}" for key, value in tiny_synthetic_args(str(corpus)).items()),
         "--data.init_args.train_crop=start",
         "--trainer.accelerator=cpu",
         "--trainer.enable_progress_bar=false",
@@ -105,6 +112,11 @@ def test_fit_then_test_writes_the_usual_outputs_and_the_checkpoint_tags(tiny_cor
         "--run.name=codebook",
         "--seed_everything=0",
     ]
+
+
+def test_fit_then_test_writes_the_usual_outputs_and_the_checkpoint_tags(tiny_corpus, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    common = _cli_args(tiny_corpus, runs)
     code, _, err = run_musictag(
         ["fit", *common, "--trainer.max_epochs=1", "--trainer.limit_train_batches=1"], capsys
     )
@@ -149,6 +161,17 @@ def test_bad_settings_are_one_line(args, message):
     with pytest.raises(ConfigError) as error:
         CodebookTaggingModule(n_tags=3, **{**TINY, **args})
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_a_bad_setting_on_the_command_line_is_one_error_line_and_writes_nothing(
+    tiny_corpus, tmp_path, capsys
+):
+    args = ["fit", *_cli_args(tiny_corpus, tmp_path / "runs"), "--model.init_args.codebook_size=1"]
+    code, _, err = run_musictag(args, capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "musictag: error: model.init_args.codebook_size must be at least 2, got 1"
+    )
+    assert not (tmp_path / "runs").exists()
 
 
 def test_an_unfitted_model_is_not_evaluated():
