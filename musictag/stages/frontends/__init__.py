@@ -1,6 +1,7 @@
 """Front ends: representation → local features (2-D and 1-D CNN stacks, MusiCNN filters, Pons filters,
-pretrained Hugging Face encoders, musictag checkpoints as frozen encoders)."""
+a k-means codebook (vector quantisation), pretrained Hugging Face encoders, musictag checkpoints as frozen encoders)."""
 
+from musictag.stages.frontends.codebook import Codebook
 from musictag.stages.frontends.conv1d import Conv1dStack, ConvBlock1d, ResSEBlock1d, SampleLevel1d
 from musictag.stages.frontends.conv2d import (
     Conv2dStack,
@@ -20,6 +21,7 @@ FRONTENDS.lazy("checkpoint_encoder", "musictag.inference.encoder.CheckpointEncod
 
 __all__ = [
     "ChoiKerasFrontEnd",
+    "Codebook",
     "Conv1dStack",
     "Conv2dStack",
     "ConvBlock1d",

@@ -3,6 +3,7 @@
 from musictag.stages.representations.embedding import EmbeddingInput
 from musictag.stages.representations.harmonic import HarmonicFilterbank
 from musictag.stages.representations.mel import MelSpectrogram
+from musictag.stages.representations.mfcc import MFCC
 from musictag.stages.representations.waveform import Waveform
 
-__all__ = ["EmbeddingInput", "HarmonicFilterbank", "MelSpectrogram", "Waveform"]
+__all__ = ["MFCC", "EmbeddingInput", "HarmonicFilterbank", "MelSpectrogram", "Waveform"]
