@@ -70,7 +70,7 @@ def test_a_pons_recipe_resolves_to_the_paper_s_setup(arch):
     )
     header = recipe.read_text().split("\nseed_everything")[0]
     assert (
-        "Differs from the paper:" in header
+        "Differs from the paper, and why:" in header
         and f"musictag cv   --config experiments/ballroom/{arch}.yaml" in header
     )
 
