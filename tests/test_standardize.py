@@ -99,3 +99,23 @@ def test_multiclass_vote_is_the_majority_of_the_excerpts_top_classes():
     mask = torch.tensor([[True, True, False], [True, False, False]])
     masked = aggregate_chunks(chunks, "vote", mask, single_label=True)
     assert torch.allclose(masked, torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]))
+
+
+def test_tagging_a_file_with_a_multiclass_model_votes_too():
+    from types import SimpleNamespace
+
+    from musictag.inference.tagging import file_result
+
+    chunks = torch.tensor([[0.98, 0.01, 0.01], [0.30, 0.40, 0.30], [0.30, 0.40, 0.30]])
+    item = SimpleNamespace(
+        path="song.wav", native_rate=44100, n_samples=3 * 100, rate=100, starts=[0, 100, 200]
+    )
+    tags = ["Jive", "Samba", "Tango"]
+    multiclass = SimpleNamespace(aggregate="vote", task="multiclass", tag_names=tags)
+    assert file_result(multiclass, item, chunks)["scores"] == pytest.approx(
+        {"Jive": 1 / 3, "Samba": 2 / 3, "Tango": 0}
+    )
+    multilabel = SimpleNamespace(aggregate="vote", task="multilabel", tag_names=tags)
+    assert file_result(multilabel, item, chunks)["scores"] == pytest.approx(
+        {"Jive": 1 / 3, "Samba": 0, "Tango": 0}
+    )
