@@ -2,7 +2,7 @@
 
 Files (Tzanetakis and Cook 2002): ``genres/<genre>/<genre>.000NN.au`` (22,050 Hz mono; many copies are
 converted to ``.wav``), ``NN`` = ``00``–``99``, genres :data:`GENRES`. ``audio_root`` is the folder
-that holds ``genres/`` or the ``genres`` folder itself. Any other file in it is not read. In the widely
+that holds ``genres/``, or a folder of the ten genre folders itself (a copy's ``genres_original/``). Any other file in it is not read. In the widely
 shared WAV copy ``jazz/jazz.00054.wav`` cannot be decoded: preparing the cache leaves it out and
 reports it, as every missing or unreadable excerpt.
 
