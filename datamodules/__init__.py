@@ -18,6 +18,8 @@ _EXPORTS = {
     "MSDDataModule": "datamodules.corpora",
     "JamendoDataModule": "datamodules.corpora",
     "FolderDataModule": "datamodules.corpora",
+    "GTZANDataModule": "datamodules.corpora",
+    "BallroomDataModule": "datamodules.corpora",
     "EmbeddingDataModule": "datamodules.embeddings",
 }
 

@@ -359,9 +359,82 @@ class FolderDataModule(CorpusDataModule):
         )
 
 
+class GTZANDataModule(CorpusDataModule):
+    """GTZAN (:mod:`datamodules.gtzan`), 10 genres, single-label: ``split`` ``filtered`` (the fault-filtered
+    443/197/290 split; ``splits_dir`` holds its three files, default the shipped copies) or ``random``
+    (all 1,000 excerpts: the 10-fold protocol through ``musictag cv --folds 10``; ``seed`` draws an
+    80/10/10 split otherwise). ``audio_root`` holds ``genres/``; use ``task: multiclass``."""
+
+    corpus = "gtzan"
+    metadata_arg = "splits_dir"
+
+    def __init__(
+        self,
+        cache_dir: str,
+        audio_root: str | None = None,
+        split: str = "filtered",
+        splits_dir: str | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        self.split, self.splits_dir, self.seed = split, splits_dir, seed
+        super().__init__(cache_dir, audio_root, **kwargs)
+
+    def metadata_source(self) -> dict[str, Any]:
+        return {"split": self.split, "splits_dir": _path(self.splits_dir), "seed": self.seed}
+
+    def read_metadata(self) -> Manifest:
+        from datamodules.gtzan import SPLITS, read_gtzan
+
+        if self.split not in SPLITS:  # before the audio root: the split is the user's first mistake
+            raise ConfigError(
+                f"gtzan: unknown split {self.split!r}; set data.init_args.split to one of {SPLITS}"
+            )
+        return read_gtzan(
+            _need(self.audio_root, "audio_root", self.corpus), self.split, self.splits_dir, self.seed
+        )
+
+
+class BallroomDataModule(CorpusDataModule):
+    """Ballroom (:mod:`datamodules.ballroom`): 698 excerpts, 8 classes (the three Rumba folders as one),
+    single-label, a seeded random split (``seed``, ``valid_fraction``, ``test_fraction``; the 10-fold
+    protocol through ``musictag cv --folds 10``). ``audio_root`` holds ``BallroomData/``, which is also
+    the corpus's only metadata; use ``task: multiclass``."""
+
+    corpus = "ballroom"
+    metadata_arg = "audio_root"
+
+    def __init__(
+        self,
+        cache_dir: str,
+        audio_root: str | None = None,
+        seed: int = 0,
+        valid_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        self.seed, self.valid_fraction, self.test_fraction = seed, valid_fraction, test_fraction
+        super().__init__(cache_dir, audio_root, **kwargs)
+
+    def metadata_source(self) -> dict[str, Any]:
+        return {"seed": self.seed, "valid_fraction": self.valid_fraction, "test_fraction": self.test_fraction}
+
+    def read_metadata(self) -> Manifest:
+        from datamodules.ballroom import read_ballroom
+
+        return read_ballroom(
+            _need(self.audio_root, "audio_root", self.corpus),
+            self.seed,
+            self.valid_fraction,
+            self.test_fraction,
+        )
+
+
 DATAMODULES: dict[str, type[CorpusDataModule]] = {
     "mtat": MTATDataModule,
     "msd": MSDDataModule,
     "jamendo": JamendoDataModule,
     "folder": FolderDataModule,
+    "gtzan": GTZANDataModule,
+    "ballroom": BallroomDataModule,
 }

@@ -243,6 +243,32 @@ CASES = {
         "too many workers": (lambda w: prepare(w, "--workers", "100000"), "--workers 100000 is more than"),
         "a rate in kHz": (lambda w: prepare(w, "--sample-rate", "16"), "--sample-rate must be at least 1000"),
         "not a number": (lambda w: prepare(w, "--workers", "some"), "--workers"),
+        "gtzan: unknown split": (
+            lambda w: [
+                "prepare",
+                "gtzan",
+                "--root",
+                str(w["corpus"]),
+                "--out",
+                "{root}/g",
+                "--split",
+                "fault",
+            ],
+            "gtzan: unknown split 'fault'; set --split to one of ('filtered', 'random')",
+        ),
+        "ballroom: metadata": (
+            lambda w: [
+                "prepare",
+                "ballroom",
+                "--root",
+                str(w["corpus"]),
+                "--out",
+                "{root}/b",
+                "--metadata",
+                "x",
+            ],
+            "--metadata is not a setting of ballroom: --root is all it reads",
+        ),
         # the same guards under --config name the config's keys
         "config: missing path": (
             lambda w: ["prepare", "--config", "{root}/nowhere.yaml"],

@@ -194,5 +194,7 @@ def test_the_earlier_spelling_names_its_flags(corpus, tmp_path, capsys):
     assert code == 2 and "--sample-rate: invalid int value: '8k'" in err
     code, _, err = run(capsys, "prepare", "mtatt", *flags)
     assert code == 2
-    one_error_line(err, "'mtatt' is not a corpus (folder, jamendo, msd, mtat); give --config CONFIG")
+    one_error_line(
+        err, "'mtatt' is not a corpus (ballroom, folder, gtzan, jamendo, msd, mtat); give --config CONFIG"
+    )
     assert not out.exists() and os.listdir(tmp_path) == []

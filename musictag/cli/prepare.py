@@ -98,13 +98,14 @@ def from_flags(argv: Sequence[str]) -> tuple[Any, dict[str, str]]:
         "--metadata",
         type=given_path,
         help="mtat: annotations_final.csv (default: ROOT/annotations_final.csv); msd: the metadata folder; "
-        "jamendo: data/splits; folder: the CSV of path,tags",
+        "jamendo: data/splits; folder: the CSV of path,tags; gtzan: the folder of the filtered split files "
+        "(default: the shipped copies); ballroom: none (ROOT is its metadata)",
     )
     parser.add_argument("--workers", type=int, help="decoding processes (default 1)")
     parser.add_argument("--tracks-per-shard", type=int, help="the unit a resumed run redoes (default 128)")
     parser.add_argument("--sample-rate", type=int, help="default 16000")
     parser.add_argument("--min-seconds", type=float, help="leave out shorter tracks (mtat clean: 29.1)")
-    parser.add_argument("--split", help="mtat: clean|all|published; jamendo: 0-4")
+    parser.add_argument("--split", help="mtat: clean|all|published; jamendo: 0-4; gtzan: filtered|random")
     parser.add_argument(
         "--published-dir",
         type=given_path,
@@ -127,6 +128,10 @@ def from_flags(argv: Sequence[str]) -> tuple[Any, dict[str, str]]:
     init_args: dict[str, Any] = {}
     flag_of: dict[str, str] = {}
     for flag, arg in FLAGS.items():
+        if arg is None and cls.metadata_arg in FLAGS.values():  # ballroom: the audio is its metadata
+            if args.metadata is not None:
+                raise ConfigError(f"--metadata is not a setting of {args.corpus}: --root is all it reads")
+            continue
         arg = arg or cls.metadata_arg
         flag_of[arg] = flag
         value = getattr(args, flag[2:].replace("-", "_"))

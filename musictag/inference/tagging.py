@@ -108,7 +108,8 @@ def file_result(model: Any, item: FileChunks, chunk_scores: torch.Tensor) -> dic
         AudioError: the scores are not finite (NaN or Inf): they are never reported as scores.
     """
     chunk_scores = chunk_scores.float().cpu()
-    song = aggregate_chunks(chunk_scores.unsqueeze(0), model.aggregate)[0]
+    single_label = getattr(model, "task", "multilabel") == "multiclass"
+    song = aggregate_chunks(chunk_scores.unsqueeze(0), model.aggregate, single_label=single_label)[0]
     if not (torch.isfinite(song).all() and torch.isfinite(chunk_scores).all()):
         raise AudioError(item.path, "the model's scores are not finite (NaN or Inf)", "non_finite")
     tags = list(model.tag_names)

@@ -1,4 +1,5 @@
-"""Tiny corpora in the official layouts of MTAT, MSD, MTG-Jamendo and the folder/CSV format, for tests.
+"""Tiny corpora in the official layouts of MTAT, MSD, MTG-Jamendo and the folder/CSV format, for tests
+(and of the genre corpora GTZAN and Ballroom, with their own broken files: see their generators).
 
 Each corpus has real audio files (MP3 mostly, a stereo 44.1 kHz WAV, a FLAC), one file shorter than a
 training chunk, one empty file and one corrupt file. The generators return what a test checks:
@@ -181,3 +182,91 @@ def make_msd_corpus(root: Pathlike, n_tracks: int = 18, seconds: float = 4.0) ->
     return DummyCorpus(
         root / "audio", meta, {ids[i]: p for i, p in bad.items()}, ids[short], ids[stereo], len(train)
     )
+
+
+def _unreadable_wav(path: Path) -> None:
+    """A RIFF/WAVE file whose format chunk is malformed (no decoder opens it)."""
+    write_audio(path, _tone(0, 0.5), SAMPLE_RATE)
+    data = bytearray(path.read_bytes())
+    data[20:22] = (0x1234).to_bytes(2, "little")  # an unknown format code in 'fmt '
+    path.write_bytes(bytes(data))
+
+
+def _write_broken(paths: dict[str, Path]) -> dict[str, str]:
+    """The broken files every genre corpus gets: name → path; returns name → the problem reported."""
+    _unreadable_wav(paths["unreadable"])
+    paths["empty"].write_bytes(b"")
+    paths["not_audio"].write_text("this is a text file with a .wav name\n" * 20)
+    return {"unreadable": "unreadable", "empty": "empty", "not_audio": "unreadable"}
+
+
+def make_gtzan_corpus(root: Pathlike, per_genre: int = 3, seconds: float = 2.0) -> DummyCorpus:
+    """``root/genres/<genre>/<genre>.000NN.wav`` for the first ``per_genre`` excerpts of every genre (one
+    as ``.au``), a ``splits`` folder of the three filtered split files naming them (one train, one valid,
+    the rest test), and broken files: ``jazz.00054.wav`` unreadable (as in the shared WAV copy, and listed
+    in train), an empty and a non-audio excerpt (listed), a listed excerpt that is not there
+    (``metal.00099``), a stray file in the root and in a genre folder. ``classical.00000`` is the ``.au``.
+
+    ``bad`` maps each broken excerpt's id to its problem; ``metadata`` is the splits folder."""
+    import soundfile as sf
+
+    from datamodules.gtzan import GENRES
+
+    root = Path(root)
+    lists: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
+    for g, genre in enumerate(GENRES):
+        (root / "genres" / genre).mkdir(parents=True, exist_ok=True)
+        for n in range(per_genre):
+            stem = f"{genre}.{n:05d}"
+            audio = _tone(10 * g + n, seconds, 22050)
+            if (g, n) == (1, 0):  # classical.00000 as the public archive has it
+                sf.write(root / "genres" / genre / f"{stem}.au", audio, 22050, format="AU", subtype="PCM_16")
+            else:
+                write_audio(root / "genres" / genre / f"{stem}.wav", audio, 22050)
+            lists["train" if n == 0 else "valid" if n == 1 else "test"].append(f"{genre}/{stem}.wav")
+    names = {"unreadable": "jazz.00054", "empty": "rock.00090", "not_audio": "pop.00091"}
+    problems = _write_broken({k: root / "genres" / v.split(".")[0] / f"{v}.wav" for k, v in names.items()})
+    lists["train"] += [f"{v.split('.')[0]}/{v}.wav" for v in names.values()]
+    lists["test"].append("metal/metal.00099.wav")  # listed, but not in this copy
+    problems["missing"] = "missing"
+    names["missing"] = "metal.00099"
+    (root / "genres" / "README.txt").write_text("stray file\n")
+    (root / "genres" / "blues" / "notes.txt").write_text("stray file\n")
+    splits = root / "splits"
+    splits.mkdir()
+    for split, entries in lists.items():
+        (splits / f"{split}_filtered.txt").write_text("\n".join(entries) + "\n")
+    return DummyCorpus(root, splits, {names[k]: p for k, p in problems.items()})
+
+
+#: The ten style folders of BallroomData.zip.
+BALLROOM_FOLDERS = (
+    "ChaChaCha", "Jive", "Quickstep", "Rumba-American", "Rumba-International", "Rumba-Misc", "Samba", "Tango",
+    "VienneseWaltz", "Waltz",
+)  # fmt: skip
+
+
+def make_ballroom_corpus(
+    root: Pathlike, per_folder: int = 2, seconds: float = 2.5, sample_rate: int = 44100
+) -> DummyCorpus:
+    """``root/BallroomData/<folder>/Media-1NNNNN.wav`` (``per_folder`` each, mono, ``sample_rate``) with
+    broken files in the style folders (an unreadable WAV, an empty one, a text file named ``.wav``), a
+    macOS ``._`` fork, and stray files (``BallroomData/allBallroomFiles``, ``root/README.txt``).
+
+    ``bad`` maps each broken excerpt's id (``<folder>/<stem>``) to its problem."""
+    root = Path(root)
+    data = root / "BallroomData"
+    for f, folder in enumerate(BALLROOM_FOLDERS):
+        (data / folder).mkdir(parents=True, exist_ok=True)
+        for n in range(per_folder):
+            write_audio(
+                data / folder / f"Media-1{f:02d}{n:03d}.wav",
+                _tone(f + 3 * n, seconds, sample_rate),
+                sample_rate,
+            )
+    names = {"unreadable": "Jive/Media-broken", "empty": "Tango/Media-empty", "not_audio": "Waltz/Media-text"}
+    problems = _write_broken({k: data / f"{v}.wav" for k, v in names.items()})
+    (data / "Samba" / "._Media-100000.wav").write_bytes(b"\x00\x05\x16\x07 mac resource fork")
+    (data / "allBallroomFiles").write_text("./ChaChaCha/Media-100000.wav\n")
+    (root / "README.txt").write_text("stray file\n")
+    return DummyCorpus(root, root, {names[k]: p for k, p in problems.items()})

@@ -18,6 +18,7 @@ def aggregate_chunks(
     how: Aggregation = "mean",
     mask: torch.Tensor | None = None,
     logits: torch.Tensor | None = None,
+    single_label: bool = False,
 ) -> torch.Tensor:
     """Chunk probabilities ``(B, n_chunks, n_tags)`` → song scores ``(B, n_tags)``.
 
@@ -27,6 +28,9 @@ def aggregate_chunks(
     marks the real chunks when songs of a batch have different numbers of chunks (sliding windows).
     ``logits``, the chunk logits behind the probabilities, make ``logit_mean`` exact where a probability
     has rounded to 0 or 1 (without them the logits are recovered from the probabilities).
+    ``single_label`` (a multiclass model's softmax outputs): ``vote`` is the majority vote, each chunk
+    voting for its top class, the score of a class the fraction of chunks that voted for it (Pons et al.
+    2016); a tie goes to the class of the lower index.
     """
     if chunk_scores.ndim != 3:
         raise ValueError(f"chunk scores must be (songs, chunks, tags), got shape {tuple(chunk_scores.shape)}")
@@ -44,7 +48,12 @@ def aggregate_chunks(
         return torch.sigmoid((logits.to(chunk_scores.dtype) * weights).sum(dim=1) / count)
     if how == "max":
         return chunk_scores.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
-    return ((chunk_scores > 0.5).to(chunk_scores.dtype) * weights).sum(dim=1) / count
+    if single_label:
+        top = chunk_scores.argmax(dim=-1, keepdim=True)
+        votes = torch.zeros_like(chunk_scores).scatter_(-1, top, 1.0)
+    else:
+        votes = (chunk_scores > 0.5).to(chunk_scores.dtype)
+    return (votes * weights).sum(dim=1) / count
 
 
 @dataclass

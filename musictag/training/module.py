@@ -34,6 +34,7 @@ from musictag.models import STAGE_KEYS, Tagger, resolve_architecture
 from musictag.stages.registry import StageSpec
 from musictag.training.augment import DeviceAugment, LabelRules, mixup
 from musictag.training.metrics import Aggregation, WeightedMean, aggregate_chunks
+from musictag.training.standardize import fit_band_statistics
 from musictag.types import ConfigError
 
 Task = Literal["multilabel", "multiclass"]
@@ -63,8 +64,9 @@ class TaggingModule(pl.LightningModule):
         input_len: samples per chunk the network sees; also the DataModule's chunk length.
         sample_rate: the audio rate the network expects.
         tag_names: tag of each output, in order (linked from the DataModule, kept in checkpoints).
-        aggregate: how chunk probabilities become a song score: ``mean``, ``max``, ``vote`` or
-            ``logit_mean`` (the sigmoid of the mean chunk logit, as MARBLE's probes score a song).
+        aggregate: how chunk probabilities become a song score: ``mean``, ``max``, ``vote`` (with
+            ``multiclass``: the majority vote of the chunks' top classes) or ``logit_mean`` (the sigmoid
+            of the mean chunk logit, as MARBLE's probes score a song).
         task: ``multilabel`` (tagging: sigmoid per tag, binary cross-entropy) or ``multiclass`` (one
             class per song, e.g. genre: softmax, cross-entropy, and ``accuracy`` logged too).
         eval_chunk_batch: at most this many chunks go through the network at once in evaluation (memory
@@ -242,7 +244,9 @@ class TaggingModule(pl.LightningModule):
         """Songs ``(B, n_chunks, L)`` → aggregated tag probabilities ``(B, n_tags)``; ``chunk_mask``
         ``(B, n_chunks)`` marks real chunks when songs have different numbers of them."""
         logits = self.chunk_logits(audio)
-        return aggregate_chunks(self.probabilities(logits), self.aggregate, chunk_mask, logits=logits)
+        return aggregate_chunks(
+            self.probabilities(logits), self.aggregate, chunk_mask, logits, self.task == "multiclass"
+        )
 
     def setup(self, stage: str) -> None:
         if self.compile_net and self.net._compiled_call_impl is None:
@@ -295,6 +299,7 @@ class TaggingModule(pl.LightningModule):
             self.hparams.update(tag_chunks=int(data.n_chunks), tag_chunk_mode=mode, tag_chunk_hop=hop)
             self.tag_chunks, self.tag_chunk_mode, self.tag_chunk_hop = int(data.n_chunks), mode, hop
         self.device_augment.prepare()  # the folders of impulse responses and backgrounds, if named
+        fit_band_statistics(self)  # representations with standardize: true, once (Pons et al. 2016)
 
     def _seed_step(self, batch_idx: int) -> None:
         """With a global seed (``seed_everything``), seed torch, numpy and ``random`` from (seed, epoch,
@@ -365,7 +370,9 @@ class TaggingModule(pl.LightningModule):
         eval_loss: WeightedMean = self.eval_loss[stage]  # type: ignore[assignment]  # a ModuleDict of them
         eval_loss.update((per_chunk * weights).sum() / n_real.clamp(min=1), weight=n_real)
         self.log(f"{stage}/loss", eval_loss, on_epoch=True, batch_size=per_chunk.numel())
-        scores = aggregate_chunks(self.probabilities(logits), self.aggregate, mask, logits=logits)
+        scores = aggregate_chunks(
+            self.probabilities(logits), self.aggregate, mask, logits, self.task == "multiclass"
+        )
         songs = {"scores": scores, "targets": target}
         if "index" in batch:
             songs["index"] = batch["index"]

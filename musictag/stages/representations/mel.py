@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -40,6 +41,12 @@ class MelSpectrogram(nn.Module):
             input (``1 + (S - n_fft) // hop``), for chunks cut from a whole file's zero-padded frames
             (chunk mode ``patches``).
         input_bn: a BatchNorm2d(1) on the result (Won et al. 2020), learned with the network.
+        window: ``hann`` (default) or ``blackman_harris`` (the 4-term Blackman-Harris window, periodic,
+            of Pons et al. 2016).
+        standardize: z-score each band with the mean and standard deviation of the compressed bands over
+            the whole training set (Pons et al. 2016): buffers kept in checkpoints, computed once before
+            training starts (:func:`musictag.training.standardize.fit_band_statistics`); until then the
+            identity.
         freq_masks, freq_mask_width, time_masks, time_mask_width: SpecAugment (Park et al. 2019) in
             training only: that many bands / frame ranges of random width up to the given width are set
             to 0 (the mean after the input BatchNorm). Off by default.
@@ -49,6 +56,9 @@ class MelSpectrogram(nn.Module):
 
     window: torch.Tensor  # buffers, typed for the type checker
     fb: torch.Tensor
+    band_mean: torch.Tensor
+    band_std: torch.Tensor
+    statistics_fitted: torch.Tensor
 
     def __init__(
         self,
@@ -74,6 +84,8 @@ class MelSpectrogram(nn.Module):
         center: bool = True,
         mel_exponent: float = 1.0,
         top_db: float | None = None,
+        window: Literal["hann", "blackman_harris"] = "hann",
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
@@ -104,13 +116,31 @@ class MelSpectrogram(nn.Module):
             # the CPU: torchaudio inspects its values, which a model built on the meta device has not.)
             warnings.filterwarnings("ignore", message="At least one mel filterbank has all zero values")
             fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm, mel_scale)
-        self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
+        if window not in WINDOWS:
+            raise ConfigError(f"mel: unknown window {window!r}; use {' or '.join(map(repr, WINDOWS))}")
+        self.window_name = window
+        self.register_buffer("window", WINDOWS[window](self.win_length), persistent=False)
+        self.standardize = standardize
+        if standardize:  # persistent: the training set's statistics travel with the weights
+            self.register_buffer("band_mean", torch.zeros(n_mels, 1))
+            self.register_buffer("band_std", torch.ones(n_mels, 1))
+            self.register_buffer("statistics_fitted", torch.tensor(False))
         self.register_buffer("fb", fb.to(torch.get_default_device()), persistent=False)  # (n_freqs, n_mels)
         self.bn = nn.BatchNorm2d(1) if input_bn else nn.Identity()
         self.masks = ((2, freq_masks, freq_mask_width), (3, time_masks, time_mask_width))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         device_type = "cpu" if wave.is_meta else wave.device.type  # autocast knows no meta device
+        with torch.autocast(device_type, enabled=False):
+            mel = self.compressed(wave)
+            if self.standardize:
+                mel = (mel - self.band_mean) / self.band_std
+            out = self.bn(mel.unsqueeze(1))
+            return spec_augment(out, self.masks) if self.training else out
+
+    def compressed(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(B, S)`` → the compressed mel bands ``(B, n_mels, T)``, before any standardisation."""
+        device_type = "cpu" if wave.is_meta else wave.device.type
         with torch.autocast(device_type, enabled=False):
             spec = power_spectrogram(
                 wave, self.n_fft, self.hop_length, self.win_length, self.window, self.power, self.center
@@ -129,8 +159,15 @@ class MelSpectrogram(nn.Module):
                 mel = torch.log1p(self.log1p_scale * mel)
             elif self.compression == "log10_1p":
                 mel = torch.log10(1.0 + self.log1p_scale * mel)
-            out = self.bn(mel.unsqueeze(1))
-            return spec_augment(out, self.masks) if self.training else out
+            return mel
+
+    def set_band_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardise with these per-band statistics ``(n_mels,)`` from now on (a band that never varied
+        keeps a standard deviation of 1)."""
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        self.band_mean.copy_(mean.reshape(-1, 1))
+        self.band_std.copy_(std.reshape(-1, 1))
+        self.statistics_fitted.fill_(True)
 
     def n_frames(self, n_samples: int) -> int:
         if not self.center:
@@ -141,7 +178,20 @@ class MelSpectrogram(nn.Module):
         return (
             f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
             f"n_mels={self.n_mels}, compression={self.compression}, frames/s={self.sample_rate / self.hop_length:.2f}"
+            + (f", window={self.window_name}" if self.window_name != "hann" else "")
+            + (", standardize=True" if self.standardize else "")
         )
+
+
+def blackman_harris_window(length: int) -> torch.Tensor:
+    """The periodic 4-term Blackman-Harris window (-92 dB side lobes; Harris 1978)."""
+    return torch.signal.windows.general_cosine(length, a=[0.35875, 0.48829, 0.14128, 0.01168], sym=False)
+
+
+WINDOWS: dict[str, Callable[[int], torch.Tensor]] = {
+    "hann": torch.hann_window,
+    "blackman_harris": blackman_harris_window,
+}
 
 
 def spec_augment(spec: torch.Tensor, masks: tuple[tuple[int, int, int], ...]) -> torch.Tensor:
