@@ -236,6 +236,30 @@ def tag_categories(corpus: str, tags: Sequence[str] | None = None) -> dict[str, 
     return {t: str(c) for t, c in found.items()}
 
 
+def training_positives(manifest_csv: Pathlike, split: str = "train") -> dict[str, int]:
+    """Tag → number of ``split`` tracks with it, from a corpus cache's ``manifest.csv`` (``#tags:`` line,
+    then ``id,split,path,tags`` with the tags joined by ``;``)."""
+    path = Path(manifest_csv)
+    with open(path) as f:
+        header = f.readline().rstrip("\n")
+        if not header.startswith("#tags:"):
+            raise ValueError(f"{path}: not a musictag manifest (its first line is not '#tags:...')")
+        tracks = pd.read_csv(f, dtype=str, keep_default_na=False)
+    counts = dict.fromkeys(header[len("#tags:") :].split(";"), 0)
+    for tags in tracks.loc[tracks["split"] == split, "tags"]:
+        for tag in filter(None, tags.split(";")):
+            counts[tag] += 1
+    return counts
+
+
+def _manifest_of(run: pd.Series) -> Path | None:
+    """The ``manifest.csv`` of a run's corpus cache (``data.init_args.cache_dir``), when it is there."""
+    config = run.get("config")
+    cache_dir = _get(config, "data", "init_args", "cache_dir") if isinstance(config, dict) else None
+    manifest = Path(str(cache_dir)) / "manifest.csv" if cache_dir else None
+    return manifest if manifest is not None and manifest.is_file() else None
+
+
 def per_tag_by_category(
     run: pd.Series | pd.DataFrame,
     corpus: str | None = None,
@@ -245,10 +269,13 @@ def per_tag_by_category(
 
     ``run`` is a row of :func:`load_runs` (its ``per_tag`` table and ``corpus``) or a per-tag table itself
     (``tag, roc_auc, pr_auc[, positives]``). Columns: ``tag, category, rank, positives, roc_auc, pr_auc``,
-    rows by category (largest first) then by rank. ``rank`` is the tag's popularity among all the tags
-    (1 = most songs), by ``popularity`` (tag → training positives, e.g. the manifest's training split)
-    when given, else the table's ``train_positives``, else its ``positives`` (the test split's: the
-    three corpora's splits are drawn without regard to the tags, so their order is the training order's).
+    rows by category (in the map's order: genre, mood, instrument, era for the MSD, as Choi et al.'s
+    figure) then by rank. ``rank`` is the tag's popularity among all the tags (1 = most songs), by
+    ``popularity`` (tag → training positives, e.g. :func:`training_positives`) when given, else the
+    table's ``train_positives``, else the training split of the run's corpus cache
+    (``data.init_args.cache_dir``/``manifest.csv``) when it is on this machine, else the table's
+    ``positives`` (the test split's: the three corpora's splits are drawn without regard to the tags, so
+    their order is close to the training order). ``table.attrs["rank_source"]`` says which one.
     """
     table = run if isinstance(run, pd.DataFrame) else run["per_tag"]
     if not isinstance(table, pd.DataFrame):
@@ -260,18 +287,27 @@ def per_tag_by_category(
     table = table.copy()
     table["tag"] = table["tag"].astype(str)
     table["category"] = table["tag"].map(tag_categories(corpus, list(table["tag"])))
+    manifest = None if isinstance(run, pd.DataFrame) else _manifest_of(run)
+    if popularity is None and "train_positives" not in table and manifest is not None:
+        popularity, source = training_positives(manifest), f"{manifest} (train)"
+    else:
+        source = "popularity" if popularity is not None else "train_positives"
     if popularity is not None:
         table["positives"] = table["tag"].map(lambda t: popularity.get(t, float("nan")))
     elif "train_positives" in table:
         table["positives"] = table["train_positives"]
-    elif "positives" not in table:
+    elif "positives" in table:
+        source = "positives (test split)"
+    else:
         raise ValueError("the per-tag table has no positives: pass popularity= (tag → training positives)")
     table["rank"] = table["positives"].rank(ascending=False, method="first", na_option="bottom").astype(int)
-    sizes = table["category"].value_counts()
-    table["_size"] = table["category"].map(sizes)
-    table = table.sort_values(["_size", "category", "rank"], ascending=[False, True, True])
+    order = list(CATEGORIES.get(corpus, {})) or list(JAMENDO_PREFIXES.values())
+    table["_order"] = table["category"].map(order.index)
+    table = table.sort_values(["_order", "rank"])
     columns = ["tag", "category", "rank", "positives"] + [m for m in ("roc_auc", "pr_auc") if m in table]
-    return table[columns].reset_index(drop=True)
+    table = table[columns].reset_index(drop=True)
+    table.attrs["rank_source"] = source
+    return table
 
 
 def plot_per_tag_by_category(table: pd.DataFrame, metric: str = "roc_auc", ax: Any = None) -> Any:

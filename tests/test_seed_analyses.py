@@ -4,6 +4,7 @@ clock (``train/elapsed_s``, ``model/n_params``), AUC against training time and a
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from musictag.analysis import (
     plot_auc_vs_time,
     plot_per_tag_by_category,
     tag_categories,
+    training_positives,
 )
 from musictag.cli import main
 from musictag.testing import cli_args
@@ -85,9 +87,10 @@ def test_per_tag_by_category_of_a_run_folder(mtat_test_run, reference):
     table = per_tag_by_category(run)
     assert list(table.columns) == ["tag", "category", "rank", "positives", "roc_auc", "pr_auc"]
     assert sorted(table["tag"]) == sorted(tags)
-    # grouped: each category one contiguous block, largest first; inside, by rank (1 = most positives)
+    # grouped: each category one contiguous block, in the map's order; inside, by rank (1 = most positives)
     blocks = table["category"].tolist()
-    assert list(dict.fromkeys(blocks)) == ["vocal/other", "genre", "instrument", "mood"]
+    assert list(dict.fromkeys(blocks)) == ["genre", "instrument", "mood", "vocal/other"]
+    assert [len(list(group)) for _, group in itertools.groupby(blocks)] == [13, 11, 6, 20]
     for _, group in table.groupby("category"):
         assert group["rank"].is_monotonic_increasing
     by_tag = table.set_index("tag")
@@ -102,6 +105,34 @@ def test_per_tag_by_category_of_a_run_folder(mtat_test_run, reference):
     assert len(ax.patches) == 50 and len(ax.containers) == 4  # a bar per tag, a colour per category
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels[0] == f"{table['tag'][0]} ({table['rank'][0]})"
+
+
+def test_the_rank_comes_from_the_training_split_of_the_runs_manifest(mtat_test_run, reference, tmp_path):
+    """With the run's corpus cache on the machine, the rank is by the training split's positives (a
+    manifest written by the corpus code itself); the test split's counts are the fallback."""
+    import numpy as np
+
+    from datamodules.manifest import Manifest
+
+    tags = _lines(reference("mtat/top50_tags.txt"))
+    run = load_runs(mtat_test_run).iloc[0]
+    assert per_tag_by_category(run).attrs["rank_source"] == "positives (test split)"
+    # training positives rise with the place in the list (the test split's fall): choral most popular
+    targets = (np.arange(50)[None, :] >= np.arange(50)[:, None]).astype(np.uint8)  # tag j in j + 1 tracks
+    splits = ("train",) * 50
+    manifest = Manifest(tuple(f"t{i}" for i in range(50)), splits, targets, tuple(tags), ("",) * 50)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    manifest.write_csv(cache / "manifest.csv")
+    test_track = Manifest(("x",), ("test",), np.ones((1, 50), np.uint8), tuple(tags), ("",))
+    assert training_positives(cache / "manifest.csv") == {t: j + 1 for j, t in enumerate(tags)}
+    test_track.write_csv(cache / "test-only.csv")
+    assert set(training_positives(cache / "test-only.csv").values()) == {0}  # test tracks are not counted
+    run["config"] = {**run["config"], "data": {"init_args": {"cache_dir": str(cache)}}}
+    table = per_tag_by_category(run, corpus="mtat")
+    assert table.attrs["rank_source"] == f"{cache / 'manifest.csv'} (train)"
+    ranks = table.set_index("tag")["rank"]
+    assert ranks["choral"] == 1 and ranks["guitar"] == 50
 
 
 def test_per_tag_by_category_needs_a_test_run():
