@@ -4,15 +4,21 @@
 >>> benchmark_table(runs)               # architecture x corpus ROC-AUC / PR-AUC of the test runs
 >>> plot_learning_curves(runs, "val/pr_auc")
 >>> plot_per_tag(runs.iloc[0], runs.iloc[1])
+>>> plot_per_tag_by_category(per_tag_by_category(runs.iloc[1]))   # Choi et al. 2017's per-tag figure
+>>> plot_auc_vs_time(runs[runs.subcommand == "fit"])                # val/roc_auc against train/elapsed_s
+>>> plot_auc_vs_params(runs)                                        # test/roc_auc against model/n_params
 
 A row per run: ``name``, ``version``, ``path``, ``arch``, ``corpus``, ``subcommand`` (``fit`` or
 ``test``), ``lr``, ``batch_size``, the last value of every logged metric (``val/pr_auc``, ``test/roc_auc``
 ...), ``best/<metric>`` (the best validation value), ``history`` (the metrics log as a DataFrame),
-``per_tag`` (a test run's per-tag table) and ``config`` (the resolved config).
+``per_tag`` (a test run's per-tag table) and ``config`` (the resolved config). Every fit and test run
+logs ``model/n_params`` and every fit ``train/elapsed_s`` (:mod:`musictag.training.clock`), so both are
+columns too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,5 +170,209 @@ def plot_per_tag(run_a: pd.Series, run_b: pd.Series, metric: str = "roc_auc", ax
     ax.barh([i + 0.2 for i in y], b.reindex(order), height=0.4, label=f"{run_b['name']} ({run_b['arch']})")
     ax.set_yticks(list(y), list(order))
     ax.set_xlabel(metric)
+    ax.legend(fontsize="small")
+    return ax
+
+
+# --- The seed papers' analyses: per-tag AUC by category, AUC against training time and model size ---
+
+#: Category → tags of a corpus's top-50, as data (every tag in exactly one category; tests check each
+#: map against the published tag lists). MSD: the four groups of Choi et al. 2017's per-tag figure
+#: (genre, mood, instrument, era). MTAT: read from the tag names (tempo, loudness and character words are
+#: moods; ``beat``/``beats``, ``solo`` and the vocal words share ``vocal/other``). Jamendo's categories
+#: are its tag prefixes (:func:`tag_categories`).
+CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "msd": {
+        "genre": (
+            "rock", "pop", "alternative", "indie", "electronic", "dance", "alternative rock", "jazz",
+            "metal", "chillout", "classic rock", "soul", "indie rock", "electronica", "folk", "punk",
+            "blues", "hard rock", "ambient", "experimental", "Hip-Hop", "country", "easy listening",
+            "funk", "electro", "heavy metal", "Progressive rock", "rnb", "indie pop", "House",
+        ),
+        "mood": ("beautiful", "Mellow", "chill", "party", "sexy", "catchy", "sad", "happy"),
+        "instrument": (
+            "female vocalists", "male vocalists", "instrumental", "acoustic", "female vocalist", "guitar",
+        ),
+        "era": ("00s", "80s", "90s", "oldies", "70s", "60s"),
+    },
+    "mtat": {
+        "genre": (
+            "classical", "techno", "electronic", "rock", "ambient", "indian", "opera", "pop", "classic",
+            "new age", "dance", "country", "metal",
+        ),
+        "instrument": (
+            "guitar", "strings", "drums", "piano", "violin", "synth", "harpsichord", "flute", "sitar",
+            "harp", "cello",
+        ),
+        "mood": ("slow", "fast", "loud", "quiet", "soft", "weird"),
+        "vocal/other": (
+            "beat", "vocal", "female", "male", "singing", "vocals", "no vocals", "woman", "male vocal",
+            "no vocal", "solo", "man", "choir", "voice", "male voice", "female vocal", "beats",
+            "no voice", "female voice", "choral",
+        ),
+    },
+}  # fmt: skip
+#: Jamendo's tag prefixes and the category each names.
+JAMENDO_PREFIXES = {"genre---": "genre", "instrument---": "instrument", "mood/theme---": "mood/theme"}
+
+
+def tag_categories(corpus: str, tags: Sequence[str] | None = None) -> dict[str, str]:
+    """Tag → category of ``corpus`` (``msd``, ``mtat``, ``jamendo``). ``tags`` (a run's tag names) are
+    matched case-insensitively and returned as given; Jamendo's tags need them (the category is the
+    prefix: ``genre---rock`` → ``genre``). A tag the map lacks is refused, naming it."""
+    if corpus == "jamendo":
+        if tags is None:
+            raise ValueError("jamendo: the categories come from the tag names; pass the run's tags")
+        found = {t: next((c for p, c in JAMENDO_PREFIXES.items() if t.startswith(p)), None) for t in tags}
+    elif corpus in CATEGORIES:
+        known = {t.lower(): c for c, members in CATEGORIES[corpus].items() for t in members}
+        names = tags if tags is not None else list(known)
+        found = {t: known.get(t.lower()) for t in names}
+    else:
+        raise ValueError(f"no tag categories for corpus {corpus!r}; use one of msd, mtat, jamendo")
+    missing = [t for t, c in found.items() if c is None]
+    if missing:
+        raise ValueError(f"{corpus}: tag(s) {', '.join(missing)} have no category (not the corpus's top-50?)")
+    return {t: str(c) for t, c in found.items()}
+
+
+def training_positives(manifest_csv: Pathlike, split: str = "train") -> dict[str, int]:
+    """Tag → number of ``split`` tracks with it, from a corpus cache's ``manifest.csv`` (``#tags:`` line,
+    then ``id,split,path,tags`` with the tags joined by ``;``)."""
+    path = Path(manifest_csv)
+    with open(path) as f:
+        header = f.readline().rstrip("\n")
+        if not header.startswith("#tags:"):
+            raise ValueError(f"{path}: not a musictag manifest (its first line is not '#tags:...')")
+        tracks = pd.read_csv(f, dtype=str, keep_default_na=False)
+    counts = dict.fromkeys(header[len("#tags:") :].split(";"), 0)
+    for tags in tracks.loc[tracks["split"] == split, "tags"]:
+        for tag in filter(None, tags.split(";")):
+            counts[tag] += 1
+    return counts
+
+
+def _manifest_of(run: pd.Series) -> Path | None:
+    """The ``manifest.csv`` of a run's corpus cache (``data.init_args.cache_dir``), when it is there."""
+    config = run.get("config")
+    cache_dir = _get(config, "data", "init_args", "cache_dir") if isinstance(config, dict) else None
+    manifest = Path(str(cache_dir)) / "manifest.csv" if cache_dir else None
+    return manifest if manifest is not None and manifest.is_file() else None
+
+
+def per_tag_by_category(
+    run: pd.Series | pd.DataFrame,
+    corpus: str | None = None,
+    popularity: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """A test run's per-tag table grouped by category, as Choi et al. 2017's per-tag figure.
+
+    ``run`` is a row of :func:`load_runs` (its ``per_tag`` table and ``corpus``) or a per-tag table itself
+    (``tag, roc_auc, pr_auc[, positives]``). Columns: ``tag, category, rank, positives, roc_auc, pr_auc``,
+    rows by category (in the map's order: genre, mood, instrument, era for the MSD, as Choi et al.'s
+    figure) then by rank. ``rank`` is the tag's popularity among all the tags (1 = most songs), by
+    ``popularity`` (tag → training positives, e.g. :func:`training_positives`) when given, else the
+    table's ``train_positives``, else the training split of the run's corpus cache
+    (``data.init_args.cache_dir``/``manifest.csv``) when it is on this machine, else the table's
+    ``positives`` (the test split's: the three corpora's splits are drawn without regard to the tags, so
+    their order is close to the training order). ``table.attrs["rank_source"]`` says which one.
+    """
+    table = run if isinstance(run, pd.DataFrame) else run["per_tag"]
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError("this run has no per-tag table (test_per_tag.csv): run `musictag test` first")
+    if corpus is None:
+        if isinstance(run, pd.DataFrame):
+            raise ValueError("pass corpus= (msd, mtat or jamendo) with a bare per-tag table")
+        corpus = str(run["corpus"])
+    table = table.copy()
+    table["tag"] = table["tag"].astype(str)
+    table["category"] = table["tag"].map(tag_categories(corpus, list(table["tag"])))
+    manifest = None if isinstance(run, pd.DataFrame) else _manifest_of(run)
+    if popularity is None and "train_positives" not in table and manifest is not None:
+        popularity, source = training_positives(manifest), f"{manifest} (train)"
+    else:
+        source = "popularity" if popularity is not None else "train_positives"
+    if popularity is not None:
+        table["positives"] = table["tag"].map(lambda t: popularity.get(t, float("nan")))
+    elif "train_positives" in table:
+        table["positives"] = table["train_positives"]
+    elif "positives" in table:
+        source = "positives (test split)"
+    else:
+        raise ValueError("the per-tag table has no positives: pass popularity= (tag → training positives)")
+    table["rank"] = table["positives"].rank(ascending=False, method="first", na_option="bottom").astype(int)
+    order = list(CATEGORIES.get(corpus, {})) or list(JAMENDO_PREFIXES.values())
+    table["_order"] = table["category"].map(order.index)
+    table = table.sort_values(["_order", "rank"])
+    columns = ["tag", "category", "rank", "positives"] + [m for m in ("roc_auc", "pr_auc") if m in table]
+    table = table[columns].reset_index(drop=True)
+    table.attrs["rank_source"] = source
+    return table
+
+
+def plot_per_tag_by_category(table: pd.DataFrame, metric: str = "roc_auc", ax: Any = None) -> Any:
+    """Bars of :func:`per_tag_by_category`'s ``metric``: one colour (one bar container) per category, tags
+    in the table's order (by popularity inside a category), each labelled ``tag (rank)``."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(max(6, 0.28 * len(table)), 4))[1]
+    for category, group in table.groupby("category", sort=False):
+        ax.bar(group.index, group[metric].astype(float), label=str(category))
+    ax.set_xticks(list(table.index), [f"{t} ({r})" for t, r in zip(table["tag"], table["rank"], strict=True)])
+    ax.tick_params(axis="x", labelrotation=90, labelsize="small")
+    scores = table[metric].astype(float).dropna()
+    if len(scores):
+        ax.set_ylim(max(0.0, scores.min() - 0.05), min(1.0, scores.max() + 0.02))
+    ax.set_ylabel(metric)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def _per_epoch(history: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``train/elapsed_s`` and ``metric`` of each epoch (each from its own rows of the log)."""
+    if "train/elapsed_s" not in history or metric not in history or "epoch" not in history:
+        return pd.DataFrame(columns=["elapsed_s", metric])
+    elapsed = history.dropna(subset=["train/elapsed_s"]).groupby("epoch")["train/elapsed_s"].max()
+    scores = history.dropna(subset=[metric]).groupby("epoch")[metric].last()
+    return pd.concat({"elapsed_s": elapsed, metric: scores}, axis=1).dropna()
+
+
+def plot_auc_vs_time(runs: pd.DataFrame, metric: str = "val/roc_auc", ax: Any = None) -> Any:
+    """One line per fit run: ``metric`` at each epoch's end against the training seconds so far
+    (``train/elapsed_s``, validation excluded), as Choi et al. 2017's AUC against training time."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for _, run in runs.iterrows():
+        history = run["history"]
+        curve = _per_epoch(history, metric) if isinstance(history, pd.DataFrame) else None
+        if curve is not None and len(curve):
+            label = f"{run['name']}/{run['version']} ({run['arch']})"
+            ax.plot(curve["elapsed_s"], curve[metric], marker="o", label=label)
+    if not ax.lines:
+        raise ValueError(f"no run logs both train/elapsed_s and {metric}: fit with musictag first")
+    ax.set_xlabel("training time (s, validation excluded)")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_auc_vs_params(runs: pd.DataFrame, metric: str = "test/roc_auc", ax: Any = None) -> Any:
+    """``metric`` against ``model/n_params`` (log scale) of the test runs: one line and marker per
+    architecture (``arch``), points by size, as Choi et al. 2017's AUC against parameters."""
+    import matplotlib.pyplot as plt
+
+    present = [c for c in ("model/n_params", metric) if c in runs]
+    tested = runs.dropna(subset=present) if len(present) == 2 else runs.iloc[:0]
+    if not len(tested):
+        raise ValueError(f"no run logs both model/n_params and {metric}: test the runs with musictag first")
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    markers = "osD^vP*Xh<>"
+    for i, (arch, group) in enumerate(tested.groupby("arch", sort=True)):
+        group = group.sort_values("model/n_params")
+        ax.plot(group["model/n_params"], group[metric], marker=markers[i % len(markers)], label=str(arch))
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(metric)
     ax.legend(fontsize="small")
     return ax

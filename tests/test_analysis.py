@@ -93,6 +93,9 @@ def test_the_notebook_executes(two_architectures):
     table_output = "".join(str(o.get("data", {}).get("text/plain", "")) for o in notebook.cells[2].outputs)
     assert "short_chunk" in table_output and "musicnn" in table_output
     assert any("image/png" in o.get("data", {}) for o in notebook.cells[3].outputs)
+    # the seed papers' analyses: AUC against training time and against parameters
+    for cell in notebook.cells[-2:]:
+        assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.source
 
 
 def test_benchmark_table_averages_runs_and_counts_them():

@@ -16,6 +16,7 @@ DataModule's ``tag_names``, else ``tag_0 …``.
 - :class:`TestOutputsWriter` writes ``test_predictions.npz`` and ``test_per_tag.csv`` into the run folder.
 - :class:`SongScoresWriter` writes the song scores of ``predict`` (one merged file under DDP).
 - :class:`Checkpoint` is Lightning's ``ModelCheckpoint`` whose ``last.ckpt`` is always the latest state.
+- :class:`~musictag.training.clock.TrainingClock` logs ``train/elapsed_s`` per epoch and ``model/n_params``.
 
 Under DDP every process holds the songs its sampler gave it; the callbacks gather them (torchmetrics'
 ``cat`` reduction), so the numbers are those of one process scoring every song once. Song scores stay on
@@ -36,6 +37,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
 from musictag.files import atomic_write
+from musictag.training.clock import TrainingClock
 from musictag.training.metrics import SongMetrics, TaggingScores, tagging_scores
 
 Stage = Literal["val", "test"]
@@ -435,7 +437,7 @@ def _destroy_process_group_at_exit() -> None:
 def default_callbacks(subcommand: str | None) -> list[pl.Callback]:
     """The callbacks ``musictag`` installs for a subcommand (a user's own instances win): evaluation, and
     the run folder and process group of a multi-process run."""
-    callbacks: list[pl.Callback] = [SharedRunFolder(), TaggingMetrics()]
+    callbacks: list[pl.Callback] = [SharedRunFolder(), TaggingMetrics(), TrainingClock()]
     if subcommand in (None, "test"):
         callbacks.append(TestOutputsWriter())
     if subcommand == "predict":
