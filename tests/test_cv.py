@@ -136,6 +136,18 @@ def test_collect_refuses_missing_and_duplicate_folds(cv_world, done, capsys, tmp
     assert str(partial / "c" / "version_1") in err and str(partial / "d" / "version_1") in err
 
 
+def test_collect_refuses_folds_of_different_configs(cv_world, done, capsys, tmp_path):
+    for fold in range(FOLDS):
+        shutil.copytree(cv_world["runs"] / f"tiny-fold{fold}", tmp_path / f"f{fold}")
+    changed = tmp_path / "f2" / "version_1" / "config.yaml"
+    config = yaml.safe_load(changed.read_text())
+    config["data"]["init_args"]["batch_size"] = 2
+    changed.write_text(yaml.safe_dump(config))
+    code, _, err = run_musictag(["cv", "--collect", str(tmp_path)], capsys)
+    assert code == 2 and f"the fold runs under {tmp_path} differ in data.init_args.batch_size" in err
+    assert f"{changed.parent}: 2): they are not one cross-validation" in err
+
+
 def test_a_rerun_with_another_config_is_refused(cv_world, done, capsys, monkeypatch):
     code, _, err, calls = _cv(cv_world, capsys, monkeypatch, "--trainer.max_epochs=2")
     assert code == 2 and not calls
@@ -214,14 +226,18 @@ def test_a_killed_cv_stops_its_child_and_a_rerun_continues_with_the_first_unfini
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     argv = [sys.executable, "-m", "musictag", "cv", "--config", str(tmp_path / "c.yaml"), "--folds", "3"]
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    cv = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = open(tmp_path / "cv.log", "w")  # a file, not a pipe: nothing blocks on a full pipe
+    cv = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     fold1 = tmp_path / "runs" / "tiny-fold1" / "version_0"
     deadline = time.monotonic() + 600
     while not (fold1 / "metrics.csv").is_file() and cv.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     cv.send_signal(signal.SIGTERM)
-    out, _ = cv.communicate(timeout=120)
+    cv.wait(timeout=120)
+    log.close()
+    out = (tmp_path / "cv.log").read_text()
     assert cv.returncode == 128 + signal.SIGTERM, out
+    assert "musictag cv: stopped by SIGTERM; rerun the same command" in out
     assert not list((tmp_path / "runs" / "tiny-fold1").glob("version_1"))  # fold 1 never tested
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr

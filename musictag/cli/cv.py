@@ -37,6 +37,7 @@ from musictag.types import ConfigError
 #: An override that names one fold (``--data.init_args.fold=2`` or ``--data.init_args.fold 2``).
 _FOLD = re.compile(r"^--data\.init_args\.(fold|folds|fold_seed)(?:=(.*))?$")
 RECORD = "cv_config.yaml"
+CONTINUE = "rerun the same command to continue with the first unfinished fold"
 
 
 def run_child(argv: list[str]) -> int:
@@ -47,6 +48,7 @@ def run_child(argv: list[str]) -> int:
     def forward(signum: int, frame: Any) -> None:
         child.send_signal(signum)
         child.wait()
+        print(f"musictag cv: stopped by SIGTERM; {CONTINUE}", file=sys.stderr)
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, forward)
@@ -56,6 +58,7 @@ def run_child(argv: list[str]) -> int:
         if child.poll() is None:
             child.send_signal(signal.SIGINT)
             child.wait()
+        print(f"musictag cv: {CONTINUE}", file=sys.stderr)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -83,20 +86,16 @@ def _split_overrides(extra: list[str]) -> tuple[list[str], int | None]:
     return kept, fold
 
 
-def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(config, dict) and config:
-        return {k: v for key, value in config.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
-    return {prefix.rstrip("."): config}
-
-
 def _check_record(record: Path, current: dict[str, Any], command: str) -> None:
     """Record the cross-validation's resolved config, or refuse one that differs from the record."""
     text = yaml.safe_dump(current, sort_keys=True)
     if not record.is_file():
         atomic_write_text(record, text)
         return
-    recorded = _flat(yaml.safe_load(record.read_text()) or {})
-    now = _flat(yaml.safe_load(text))
+    from musictag.training.crossval import flat
+
+    recorded = flat(yaml.safe_load(record.read_text()) or {})
+    now = flat(yaml.safe_load(text))
     differ = sorted(
         k for k in recorded.keys() | now.keys() if recorded.get(k, "<unset>") != now.get(k, "<unset>")
     )
@@ -184,17 +183,24 @@ def collect(root: str, out: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="musictag cv",
-        description=__doc__.splitlines()[0],
+        description="K-fold cross-validation: K ordinary fit + test runs (run names <name>-fold<k>), their "
+        "test metrics and mean ± std in <save_dir>/<name>-cv/cv.csv; a rerun continues with the first "
+        "unfinished fold.",
         allow_abbrev=False,
-        epilog="Any other option is a fit override (--trainer.max_epochs=1), passed to every fold's run.",
+        epilog="Any other option is a fit override (--trainer.max_epochs=1), passed to every fold's run; "
+        "--data.init_args.fold=k runs fold k alone (a sweep or array task; then --collect).",
     )
     parser.add_argument(
         "--config", type=given_path, action="append", default=[], help="a config (repeatable)"
     )
-    parser.add_argument("--folds", type=int, help="number of folds K (at least 3)")
-    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the deal of songs into folds")
-    parser.add_argument("--collect", type=given_path, help="make cv.csv from the fold runs under this folder")
-    parser.add_argument("--out", type=given_path, help="with --collect: the cv.csv to write")
+    parser.add_argument("--folds", type=int, metavar="K", help="number of folds K (at least 3)")
+    parser.add_argument(
+        "--fold-seed", type=int, default=0, metavar="S", help="seed of the deal of songs into folds"
+    )
+    parser.add_argument(
+        "--collect", type=given_path, metavar="DIR", help="make cv.csv from the fold runs under this folder"
+    )
+    parser.add_argument("--out", type=given_path, metavar="FILE", help="with --collect: the cv.csv to write")
     args, extra = parser.parse_known_args(argv)
     if args.collect is not None:
         if args.config or args.folds is not None or extra:
@@ -206,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.out is not None:
         raise InputError("--out goes with --collect; cv writes <save_dir>/<name>-cv/cv.csv")
-    unknown = [a for a in extra if a.startswith("-") and not a.startswith("--") or a in ("--fold",)]
+    if any(a == "--fold" or a.startswith("--fold=") for a in extra):
+        raise InputError("one fold alone is --data.init_args.fold=k (as a sweep or an array job gives it)")
+    unknown = [a for a in extra if re.match(r"^-[A-Za-z]", a)]
     if unknown:
         raise InputError(f"unknown option {unknown[0]!r}; `musictag cv --help` lists the options")
     return run_cv(args.config, args.folds, args.fold_seed, extra)

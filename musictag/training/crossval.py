@@ -27,6 +27,8 @@ from musictag.types import ConfigError, Pathlike
 
 #: The metrics shown first (the rest follow sorted).
 HEADLINE = ("test/roc_auc", "test/pr_auc")
+#: What differs between the folds of one cross-validation (``seed_everything: true`` draws a seed per run).
+PER_FOLD = ("data.init_args.fold", "run.name", "ckpt_path", "seed_everything")
 
 
 def fold_run_name(name: str, fold: int) -> str:
@@ -49,6 +51,7 @@ class FoldRun:
     fold: int
     fold_seed: int
     metrics: dict[str, float]
+    config: dict[str, Any]
 
 
 def last_metrics(metrics_csv: Path, prefix: str = "test/") -> dict[str, float]:
@@ -79,7 +82,7 @@ def read_fold_run(folder: Pathlike) -> FoldRun | None:
     if not isinstance(folds, int) or not isinstance(fold, int) or not metrics:
         return None
     name = str((config.get("run") or {}).get("name", folder.parent.name))
-    return FoldRun(folder, name, folds, fold, int(data.get("fold_seed") or 0), metrics)
+    return FoldRun(folder, name, folds, fold, int(data.get("fold_seed") or 0), metrics, config)
 
 
 def find_fold_runs(root: Pathlike) -> list[FoldRun]:
@@ -142,7 +145,28 @@ def collect(root: Pathlike) -> list[FoldRun]:
             f"fold(s) {', '.join(map(str, missing))} of {folds} have no test run under {root}; "
             "run and test them, then collect again"
         )
-    return [by_fold[fold][0] for fold in range(folds)]
+    chosen = [by_fold[fold][0] for fold in range(folds)]
+    first = _settings(chosen[0].config)
+    for run in chosen[1:]:
+        other = _settings(run.config)
+        differ = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+        if differ:
+            raise ConfigError(
+                f"the fold runs under {root} differ in {differ[0]} ({chosen[0].folder}: {first.get(differ[0])!r}, "
+                f"{run.folder}: {other.get(differ[0])!r}): they are not one cross-validation"
+            )
+    return chosen
+
+
+def flat(config: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"a.b.c": value}``."""
+    if isinstance(config, dict) and config:
+        return {k: v for key, value in config.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): config}
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flat(config).items() if k not in PER_FOLD}
 
 
 def metric_columns(runs: Sequence[FoldRun]) -> list[str]:
