@@ -45,15 +45,16 @@ def run_child(argv: list[str]) -> int:
     Ctrl-C sent to this process alone reach the child too, so no run goes on without its parent."""
     child = subprocess.Popen([sys.executable, "-m", "musictag", *argv])
 
+    stopped: list[int] = []
+
     def forward(signum: int, frame: Any) -> None:
+        # only forwarded here: the wait below (which holds the child's lock) returns when the child ends
+        stopped.append(signum)
         child.send_signal(signum)
-        child.wait()
-        print(f"musictag cv: stopped by SIGTERM; {CONTINUE}", file=sys.stderr)
-        raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, forward)
     try:
-        return child.wait()
+        code = child.wait()
     except KeyboardInterrupt:
         if child.poll() is None:
             child.send_signal(signal.SIGINT)
@@ -62,6 +63,10 @@ def run_child(argv: list[str]) -> int:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if stopped:
+        print(f"musictag cv: stopped by SIGTERM; {CONTINUE}", file=sys.stderr)
+        raise SystemExit(128 + stopped[0])
+    return code
 
 
 def _split_overrides(extra: list[str]) -> tuple[list[str], int | None]:
