@@ -25,6 +25,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, Sequent
 
 from datamodules.cache import AudioCache
 from datamodules.datasets import SongChunks, TrainChunks, WaveAugment
+from datamodules.folds import check_fold_args, fold_manifest
 from datamodules.loader import BatchLoader, default_workers, make_loader
 from datamodules.manifest import Manifest
 from datamodules.samplers import EpochSampler, UnrepeatedDistributedSampler
@@ -82,6 +83,10 @@ class TaggingDataModule(pl.LightningDataModule):
             e.g. ``{gain_db: 6, noise_snr_db: [20, 40]}``); off by default.
         sample_rate: rate of the cached audio; must equal the model's.
         predict_split: the split ``predict`` scores.
+        folds, fold, fold_seed: cross-validation: with ``folds=K`` the songs of all splits are pooled
+            and dealt into K folds (whole artists together where the corpus knows them, seeded by
+            ``fold_seed``); test is fold ``fold``, valid the fold after it (mod K), train the rest
+            (:mod:`datamodules.folds`). Unset: the corpus' own splits. ``musictag cv`` runs every fold.
     """
 
     tag_names: list[str]
@@ -100,8 +105,13 @@ class TaggingDataModule(pl.LightningDataModule):
         augment: dict[str, Any] | None = None,
         sample_rate: int = 16000,
         predict_split: str = "test",
+        folds: int | None = None,
+        fold: int | None = None,
+        fold_seed: int = 0,
     ) -> None:
         super().__init__()
+        check_fold_args(folds, fold)
+        self.folds, self.fold, self.fold_seed = folds, fold, fold_seed
         # a 0 or -1 is refused, never taken as "unset" (a 0 eval_batch_size once became the default)
         for name, value in (
             ("batch_size", batch_size),
@@ -176,6 +186,9 @@ class TaggingDataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"the manifest's tags {manifest.tag_names} differ from the DataModule's {self.tag_names}"
             )
+        if self.folds is not None and self.fold is not None:
+            # dealt before unreadable tracks are left out, so a song's fold depends on the corpus alone
+            manifest = fold_manifest(manifest, self.folds, self.fold, self.fold_seed)
         damaged = cache.damaged_tracks()
         if damaged:
             first = next(iter(damaged.values()))

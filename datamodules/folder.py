@@ -15,7 +15,8 @@ File: a CSV with a header that holds at least ``path`` and ``tags``::
 - an optional split column (``split``, or the one named by ``split_column``): ``train``, ``valid`` (also
   ``validation``, ``val``) or ``test``, case-insensitive.
 - an optional artist column (``artist``, or the one named by ``artist_column``) for the random split
-  below; next to a split column it is checked (a warning names artists found in two splits).
+  below; next to a split column it is checked (a warning names artists found in two splits). It is
+  also the manifest's ``groups``: cross-validation folds (``folds``/``fold``) keep an artist together.
 
 Any other column is an error: a column musictag does not read is never silently ignored. So is a CSV
 without rows, or one whose tags column is empty in every row (there would be nothing to learn).
@@ -162,6 +163,9 @@ def read_folder(
         targets=targets,
         tag_names=tuple(tag_names),
         paths=tuple(paths),
+        groups=None
+        if artist_column is None
+        else tuple((row[artist_column] or "").strip() for row in rows),  # blank: a group of its own
     )
 
 

@@ -127,8 +127,9 @@ def read_jamendo(
         tag_names: the target columns; default all tags found, sorted. Tags outside them are ignored.
 
     Returns:
-        A manifest, train then valid then test in file order. ``ARTIST_ID`` and the other columns are
-        available from :func:`read_jamendo_tracks`.
+        A manifest, train then valid then test in file order. ``ARTIST_ID`` is the manifest's ``groups``
+        (cross-validation folds keep an artist together); the other columns are available from
+        :func:`read_jamendo_tracks`.
     """
     if quality not in QUALITIES:
         raise ValueError(f"unknown MTG-Jamendo quality {quality!r}; choose one of {QUALITIES}")
@@ -154,4 +155,5 @@ def read_jamendo(
         targets=targets,
         tag_names=tuple(tag_names),
         paths=tuple(track.path if quality == "full" else low_quality_path(track.path) for _, track in listed),
+        groups=tuple(track.artist_id for _, track in listed),
     )

@@ -143,6 +143,11 @@ def import_weights(w: dict[str, Path], weights: str, out: str | None = None) -> 
     return ["import-weights", "--arch", "fcn", "--dataset", "mtat", "--weights", weights, "--out", out]
 
 
+def cv(w: dict[str, Path], *extra: str) -> list[str]:
+    """``musictag cv`` of the tiny run (3 folds; a later ``--folds`` wins)."""
+    return ["cv", "--folds", "3", *lightning("fit", w)[1:], *extra]
+
+
 def export(w: dict[str, Path], ckpt: str, out: str | None = None) -> list[str]:
     return ["export", "--ckpt", ckpt, "--out", str(w["root"] / "m.onnx") if out is None else out]
 
@@ -381,6 +386,21 @@ CASES = {
             "--inference {root}/nosuch.ckpt: no such file",
         ),
     },
+    "cv": {
+        "missing path": (lambda w: cv(w, "--config={root}/nosuch.yaml"), "nosuch.yaml"),
+        "path under a file": (lambda w: cv(w, "--run.save_dir={file}/runs"), "{file}/runs"),
+        "number": (lambda w: cv(w, "--folds", "2"), "data folds must be an integer >= 3"),
+        "not a number": (lambda w: cv(w, "--folds", "many"), "argument --folds: invalid int value"),
+        "fold out of range": (
+            lambda w: cv(w, "--data.init_args.fold=3"),
+            "data fold must be an integer in 0..2",
+        ),
+        "collect missing": (
+            lambda w: ["cv", "--collect", "{root}/nosuch"],
+            "--collect {root}/nosuch: not a folder",
+        ),
+        "empty path": (lambda w: ["cv", "--collect", ""], "argument --collect: an empty path"),
+    },
 }
 
 
@@ -398,7 +418,7 @@ def test_an_unknown_command_is_one_line_listing_every_command(word, capsys):
     assert code == 2 and out == ""
     assert err.strip() == (
         f"musictag: error: unknown command {word!r}; choose from fit, validate, test, predict, tag, features, "
-        "prepare, embed, import-weights, export, bench (`musictag --help` says what each does)"
+        "prepare, embed, import-weights, export, bench, cv (`musictag --help` says what each does)"
     )
 
 

@@ -36,8 +36,11 @@ def test_sweep_parameters_parse(path, monkeypatch, capsys):
     assert sweep["program"] == "musictag" and sweep["method"] in ("grid", "random", "bayes")
     assert sweep["metric"]["name"].startswith("val/")
     command = sweep["command"]
-    assert command[:3] == ["${env}", "musictag", "fit"] and command[-1] == "${args}"
+    assert command[:2] == ["${env}", "musictag"] and command[2] in ("fit", "cv") and command[-1] == "${args}"
     fixed = command[3:-1]
+    if command[2] == "cv":  # a cross-validation's folds: each run is the fit (and test) of one fold
+        at = fixed.index("--folds")
+        fixed = [*fixed[:at], f"--data.init_args.folds={fixed[at + 1]}", *fixed[at + 2 :]]
     samples = {name: sampled_values(spec) for name, spec in sweep["parameters"].items()}
     # one parse per sampled value of each parameter, the others at their first value (as `--key=value`)
     combos = [{name: values[0] for name, values in samples.items()}]

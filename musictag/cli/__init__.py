@@ -25,6 +25,7 @@ TOOLS = {
     "features": "musictag.cli.features:main",
     "import-weights": "musictag.cli.import_weights:main",
     "export": "musictag.cli.export:main",
+    "cv": "musictag.cli.cv:main",
 }
 #: Earlier names of commands: they still run, and ``musictag --help`` lists only the new name.
 RENAMED = {"import-pretrained": "import-weights"}
@@ -42,6 +43,7 @@ COMMANDS = {
     "import-weights": "turn published weights into a musictag checkpoint",
     "export": "a checkpoint as one ONNX file, spectrogram included: musictag export --ckpt CKPT --out model.onnx",
     "bench": "training throughput of the architectures (and data loading) on this machine",
+    "cv": "k-fold cross-validation, mean ± std of test metrics: musictag cv --config C --folds 5",
 }
 
 
