@@ -1,7 +1,7 @@
 """The ``musictag`` command: one module per subcommand (parse, call, print).
 
 ``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's (:mod:`musictag.cli.lightning_cli`); the
-tools of :data:`TOOLS` (``tag``, ``prepare``, ``embed``, ``import-weights``, ``bench``) take their own
+tools of :data:`TOOLS` (``tag``, ``prepare``, ``embed``, ``import-weights``, ``bench``, ``compare``) take their own
 arguments. ``musictag`` / ``musictag --help`` list every command.
 """
 
@@ -25,6 +25,7 @@ TOOLS = {
     "features": "musictag.cli.features:main",
     "import-weights": "musictag.cli.import_weights:main",
     "export": "musictag.cli.export:main",
+    "compare": "musictag.cli.compare:main",
 }
 #: Earlier names of commands: they still run, and ``musictag --help`` lists only the new name.
 RENAMED = {"import-pretrained": "import-weights"}
@@ -42,6 +43,7 @@ COMMANDS = {
     "import-weights": "turn published weights into a musictag checkpoint",
     "export": "a checkpoint as one ONNX file, spectrogram included: musictag export --ckpt CKPT --out model.onnx",
     "bench": "training throughput of the architectures (and data loading) on this machine",
+    "compare": "paired bootstrap of two test runs' metrics: musictag compare RUN_A RUN_B",
 }
 
 
