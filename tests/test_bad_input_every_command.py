@@ -170,6 +170,10 @@ CASES = {
             "trainer: You selected an invalid strategy name",
         ),
         "trainer devices": (lambda w: lightning("fit", w, "--trainer.devices=abc"), "trainer: `devices`"),
+        "bootstrap draws": (
+            lambda w: lightning("fit", w, "--run.bootstrap_draws=-1"),
+            "--run.bootstrap_draws must be at least 0, got -1",
+        ),
     },
     **{
         command: {
