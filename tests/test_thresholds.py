@@ -128,3 +128,48 @@ def test_without_validation_thresholds_every_tag_is_cut_at_the_default():
     expected = threshold_scores(scores, labels, torch.full((3,), DEFAULT_THRESHOLD))
     assert values["test/f1_micro"] == pytest.approx(expected.f1_micro)
     assert metrics.thresholded is not None and metrics.thresholded.thresholds.tolist() == [0.5] * 3
+
+
+class OneLabel(Songs):
+    """Single-label songs: the tag of each is its largest noisy feature."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        super().__init__(n, seed)
+        self.targets = torch.nn.functional.one_hot(self.features[:, :3].argmax(dim=1), 3).float()
+
+
+def test_a_multiclass_test_has_the_interval_of_its_accuracy_and_no_thresholds(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    module = PlainModule()
+    module.task = "multiclass"  # type: ignore[attr-defined]
+    songs = OneLabel(40, seed=4)
+    metrics = TaggingMetrics(bootstrap_draws=80, bootstrap_seed=1)
+    trainer = quiet_trainer(logger=CSVLogger(tmp_path, name="mc"), callbacks=[metrics, TestOutputsWriter()])
+    result = trainer.test(module, DataLoader(songs, batch_size=8), verbose=False)[0]
+    with torch.no_grad():
+        scores = torch.sigmoid(module.linear(songs.features)).double().numpy()
+    expected = {
+        i.metric: i
+        for i in bootstrap_intervals(scores, songs.targets.numpy(), draws=80, seed=1, multiclass=True)
+    }
+    assert result["test/accuracy"] == pytest.approx(expected["accuracy"].value, abs=1e-6)
+    assert result["test/accuracy_ci_low"] == pytest.approx(expected["accuracy"].low, abs=1e-6)
+    assert result["test/accuracy_ci_high"] == pytest.approx(expected["accuracy"].high, abs=1e-6)
+    assert "test/f1_macro" not in result and metrics.thresholded is None
+    folder = tmp_path / "mc" / "version_0"
+    written = [row["metric"] for row in csv.DictReader(open(folder / "test_intervals.csv"))]
+    assert written == ["roc_auc", "pr_auc", "accuracy"]
+    assert "threshold" not in next(csv.DictReader(open(folder / "test_per_tag.csv")))
+    assert str(np.load(folder / "test_predictions.npz")["task"]) == "multiclass"
+
+
+def test_a_resumed_fit_keeps_the_thresholds_of_its_checkpoint():
+    metrics = TaggingMetrics()
+    metrics.on_load_checkpoint(None, None, {"tag_thresholds": torch.tensor([0.2, 0.7])})  # type: ignore[arg-type]
+    assert metrics.thresholds is not None and metrics.thresholds.tolist() == pytest.approx([0.2, 0.7])
+    saved: dict = {}
+    metrics.on_save_checkpoint(None, None, saved)  # type: ignore[arg-type]
+    assert saved["tag_thresholds"].tolist() == pytest.approx([0.2, 0.7])
+    metrics.on_load_checkpoint(None, None, {})  # type: ignore[arg-type]  # an older checkpoint: kept as they were
+    assert metrics.thresholds.tolist() == pytest.approx([0.2, 0.7])

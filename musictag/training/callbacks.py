@@ -49,11 +49,10 @@ from musictag.training.metrics import (
 )
 from musictag.training.tables import (
     checkpoint_thresholds,
-    interval_rows,
     log_per_tag_tables,
     per_tag_rows,
     statistics_of_test,
-    write_rows,
+    write_test_tables,
 )
 
 Stage = Literal["val", "test"]
@@ -158,13 +157,9 @@ class TaggingMetrics(_SongCollector):
     ``recall_macro``, ``f1_macro`` and their ``_micro`` forms at the per-tag thresholds that maximised F1
     on the validation songs (:func:`~musictag.training.metrics.f1_thresholds`).
 
-    Thresholds: each validation computes them, and every checkpoint saved after it holds them
-    (``checkpoint["tag_thresholds"]``), so ``best.ckpt`` holds those of its own weights' validation. A
-    test reads them from the checkpoint it tests, else (testing the weights in memory after ``fit``)
-    takes those of the last validation; without either (a checkpoint imported or written before
-    thresholds were kept) every tag gets :data:`~musictag.training.metrics.DEFAULT_THRESHOLD`, and says
-    so. Kept in the checkpoint rather than recomputed at test time: a test then needs no validation pass,
-    and the thresholds are those chosen when the weights were.
+    Thresholds: each validation chooses them and the checkpoints saved after it keep them
+    (``tag_thresholds``): a test uses those of the checkpoint it tests (no validation pass; those chosen
+    with these weights), else of the last validation, else 0.5 for every tag (and says so).
 
     Args:
         stages: the evaluation stages to score.
@@ -204,6 +199,13 @@ class TaggingMetrics(_SongCollector):
     ) -> None:
         if self.thresholds is not None:
             checkpoint["tag_thresholds"] = self.thresholds.clone()
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # a resumed fit: a checkpoint written before its first validation keeps the thresholds
+        if checkpoint.get("tag_thresholds") is not None:
+            self.thresholds = torch.as_tensor(checkpoint["tag_thresholds"], dtype=torch.float32).clone()
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.ckpt_path:
@@ -301,7 +303,7 @@ class TestOutputsWriter(_SongCollector):
         tags = tag_names_of(trainer, pl_module, scores.shape[1])
         scores, targets = scores.cpu(), targets.cpu()
         task = str(getattr(pl_module, "task", "multilabel"))
-        predictions, per_tag = folder / "test_predictions.npz", folder / "test_per_tag.csv"
+        predictions = folder / "test_predictions.npz"
         with atomic_write(predictions) as tmp:
             np.savez_compressed(
                 tmp,
@@ -316,13 +318,7 @@ class TestOutputsWriter(_SongCollector):
         metrics = metrics or TaggingMetrics(stages=("test",))
         if not metrics.intervals and metrics.thresholded is None:  # it has not scored this test (yet)
             metrics._test_statistics(scores, targets, task == "multiclass", task == "multiclass")
-        write_rows(per_tag, per_tag_rows(tags, tagging_scores(scores, targets), targets, metrics.thresholded))
-        intervals = folder / "test_intervals.csv"
-        if metrics.intervals:
-            write_rows(
-                intervals, interval_rows(metrics.intervals, metrics.bootstrap_draws, metrics.bootstrap_seed)
-            )
-        self.written = [predictions, per_tag] + ([intervals] if metrics.intervals else [])
+        self.written = [predictions, *write_test_tables(folder, tags, scores, targets, metrics)]
         rank_zero_info(f"test outputs ({len(ids)} songs): {', '.join(str(p) for p in self.written)}")
 
 

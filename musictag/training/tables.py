@@ -18,7 +18,13 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from musictag.files import atomic_write
 from musictag.training.bootstrap import Interval, bootstrap_intervals
-from musictag.training.metrics import DEFAULT_THRESHOLD, TaggingScores, ThresholdScores, threshold_scores
+from musictag.training.metrics import (
+    DEFAULT_THRESHOLD,
+    TaggingScores,
+    ThresholdScores,
+    tagging_scores,
+    threshold_scores,
+)
 
 
 def statistics_of_test(
@@ -70,6 +76,20 @@ def interval_rows(intervals: list[Interval], draws: int, seed: int) -> list[dict
         }
         for i in intervals
     ]
+
+
+def write_test_tables(
+    folder: Path, tags: list[str], scores: torch.Tensor, targets: torch.Tensor, metrics: Any
+) -> list[Path]:
+    """``test_per_tag.csv`` and (with intervals) ``test_intervals.csv`` in ``folder``, from the scores and
+    what ``metrics`` (the test's :class:`~musictag.training.callbacks.TaggingMetrics`) made of them:
+    ``thresholded``, ``intervals``, ``bootstrap_draws``, ``bootstrap_seed``. Returns the files written."""
+    per_tag, intervals = folder / "test_per_tag.csv", folder / "test_intervals.csv"
+    write_rows(per_tag, per_tag_rows(tags, tagging_scores(scores, targets), targets, metrics.thresholded))
+    if not metrics.intervals:
+        return [per_tag]
+    write_rows(intervals, interval_rows(metrics.intervals, metrics.bootstrap_draws, metrics.bootstrap_seed))
+    return [per_tag, intervals]
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
