@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="musictag compare",
-        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        description="Is A better than B? The paired bootstrap (the same resampled test songs for both runs) of "
+        "A-B for macro ROC-AUC and PR-AUC (and accuracy for multiclass runs): the difference, its 95 % "
+        "interval and a two-sided p-value. A run is a test_predictions.npz, the version_N folder holding "
+        "one, or a run's folder (its newest test of best.ckpt).",
         epilog="p-value: min(1, 2 x the smaller share of draws with A-B <= 0 or >= 0), the smallest level at "
         "which the percentile interval of A-B leaves out 0; it is resolved to 2/draws.",
     )
