@@ -1,7 +1,7 @@
 """Logged runs → pandas: the benchmark table and plots, from local run folders or from W&B.
 
 >>> runs = load_runs("runs")            # every runs/<name>/version_N folder
->>> benchmark_table(runs)               # architecture x corpus ROC-AUC / PR-AUC of the test runs
+>>> benchmark_table(runs)               # architecture x corpus ROC-AUC / PR-AUC: mean, std, interval
 >>> plot_learning_curves(runs, "val/pr_auc")
 >>> plot_per_tag(runs.iloc[0], runs.iloc[1])
 >>> plot_per_tag_by_category(per_tag_by_category(runs.iloc[1]))   # Choi et al. 2017's per-tag figure
@@ -116,24 +116,65 @@ def load_runs(source: Pathlike = "runs") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Settings that differ between the runs of one setup: its seed, and where and under which name it ran.
+NOT_SETUP = ("seed_everything", "ckpt_path", "run", "trainer.default_root_dir", "trainer.logger", "verbose")
+
+
+def _setup(config: Any) -> str:
+    """What a run's config says about its setup: all of it but :data:`NOT_SETUP` (``""`` without one)."""
+    if not isinstance(config, dict):
+        return ""
+    kept = {k: v for k, v in config.items() if k not in NOT_SETUP}
+    if isinstance(kept.get("trainer"), dict):
+        kept["trainer"] = {k: v for k, v in kept["trainer"].items() if f"trainer.{k}" not in NOT_SETUP}
+    return yaml.safe_dump(kept, sort_keys=True)
+
+
 def benchmark_table(
     runs: pd.DataFrame, metrics: tuple[str, ...] = ("test/roc_auc", "test/pr_auc")
 ) -> pd.DataFrame:
-    """Architecture x (corpus, metric) of the test runs, the layout of the field's comparison tables.
+    """Architecture x (corpus, column) of the test runs, the layout of the field's comparison tables.
 
-    Several test runs of one architecture on one corpus are averaged; the ``n`` column of each corpus
-    counts them.
+    The test runs of one setup (configs that differ only in :data:`NOT_SETUP`: the seed, the run's name
+    and folder, the checkpoint) are one cell: per metric its mean (``ROC-AUC``), the standard deviation
+    over the runs (``ROC-AUC std``, ``ddof=1``; empty for one run), and when the runs logged bootstrap
+    intervals (``test/roc_auc_ci_low`` / ``_ci_high``) the mean of their bounds (``ROC-AUC CI low``,
+    ``ROC-AUC CI high``: the run's own 95 % interval when there is one run); ``n`` counts the runs. An
+    architecture with several setups on a corpus (another learning rate, say) has a row per setup:
+    ``arch``, ``arch (2)`` ... in the order the runs come. Runs without a config (W&B summaries made into
+    a frame by hand) are grouped by architecture and corpus alone.
     """
     present = [m for m in metrics if m in runs.columns]
     if not present:
         raise ValueError(f"no test metrics {list(metrics)} in these runs: run `musictag test` first")
-    tested = runs.dropna(subset=present, how="all")
-    table = tested.pivot_table(index="arch", columns="corpus", values=present, aggfunc="mean")
-    counts = tested.pivot_table(index="arch", columns="corpus", values=present[0], aggfunc="count")
-    counts.columns = pd.MultiIndex.from_product([["n"], counts.columns])
-    table = pd.concat([table, counts], axis=1)
-    table = table.rename(columns=METRIC_NAMES, level=0).swaplevel(0, 1, axis=1).sort_index(axis=1)
-    table.columns.names = ["corpus", "metric"]
+    tested = runs.dropna(subset=present, how="all").copy()
+    configs = (
+        tested["config"] if "config" in tested.columns else pd.Series([None] * len(tested), tested.index)
+    )
+    tested["_setup"] = [_setup(c) for c in configs]
+    # the setups of one architecture on one corpus, numbered in the order of their first run
+    number = tested.groupby(["arch", "corpus"], sort=False)["_setup"].transform(
+        lambda setups: setups.map({setup: i for i, setup in enumerate(dict.fromkeys(setups))})
+    )
+    tested["_row"] = [
+        arch if i == 0 else f"{arch} ({i + 1})" for arch, i in zip(tested["arch"], number, strict=True)
+    ]
+    cells = tested.groupby(["_row", "corpus"], sort=True)
+    columns: dict[tuple[str, str], pd.Series] = {}
+    corpora = sorted(tested["corpus"].unique())
+    for corpus in corpora:
+        for metric in present:
+            name = METRIC_NAMES.get(metric, metric)
+            columns[(corpus, name)] = cells[metric].mean().xs(corpus, level="corpus")
+            columns[(corpus, f"{name} std")] = cells[metric].std(ddof=1).xs(corpus, level="corpus")
+            for bound in ("low", "high"):
+                if f"{metric}_ci_{bound}" in tested.columns:
+                    column = cells[f"{metric}_ci_{bound}"].mean().xs(corpus, level="corpus")
+                    columns[(corpus, f"{name} CI {bound}")] = column
+        columns[(corpus, "n")] = cells[present[0]].count().xs(corpus, level="corpus")
+    table = pd.DataFrame(columns)
+    table.columns = pd.MultiIndex.from_tuples(list(columns), names=["corpus", "metric"])
+    table.index.name = "arch"
     return table.round(4)
 
 

@@ -51,12 +51,26 @@ def test_load_runs_and_benchmark_table(two_architectures):
     assert fit["best/val/pr_auc"] == fit.history["val/pr_auc"].max()
     table = benchmark_table(runs)
     assert list(table.index) == ["musicnn", "short_chunk"]  # one row per architecture
-    assert list(table.columns) == [("synthetic", "PR-AUC"), ("synthetic", "ROC-AUC"), ("synthetic", "n")]
+    assert list(table.columns) == [
+        ("synthetic", f"{name}{column}")
+        for name in ("ROC-AUC", "PR-AUC")
+        for column in ("", " std", " CI low", " CI high")
+    ] + [("synthetic", "n")]
     assert table[("synthetic", "n")].tolist() == [1, 1]
+    assert table[("synthetic", "ROC-AUC std")].isna().all()  # one run each: no spread
     tested = runs[runs.subcommand == "test"].set_index("arch")
     for arch in table.index:
         assert table.loc[arch, ("synthetic", "ROC-AUC")] == pytest.approx(
             tested.loc[arch, "test/roc_auc"], abs=1e-4
+        )
+        for bound in ("low", "high"):  # the test's own bootstrap interval
+            assert table.loc[arch, ("synthetic", f"PR-AUC CI {bound}")] == pytest.approx(
+                tested.loc[arch, f"test/pr_auc_ci_{bound}"], abs=1e-4
+            )
+        assert (
+            tested.loc[arch, "test/roc_auc_ci_low"]
+            <= tested.loc[arch, "test/roc_auc"]
+            <= tested.loc[arch, "test/roc_auc_ci_high"]
         )
     import matplotlib
 
@@ -114,3 +128,38 @@ def test_benchmark_table_averages_runs_and_counts_them():
     assert table.loc["fcn", ("mtat", "PR-AUC")] == pytest.approx(0.35)
     assert table.loc["fcn", ("mtat", "n")] == 2 and table.loc["musicnn", ("mtat", "n")] == 1
     assert table.loc["fcn", ("msd", "n")] == 1 and pd.isna(table.loc["musicnn", ("msd", "n")])
+
+
+def test_benchmark_table_groups_the_seeds_of_one_setup():
+    """Runs that differ only in seed (and run name, folder, checkpoint) are one cell: mean ± std and the
+    mean of their intervals; another learning rate is another row."""
+    import pandas as pd
+
+    def config(seed: int, lr: float) -> dict:
+        return {
+            "seed_everything": seed,
+            "run": {"name": f"fcn_s{seed}"},
+            "ckpt_path": f"runs/fcn_s{seed}/version_0/checkpoints/best.ckpt",
+            "trainer": {"max_epochs": 5, "default_root_dir": f"runs/fcn_s{seed}"},
+            "model": {"init_args": {"arch": "fcn", "optimizer": {"init_args": {"lr": lr}}}},
+        }
+
+    runs = pd.DataFrame(
+        {
+            "arch": ["fcn"] * 4,
+            "corpus": ["mtat"] * 4,
+            "config": [config(1, 0.001), config(2, 0.001), config(3, 0.001), config(1, 0.01)],
+            "test/roc_auc": [0.90, 0.88, 0.86, 0.70],
+            "test/roc_auc_ci_low": [0.88, 0.86, 0.83, 0.65],
+            "test/roc_auc_ci_high": [0.92, 0.90, 0.89, 0.75],
+        }
+    )
+    table = benchmark_table(runs, metrics=("test/roc_auc",))
+    assert list(table.index) == ["fcn", "fcn (2)"]
+    assert table.loc["fcn", ("mtat", "ROC-AUC")] == pytest.approx(0.88)
+    assert table.loc["fcn", ("mtat", "ROC-AUC std")] == pytest.approx(0.02)  # ddof=1 over three seeds
+    assert table.loc["fcn", ("mtat", "ROC-AUC CI low")] == pytest.approx((0.88 + 0.86 + 0.83) / 3, abs=1e-4)
+    assert table.loc["fcn", ("mtat", "ROC-AUC CI high")] == pytest.approx(0.9033, abs=1e-4)
+    assert table.loc["fcn", ("mtat", "n")] == 3
+    assert table.loc["fcn (2)", ("mtat", "ROC-AUC")] == pytest.approx(0.70)
+    assert table.loc["fcn (2)", ("mtat", "n")] == 1 and pd.isna(table.loc["fcn (2)", ("mtat", "ROC-AUC std")])

@@ -175,6 +175,10 @@ CASES = {
             "trainer: You selected an invalid strategy name",
         ),
         "trainer devices": (lambda w: lightning("fit", w, "--trainer.devices=abc"), "trainer: `devices`"),
+        "bootstrap draws": (
+            lambda w: lightning("fit", w, "--run.bootstrap_draws=-1"),
+            "--run.bootstrap_draws must be at least 0, got -1",
+        ),
     },
     **{
         command: {
@@ -369,6 +373,23 @@ CASES = {
         "number": (lambda w: [*export(w, str(w["ckpt"])), "--opset", "13"], "--opset must be at least 17"),
         "empty path": (lambda w: export(w, ""), "argument --ckpt: an empty path"),
     },
+    "compare": {
+        "missing path": (
+            lambda w: ["compare", "{root}/nosuch.npz", "{file}"],
+            "test predictions file {root}/nosuch.npz: no such file",
+        ),
+        "not predictions": (
+            lambda w: ["compare", "{file}", "{file}"],
+            "{file} is not the test_predictions.npz of a test",
+        ),
+        "folder without a test": (
+            lambda w: ["compare", "{root}/empty", "{root}/empty"],
+            "{root}/empty: no test_predictions.npz in it nor in its version_* folders",
+        ),
+        "number": (lambda w: ["compare", "{file}", "{file}", "--draws", "0"], "--draws must be at least 1"),
+        "not a number": (lambda w: ["compare", "{file}", "{file}", "--draws", "many"], "--draws"),
+        "empty path": (lambda w: ["compare", "", "{file}"], "argument run_a: an empty path"),
+    },
     "bench": {
         "missing path": (lambda w: ["bench", "--report", "{root}/nosuch.json"], "nosuch.json"),
         "save under a file": (lambda w: ["bench", "--save", "{file}/x.json"], "{file}"),
@@ -418,7 +439,7 @@ def test_an_unknown_command_is_one_line_listing_every_command(word, capsys):
     assert code == 2 and out == ""
     assert err.strip() == (
         f"musictag: error: unknown command {word!r}; choose from fit, validate, test, predict, tag, features, "
-        "prepare, embed, import-weights, export, bench, cv (`musictag --help` says what each does)"
+        "prepare, embed, import-weights, export, bench, cv, compare (`musictag --help` says what each does)"
     )
 
 

@@ -10,59 +10,11 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from helpers.plain import PlainModule, Songs, Worsening
 from helpers.trainer import quiet_trainer
 from musictag.training.callbacks import Checkpoint, SongScoresWriter, TaggingMetrics, TestOutputsWriter
-
-N_TAGS = 3
-
-
-class Songs(Dataset):
-    """Songs of 8 features whose tags are fixed, noisy functions of the features."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.features = torch.randn(n, 8, generator=g)
-        logits = self.features[:, :N_TAGS] + 0.5 * torch.randn(n, N_TAGS, generator=g)
-        self.targets = (logits > 0).float()
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.features[i], "y": self.targets[i], "index": torch.tensor(i)}
-
-
-class PlainModule(pl.LightningModule):
-    """Not a TaggingModule: a linear tagger whose evaluation steps return song scores."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(8, N_TAGS)
-        self.tag_names = ["bright", "loud", "fast"]
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return torch.nn.functional.binary_cross_entropy_with_logits(self.linear(batch["x"]), batch["y"])
-
-    def _songs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {
-            "scores": torch.sigmoid(self.linear(batch["x"])),
-            "targets": batch["y"],
-            "index": batch["index"],
-        }
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._songs(batch)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._songs(batch)
-
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._songs(batch)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
 def _trainer(tmp_path, callbacks: list[pl.Callback]) -> pl.Trainer:
@@ -183,14 +135,6 @@ def test_evaluation_steps_never_wait_for_the_host():
     # the check itself can fail: a host sync on a meta tensor raises
     with pytest.raises((RuntimeError, NotImplementedError)):
         bool(songs["scores"].sum() > 0)
-
-
-class Worsening(PlainModule):
-    """Logs a validation score that only gets worse: the first epoch stays the best."""
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        self.log("val/score", -float(self.current_epoch))
-        return self._songs(batch)
 
 
 @pytest.mark.parametrize("on_train_epoch_end", [False, True])

@@ -271,7 +271,8 @@ def test_test_run_writes_predictions_and_per_tag_metrics(tiny_corpus, tmp_path, 
     # where the outputs went, and why not into the fit's folder
     said = capsys.readouterr().err
     assert (
-        f"musictag: test run folder {folder} (metrics.csv, config.yaml, test_predictions.npz, test_per_tag.csv); "
+        f"musictag: test run folder {folder} (metrics.csv, config.yaml, test_predictions.npz, test_per_tag.csv, "
+        "test_intervals.csv); "
         f"the checkpoint's fit run is {runs / 'tiny' / 'version_0'}: every command logs into a new version folder"
     ) in said
     saved = np.load(folder / "test_predictions.npz")

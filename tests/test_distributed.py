@@ -52,7 +52,10 @@ def test_two_processes_give_the_one_process_metrics_and_one_file(tmp_path, monke
     )
     config = (runs / "version_2" / "config.yaml").read_text()
     assert "strategy: ddp_spawn" in config and "devices: '2'" in config
-    for key in ("test/roc_auc", "test/pr_auc", "test/loss"):
+    # the bootstrap intervals and the thresholded F1 too: every process holds every song
+    for key in ("test/roc_auc", "test/pr_auc", "test/loss", "test/roc_auc_ci_low", "test/pr_auc_ci_high"):
+        assert two[key] == pytest.approx(one[key], abs=1e-6)
+    for key in ("test/f1_macro", "test/f1_micro", "test/precision_micro"):
         assert two[key] == pytest.approx(one[key], abs=1e-6)
     saved_one = np.load(runs / "version_1" / "test_predictions.npz")
     saved_two = np.load(runs / "version_2" / "test_predictions.npz")

@@ -1,7 +1,7 @@
 """The ``musictag`` command: one module per subcommand (parse, call, print).
 
 ``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's (:mod:`musictag.cli.lightning_cli`); the
-tools of :data:`TOOLS` (``tag``, ``prepare``, ``embed``, ``import-weights``, ``bench``) take their own
+tools of :data:`TOOLS` (``tag``, ``prepare``, ``embed``, ``import-weights``, ``bench``, ``compare``) take their own
 arguments. ``musictag`` / ``musictag --help`` list every command.
 """
 
@@ -26,6 +26,7 @@ TOOLS = {
     "import-weights": "musictag.cli.import_weights:main",
     "export": "musictag.cli.export:main",
     "cv": "musictag.cli.cv:main",
+    "compare": "musictag.cli.compare:main",
 }
 #: Earlier names of commands: they still run, and ``musictag --help`` lists only the new name.
 RENAMED = {"import-pretrained": "import-weights"}
@@ -44,6 +45,7 @@ COMMANDS = {
     "export": "a checkpoint as one ONNX file, spectrogram included: musictag export --ckpt CKPT --out model.onnx",
     "bench": "training throughput of the architectures (and data loading) on this machine",
     "cv": "k-fold cross-validation, mean ± std of test metrics: musictag cv --config C --folds 5",
+    "compare": "paired bootstrap of two test runs' metrics: musictag compare RUN_A RUN_B",
 }
 
 

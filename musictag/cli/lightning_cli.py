@@ -206,6 +206,7 @@ class MusictagCLI(LightningCLI):
         # before anything runs: a runs folder under a file would otherwise fail once training is over
         check_writable_folder(config.run.save_dir, "--run.save_dir")
         check_trainer_numbers(config.trainer)
+        at_least("--run.bootstrap_draws", config.run.bootstrap_draws, 0)
         if ckpt in ("best", "last") and (self.subcommand != "fit" or ckpt == "last"):
             path = newest_checkpoint(RunSettings(**vars(config.run)), ckpt)
             print(f"musictag: using {ckpt} checkpoint {path}", file=sys.stderr)
@@ -256,7 +257,8 @@ class MusictagCLI(LightningCLI):
             warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used")
         # the evaluation callbacks, unless the config names its own instance of one
         configured = [*callbacks, *(config.get("callbacks") or [])]
-        for callback in default_callbacks(self.subcommand):
+        run = (self.config_init[self.subcommand] if self.subcommand else self.config_init)["run"]
+        for callback in default_callbacks(self.subcommand, run.bootstrap_draws, run.bootstrap_seed):
             if not any(isinstance(c, type(callback)) for c in configured):
                 callbacks.append(callback)
         return super()._instantiate_trainer(config, callbacks)

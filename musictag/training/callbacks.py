@@ -11,9 +11,12 @@ and its ``predict_step`` ``{"scores", "index"}``. Tag names come from ``pl_modul
 DataModule's ``tag_names``, else ``tag_0 …``.
 
 - :class:`TaggingMetrics` logs ``val|test/roc_auc``, ``pr_auc``, ``skipped_tags`` (and ``accuracy`` for
-  single-label tasks) to every logger, and at test time the per-tag table and each tag's ROC and PR
+  single-label tasks) to every logger; at test time also their bootstrap 95 % intervals
+  (``test/roc_auc_ci_low`` / ``_ci_high`` ...), precision / recall / F1 at the per-tag thresholds chosen on
+  validation (``test/f1_macro``, ``test/f1_micro`` ...), and the per-tag table and each tag's ROC and PR
   curve to the loggers that take tables (W&B).
-- :class:`TestOutputsWriter` writes ``test_predictions.npz`` and ``test_per_tag.csv`` into the run folder.
+- :class:`TestOutputsWriter` writes ``test_predictions.npz``, ``test_per_tag.csv`` and
+  ``test_intervals.csv`` into the run folder.
 - :class:`SongScoresWriter` writes the song scores of ``predict`` (one merged file under DDP).
 - :class:`Checkpoint` is Lightning's ``ModelCheckpoint`` whose ``last.ckpt`` is always the latest state.
 - :class:`~musictag.training.clock.TrainingClock` logs ``train/elapsed_s`` per epoch and ``model/n_params``.
@@ -37,8 +40,22 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
 from musictag.files import atomic_write
+from musictag.training.bootstrap import DEFAULT_DRAWS, DEFAULT_SEED, Interval
+from musictag.training.metrics import (
+    SongMetrics,
+    TaggingScores,
+    ThresholdScores,
+    f1_thresholds,
+    tagging_scores,
+)
+from musictag.training.tables import (
+    checkpoint_thresholds,
+    log_per_tag_tables,
+    per_tag_rows,
+    statistics_of_test,
+    write_test_tables,
+)
 from musictag.training.clock import TrainingClock
-from musictag.training.metrics import SongMetrics, TaggingScores, tagging_scores
 
 Stage = Literal["val", "test"]
 SONG_KEYS = ("scores", "targets", "index")
@@ -137,14 +154,28 @@ class TaggingMetrics(_SongCollector):
     ``<stage>/pr_auc`` with ``<stage>/skipped_tags`` (tags without a positive or a negative song, left out
     of the macro) and, for single-label tasks, ``<stage>/accuracy``.
 
+    At test time also (:mod:`musictag.training.bootstrap`) ``test/<metric>_ci_low`` and ``_ci_high``, the
+    bootstrap 95 % interval of each of those metrics, and for multilabel tasks ``test/precision_macro``,
+    ``recall_macro``, ``f1_macro`` and their ``_micro`` forms at the per-tag thresholds that maximised F1
+    on the validation songs (:func:`~musictag.training.metrics.f1_thresholds`).
+
+    Thresholds: each validation chooses them and the checkpoints saved after it keep them
+    (``tag_thresholds``): a test uses those of the checkpoint it tests (no validation pass; those chosen
+    with these weights), else of the last validation, else 0.5 for every tag (and says so).
+
     Args:
         stages: the evaluation stages to score.
         accuracy: log ``accuracy`` (top-scored tag is one of the song's); ``None``: when the module's
             ``task`` is ``multiclass``.
         per_tag: stages whose per-tag table and ROC / PR curves go to the loggers that take tables (W&B).
+        bootstrap_draws: resamplings of the test songs for the intervals (0: no intervals).
+        bootstrap_seed: the seed of the resampling.
 
     Attributes:
         results: the last :class:`~musictag.training.metrics.TaggingScores` of each stage.
+        intervals: the last test's :class:`~musictag.training.bootstrap.Interval` of each metric.
+        thresholded: the last test's :class:`~musictag.training.metrics.ThresholdScores`.
+        thresholds: the per-tag thresholds of the last validation (or of the tested checkpoint).
     """
 
     def __init__(
@@ -152,11 +183,39 @@ class TaggingMetrics(_SongCollector):
         stages: Sequence[Stage] = ("val", "test"),
         accuracy: bool | None = None,
         per_tag: Sequence[Stage] = ("test",),
+        bootstrap_draws: int = DEFAULT_DRAWS,
+        bootstrap_seed: int = DEFAULT_SEED,
     ) -> None:
         super().__init__(stages)
         self.accuracy = accuracy
         self.per_tag = tuple(per_tag)
+        self.bootstrap_draws = bootstrap_draws
+        self.bootstrap_seed = bootstrap_seed
         self.results: dict[str, TaggingScores] = {}
+        self.intervals: list[Interval] = []
+        self.thresholded: ThresholdScores | None = None
+        self.thresholds: torch.Tensor | None = None
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if self.thresholds is not None:
+            checkpoint["tag_thresholds"] = self.thresholds.clone()
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # a resumed fit: a checkpoint written before its first validation keeps the thresholds
+        if checkpoint.get("tag_thresholds") is not None:
+            self.thresholds = torch.as_tensor(checkpoint["tag_thresholds"], dtype=torch.float32).clone()
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.ckpt_path:
+            self.thresholds = checkpoint_thresholds(trainer.ckpt_path)
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_test_epoch_start(trainer, pl_module)
+        self.intervals, self.thresholded = [], None
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_end("val", trainer, pl_module)
@@ -180,6 +239,11 @@ class TaggingMetrics(_SongCollector):
             wants_accuracy = getattr(pl_module, "task", "multilabel") == "multiclass"
         if wants_accuracy:
             values[f"{stage}/accuracy"] = result.accuracy
+        multiclass = getattr(pl_module, "task", "multilabel") == "multiclass"
+        if stage == "val" and not multiclass:
+            self.thresholds = f1_thresholds(scores, targets)
+        if stage == "test":
+            values.update(self._test_statistics(scores, targets, multiclass, wants_accuracy))
         for name, value in values.items():
             # Every process holds the same value, computed from the gathered songs: the reduction only
             # tells Lightning the value is global (no `sync_dist` warning); `max` of equal values is exact.
@@ -193,67 +257,17 @@ class TaggingMetrics(_SongCollector):
                 f"{stage}: {len(result.skipped)} tag(s) without positives or negatives left out: {names}"
             )
         if stage in self.per_tag and trainer.is_global_zero:
-            rows = per_tag_rows(tags, result, targets)
+            rows = per_tag_rows(tags, result, targets, self.thresholded if stage == "test" else None)
             log_per_tag_tables(trainer, stage, rows, scores, targets, tags)
 
-
-def per_tag_rows(tags: list[str], result: TaggingScores, targets: torch.Tensor) -> list[dict[str, Any]]:
-    """One row per tag: ``tag, roc_auc, pr_auc, positives, songs`` (AUCs ``""`` for tags left out)."""
-    positives = targets.round().sum(dim=0).long().tolist()
-    return [
-        {
-            "tag": tag,
-            "roc_auc": "" if np.isnan(roc) else f"{roc:.6f}",
-            "pr_auc": "" if np.isnan(ap) else f"{ap:.6f}",
-            "positives": positives[j],
-            "songs": int(targets.shape[0]),
-        }
-        for j, (tag, roc, ap) in enumerate(
-            zip(tags, result.per_tag_roc_auc.tolist(), result.per_tag_pr_auc.tolist(), strict=True)
+    def _test_statistics(
+        self, scores: torch.Tensor, targets: torch.Tensor, multiclass: bool, accuracy: bool
+    ) -> dict[str, float]:
+        """The intervals and the thresholded precision / recall / F1 of a test, as logged values."""
+        self.intervals, self.thresholded, values = statistics_of_test(
+            scores, targets, self.thresholds, self.bootstrap_draws, self.bootstrap_seed, multiclass, accuracy
         )
-    ]
-
-
-def log_per_tag_tables(
-    trainer: Any,
-    stage: str,
-    rows: list[dict[str, Any]],
-    scores: torch.Tensor,
-    targets: torch.Tensor,
-    tags: list[str],
-) -> None:
-    """The per-tag table (``<stage>/per_tag``) and each tag's ROC and PR curves, to every W&B logger."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    for logger in trainer.loggers:
-        if not isinstance(logger, WandbLogger):
-            continue
-        import wandb
-        from torchmetrics.functional.classification import binary_precision_recall_curve, binary_roc
-
-        columns = list(rows[0])
-        logger.log_table(
-            f"{stage}/per_tag", columns=columns, data=[[row[c] for c in columns] for row in rows]
-        )
-        curves: dict[str, Any] = {}
-        for j, tag in enumerate(tags):
-            labels = targets[:, j].round().long()
-            if not 0 < int(labels.sum()) < len(labels):
-                continue
-            fpr, tpr, _ = binary_roc(scores[:, j], labels)
-            precision, recall, _ = binary_precision_recall_curve(scores[:, j], labels)
-            for kind, x, y, x_name, y_name in (
-                ("roc", fpr, tpr, "fpr", "tpr"),
-                ("pr", recall, precision, "recall", "precision"),
-            ):
-                table = wandb.Table(
-                    data=list(zip(x.tolist(), y.tolist(), strict=True)), columns=[x_name, y_name]
-                )
-                curves[f"{stage}/{kind}/{tag}"] = wandb.plot.line(
-                    table, x_name, y_name, title=f"{kind.upper()} {tag}"
-                )
-        if curves:
-            logger.experiment.log(curves)
+        return values
 
 
 class TestOutputsWriter(_SongCollector):
@@ -261,8 +275,12 @@ class TestOutputsWriter(_SongCollector):
     recomputed without the model:
 
     - ``test_predictions.npz``: ``song_ids``, ``tag_names``, ``scores`` (N, n_tags) float32 song-level
-      probabilities, ``labels`` (N, n_tags) uint8, and ``checkpoint`` (the tested checkpoint, or "");
-    - ``test_per_tag.csv``: ``tag, roc_auc, pr_auc, positives, songs`` (AUCs empty for tags left out).
+      probabilities, ``labels`` (N, n_tags) uint8, ``checkpoint`` (the tested checkpoint, or "") and
+      ``task`` (``multilabel`` or ``multiclass``);
+    - ``test_per_tag.csv``: ``tag, roc_auc, pr_auc, positives, songs`` (AUCs empty for tags left out),
+      then for multilabel tasks ``threshold, precision, recall, f1`` at the validation thresholds;
+    - ``test_intervals.csv``: ``metric, value, ci_low, ci_high, draws, seed``, the bootstrap 95 %
+      intervals (:class:`TaggingMetrics`' settings; its defaults when the trainer has none).
 
     One row per song in dataset order, whatever the split of songs between processes was.
 
@@ -286,7 +304,8 @@ class TestOutputsWriter(_SongCollector):
         ids = song_ids(trainer, "test", indices, len(scores))
         tags = tag_names_of(trainer, pl_module, scores.shape[1])
         scores, targets = scores.cpu(), targets.cpu()
-        predictions, per_tag = folder / "test_predictions.npz", folder / "test_per_tag.csv"
+        task = str(getattr(pl_module, "task", "multilabel"))
+        predictions = folder / "test_predictions.npz"
         with atomic_write(predictions) as tmp:
             np.savez_compressed(
                 tmp,
@@ -295,14 +314,14 @@ class TestOutputsWriter(_SongCollector):
                 scores=scores.numpy().astype(np.float32),
                 labels=targets.numpy().round().astype(np.uint8),
                 checkpoint=np.array(str(trainer.ckpt_path or "")),
+                task=np.array(task),
             )
-        rows = per_tag_rows(tags, tagging_scores(scores, targets), targets)
-        with atomic_write(per_tag) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        self.written = [predictions, per_tag]
-        rank_zero_info(f"test outputs ({len(ids)} songs): {predictions}, {per_tag}")
+        metrics = next((c for c in trainer.callbacks if isinstance(c, TaggingMetrics)), None)  # type: ignore[attr-defined]
+        metrics = metrics or TaggingMetrics(stages=("test",))
+        if not metrics.intervals and metrics.thresholded is None:  # it has not scored this test (yet)
+            metrics._test_statistics(scores, targets, task == "multiclass", task == "multiclass")
+        self.written = [predictions, *write_test_tables(folder, tags, scores, targets, metrics)]
+        rank_zero_info(f"test outputs ({len(ids)} songs): {', '.join(str(p) for p in self.written)}")
 
 
 class SongScoresWriter(BasePredictionWriter):
@@ -434,10 +453,16 @@ def _destroy_process_group_at_exit() -> None:
     _AT_EXIT_REGISTERED = True
 
 
-def default_callbacks(subcommand: str | None) -> list[pl.Callback]:
+def default_callbacks(
+    subcommand: str | None, bootstrap_draws: int = DEFAULT_DRAWS, bootstrap_seed: int = DEFAULT_SEED
+) -> list[pl.Callback]:
     """The callbacks ``musictag`` installs for a subcommand (a user's own instances win): evaluation, and
     the run folder and process group of a multi-process run."""
-    callbacks: list[pl.Callback] = [SharedRunFolder(), TaggingMetrics(), TrainingClock()]
+    callbacks: list[pl.Callback] = [
+        SharedRunFolder(),
+        TaggingMetrics(bootstrap_draws=bootstrap_draws, bootstrap_seed=bootstrap_seed),
+        TrainingClock(),
+    ]
     if subcommand in (None, "test"):
         callbacks.append(TestOutputsWriter())
     if subcommand == "predict":

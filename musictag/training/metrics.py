@@ -149,3 +149,96 @@ class WeightedMean(MeanMetric):
         )
         self.mean_value += (value * weight).sum()
         self.weight += weight.sum()
+
+
+#: The threshold of a tag whose validation songs hold no positive (its F1 is 0 at every threshold).
+DEFAULT_THRESHOLD = 0.5
+
+
+def f1_thresholds(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per tag, the score threshold that maximises F1 on these songs, ``(N, n_tags)`` → ``(n_tags,)``.
+
+    A song is predicted positive when its score is ``>=`` the threshold. The candidates are the songs'
+    own scores (every F1 the songs can give is reached at one of them); of equal F1s the highest
+    threshold wins. A tag without positive songs gets :data:`DEFAULT_THRESHOLD`.
+    """
+    if scores.shape != targets.shape or scores.ndim != 2:
+        raise ValueError(
+            f"scores {tuple(scores.shape)} and targets {tuple(targets.shape)} must both be (N, n_tags)"
+        )
+    if scores.shape[0] == 0:
+        return torch.full((scores.shape[1],), DEFAULT_THRESHOLD)
+    scores = scores.detach().double().cpu()
+    targets = targets.detach().round().double().cpu()
+    ordered, order = torch.sort(scores, dim=0, descending=True, stable=True)
+    true_positives = torch.cumsum(targets.gather(0, order), dim=0)  # predicted: the first k + 1 songs
+    predicted = torch.arange(1, len(scores) + 1, dtype=torch.float64).unsqueeze(1)
+    positives = targets.sum(dim=0)
+    f1 = 2 * true_positives / (predicted + positives)
+    # a threshold predicts a whole group of tied scores: only the last song of each group is a cut
+    cut = torch.ones_like(ordered, dtype=torch.bool)
+    cut[:-1] = ordered[:-1] != ordered[1:]
+    f1 = f1.masked_fill(~cut, -1.0)
+    best = f1.argmax(dim=0, keepdim=True)  # the first maximum: the highest threshold
+    thresholds = ordered.gather(0, best).squeeze(0)
+    return torch.where(positives > 0, thresholds, DEFAULT_THRESHOLD).float()
+
+
+@dataclass
+class ThresholdScores:
+    """Precision, recall and F1 of the songs whose score reaches each tag's threshold.
+
+    Per tag: precision is 0 for a tag predicted for no song; recall and F1 are NaN for a tag without
+    positive songs. The macro averages are over the tags with at least one positive song; the micro
+    ones count the predictions of every tag together.
+    """
+
+    thresholds: torch.Tensor
+    precision: torch.Tensor
+    recall: torch.Tensor
+    f1: torch.Tensor
+    precision_macro: float
+    recall_macro: float
+    f1_macro: float
+    precision_micro: float
+    recall_micro: float
+    f1_micro: float
+
+
+def threshold_scores(
+    scores: torch.Tensor, targets: torch.Tensor, thresholds: torch.Tensor
+) -> ThresholdScores:
+    """Per-tag, macro and micro precision / recall / F1 at ``thresholds`` ``(n_tags,)``."""
+    if thresholds.shape != scores.shape[1:]:
+        raise ValueError(f"thresholds of shape {tuple(thresholds.shape)} for {scores.shape[1]} tags")
+    thresholds = thresholds.detach().float().cpu()
+    predicted = scores.detach().float().cpu() >= thresholds
+    truth = targets.detach().cpu().round() > 0
+    tp = (predicted & truth).sum(dim=0).double()
+    fp = (predicted & ~truth).sum(dim=0).double()
+    fn = (~predicted & truth).sum(dim=0).double()
+    has_positives = (tp + fn) > 0
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    precision = torch.where(tp + fp > 0, tp / (tp + fp).clamp(min=1), 0.0)
+    recall = torch.where(has_positives, tp / (tp + fn).clamp(min=1), nan)
+    f1 = torch.where(has_positives, 2 * tp / (2 * tp + fp + fn).clamp(min=1), nan)
+
+    def macro(values: torch.Tensor) -> float:
+        return float(values[has_positives].mean()) if has_positives.any() else float("nan")
+
+    def ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> float:
+        return float(numerator / denominator) if denominator > 0 else float("nan")
+
+    all_tp, all_fp, all_fn = tp.sum(), fp.sum(), fn.sum()
+    return ThresholdScores(
+        thresholds=thresholds,
+        precision=precision.float(),
+        recall=recall.float(),
+        f1=f1.float(),
+        precision_macro=macro(precision),
+        recall_macro=macro(recall),
+        f1_macro=macro(f1),
+        precision_micro=ratio(all_tp, all_tp + all_fp) if all_tp + all_fp > 0 else 0.0,
+        recall_micro=ratio(all_tp, all_tp + all_fn),
+        f1_micro=ratio(2 * all_tp, 2 * all_tp + all_fp + all_fn),
+    )

@@ -33,6 +33,8 @@ class RunSettings:
         save_dir: root folder of all runs; default ``trainer.default_root_dir`` if that is set, else ``runs``.
         wandb: ``auto`` (``$WANDB_MODE`` if set, else online with an API key, else offline), or a mode.
         log_model: upload checkpoints as W&B artifacts (``true``: the best at the end; ``all``: each).
+        bootstrap_draws: resamplings of the test songs for the 95 % intervals a test writes (0: none).
+        bootstrap_seed: the seed of those resamplings (a fixed default: the same test, the same interval).
     """
 
     name: str = "default"
@@ -40,6 +42,8 @@ class RunSettings:
     save_dir: str | None = None
     wandb: WandbMode = "auto"
     log_model: bool | Literal["all"] = False
+    bootstrap_draws: int = 1000
+    bootstrap_seed: int = 0
 
 
 def wandb_mode(requested: WandbMode = "auto") -> str:
