@@ -41,6 +41,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from musictag.files import atomic_write
 from musictag.training.bootstrap import DEFAULT_DRAWS, DEFAULT_SEED, Interval
+from musictag.training.clock import TrainingClock
 from musictag.training.metrics import (
     SongMetrics,
     TaggingScores,
@@ -55,7 +56,6 @@ from musictag.training.tables import (
     statistics_of_test,
     write_test_tables,
 )
-from musictag.training.clock import TrainingClock
 
 Stage = Literal["val", "test"]
 SONG_KEYS = ("scores", "targets", "index")
