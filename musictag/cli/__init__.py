@@ -23,6 +23,7 @@ TOOLS = {
     "embed": "musictag.cli.embed:main",
     "tag": "musictag.cli.tag:main",
     "features": "musictag.cli.features:main",
+    "explain": "musictag.cli.explain:main",
     "import-weights": "musictag.cli.import_weights:main",
     "export": "musictag.cli.export:main",
 }
@@ -37,6 +38,7 @@ COMMANDS = {
     "predict": "song-level scores of a corpus split (data.init_args.predict_split)",
     "tag": "tag audio files and folders with a checkpoint: musictag tag song.mp3 --ckpt CKPT",
     "features": "a checkpoint's layer outputs per chunk: musictag features song.mp3 --ckpt CKPT --out DIR",
+    "explain": "where in each file its tags come from: musictag explain song.mp3 --ckpt CKPT --out DIR",
     "prepare": "decode a corpus once into a packed int16 cache: musictag prepare --config CONFIG",
     "embed": "store a frozen encoder's (or checkpoint's) embeddings of a corpus, to train probes on",
     "import-weights": "turn published weights into a musictag checkpoint",
