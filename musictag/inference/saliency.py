@@ -179,7 +179,12 @@ def silence_representation(net: nn.Module, like: torch.Tensor) -> torch.Tensor:
 
 
 def integrated_gradients(
-    net: nn.Module, wave: torch.Tensor, tags: Sequence[int], steps: int = 32, step_batch: int = 16
+    net: nn.Module,
+    wave: torch.Tensor,
+    tags: Sequence[int],
+    steps: int = 32,
+    step_batch: int = 16,
+    baseline: str = "silence",
 ) -> ChunkSaliency:
     """Integrated gradients of ``tags`` on the representation, from silence (see the module):
     ``steps`` midpoint samples of the path, ``step_batch`` of them through the network at a time."""
@@ -187,15 +192,21 @@ def integrated_gradients(
         raise ConfigError(f"steps must be at least 1, got {steps}")
     with torch.no_grad():
         representation = net.representation(wave)
-    baseline = silence_representation(net, representation)
-    delta = representation - baseline
+    if baseline not in ("silence", "zeros"):
+        raise ConfigError(f"baseline must be 'silence' or 'zeros', got {baseline!r}")
+    start = (
+        silence_representation(net, representation)
+        if baseline == "silence"
+        else torch.zeros_like(representation)
+    )
+    delta = representation - start
     alphas = (torch.arange(steps, dtype=representation.dtype, device=wave.device) + 0.5) / steps
     times, freqs = [], []
     for chunk in range(representation.shape[0]):
         total = torch.zeros(len(tags), *representation.shape[1:], device=wave.device)
         for first in range(0, steps, step_batch):
             alpha = alphas[first : first + step_batch].view(-1, *[1] * (representation.ndim - 1))
-            path = (baseline[chunk] + alpha * delta[chunk]).detach().requires_grad_(True)
+            path = (start[chunk] + alpha * delta[chunk]).detach().requires_grad_(True)
             with torch.enable_grad():
                 logits = net.from_representation(path)
                 for position, tag in enumerate(tags):
