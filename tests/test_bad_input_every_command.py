@@ -110,7 +110,15 @@ def features(w: dict[str, Path], *extra: str) -> list[str]:
 
 
 def explain(w: dict[str, Path], *extra: str) -> list[str]:
-    return ["explain", str(w["song"]), "--ckpt", str(w["ckpt"]), "--out", str(w["root"] / "new-explain"), *extra]
+    return [
+        "explain",
+        str(w["song"]),
+        "--ckpt",
+        str(w["ckpt"]),
+        "--out",
+        str(w["root"] / "new-explain"),
+        *extra,
+    ]
 
 
 def embed_ckpt(w: dict[str, Path], ckpt: str, *extra: str) -> list[str]:
@@ -240,7 +248,10 @@ CASES = {
             "{file}",
         ),
         "empty path": (lambda w: explain(w)[:-1] + [""], "argument --out: an empty path"),
-        "unknown tag": (lambda w: explain(w, "--tags", "a,rock"), "unknown tag(s) 'rock'; this model's tags are a, b"),
+        "unknown tag": (
+            lambda w: explain(w, "--tags", "a,rock"),
+            "unknown tag(s) 'rock'; this model's tags are a, b",
+        ),
         "unknown method": (
             lambda w: explain(w, "--method", "lime"),
             "unknown method 'lime'; use one of attention, rollout, gradcam, integrated_gradients",

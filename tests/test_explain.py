@@ -61,7 +61,9 @@ def test_the_command_writes_npz_and_png_with_tag_s_scores(tiny_ckpt, songs, tmp_
         assert abs(arrays["times_s"][-1] - duration) < 0.05
         assert (out / f"{song.stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # an existing output is never replaced
-    code, _, err = run_musictag(["explain", str(songs[0]), "--ckpt", str(tiny_ckpt), "--out", str(out)], capsys)
+    code, _, err = run_musictag(
+        ["explain", str(songs[0]), "--ckpt", str(tiny_ckpt), "--out", str(out)], capsys
+    )
     assert code == 2 and "a.npz exists" in err
 
 
@@ -70,7 +72,8 @@ def test_an_unreadable_file_is_skipped_and_reported(tiny_ckpt, songs, tmp_path, 
     bad.write_bytes(b"not audio at all")
     out = tmp_path / "x"
     code, _, err = run_musictag(
-        ["explain", str(bad), str(songs[1]), "--ckpt", str(tiny_ckpt), "--out", str(out), "--tags", "c"], capsys
+        ["explain", str(bad), str(songs[1]), "--ckpt", str(tiny_ckpt), "--out", str(out), "--tags", "c"],
+        capsys,
     )
     assert code == 1
     assert "musictag explain: skipped" in err and "bad.wav" in err
@@ -84,7 +87,14 @@ def test_the_api_returns_the_arrays_of_the_file(tiny_ckpt, songs, tmp_path, caps
     scores = tagger.tag(songs[0])["scores"]
     np.testing.assert_allclose(explained.scores, [scores["b"], scores["a"]], rtol=1e-5, atol=1e-6)
     assert explained.saliency.shape == (2, len(explained.times_s))
-    assert set(explained.arrays()) == {"tags", "scores", "times_s", "saliency", "frequency_saliency", "method"}
+    assert set(explained.arrays()) == {
+        "tags",
+        "scores",
+        "times_s",
+        "saliency",
+        "frequency_saliency",
+        "method",
+    }
     with pytest.raises(InputError, match=r"unknown tag\(s\) 'rock'; this model's tags are a, b, c"):
         tagger.explain(songs[0], tags=["rock"])
 
@@ -131,7 +141,9 @@ def test_a_better_trained_detector_puts_four_fifths_of_the_mass_in_the_span(meth
     masses = []
     for index in range(3):
         write_audio(tmp_path / f"{index}.wav", span_clip("flute", *SPAN, index=index), SAMPLE_RATE)
-        masses.append(_mass_in_span(explain_file(model, tmp_path / f"{index}.wav", plan, method=method, steps=16)))
+        masses.append(
+            _mass_in_span(explain_file(model, tmp_path / f"{index}.wav", plan, method=method, steps=16))
+        )
     # measured: gradcam 0.99, 0.99, 1.00; integrated_gradients 0.88, 0.83, 0.90
     assert min(masses) > 0.8, masses
 
@@ -147,7 +159,9 @@ def test_silencing_the_salient_part_lowers_the_score_more_than_random_parts(span
 
 
 @pytest.mark.slow
-def test_on_a_published_model_and_real_recordings_the_salient_20_percent_matter_most(reference, tmp_path, capsys):
+def test_on_a_published_model_and_real_recordings_the_salient_20_percent_matter_most(
+    reference, tmp_path, capsys
+):
     """The acceptance of issue 23: MTT_musicnn (the musicnn library), its default method, the Choi
     recordings: for at least 2 of each track's top-3 tags, silencing the 20 % that explain marks most
     salient lowers the score more than the mean of 5 random 20 % silencings (measured: 3 of 4 tracks)."""
@@ -158,7 +172,17 @@ def test_on_a_published_model_and_real_recordings_the_salient_20_percent_matter_
     )
     ckpt = tmp_path / "mtt_musicnn.ckpt"
     code, _, err = run_musictag(
-        ["import-weights", "--source", "musicnn", "--model", "MTT_musicnn", "--weights", str(weights), "--out", str(ckpt)],
+        [
+            "import-weights",
+            "--source",
+            "musicnn",
+            "--model",
+            "MTT_musicnn",
+            "--weights",
+            str(weights),
+            "--out",
+            str(ckpt),
+        ],
         capsys,
     )
     assert code == 0, err

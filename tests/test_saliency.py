@@ -60,7 +60,9 @@ def test_integrated_gradients_of_a_linear_model_is_weight_times_input(tiny_model
         x = net.representation(wave)
         silent = net.representation(torch.zeros(1, net.input_len))
     expected = ((x - silent) * weight).sum(dim=1).clamp(min=0)  # (1, F, R)
-    monkeypatch.setattr(net, "from_representation", lambda r: (r * weight).flatten(1).sum(dim=1, keepdim=True))
+    monkeypatch.setattr(
+        net, "from_representation", lambda r: (r * weight).flatten(1).sum(dim=1, keepdim=True)
+    )
     found = integrated_gradients(net, wave, [0], steps=3)
     torch.testing.assert_close(found.frequency[0], expected, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(found.time[0, 0], expected[0].sum(dim=0).clamp(min=0), rtol=1e-4, atol=1e-4)
@@ -76,5 +78,7 @@ def test_the_default_is_attention_where_the_back_end_has_it_else_gradcam(tiny_mo
 def test_an_unknown_method_and_attention_on_a_cnn_are_one_line(tiny_model):
     with pytest.raises(ConfigError, match=r"^method: unknown method 'lime'; use one of attention, rollout, "):
         check_method(tiny_model.net, "lime")
-    with pytest.raises(ConfigError, match=r"^--method attention: .*(no attention weights|no attention methods)"):
+    with pytest.raises(
+        ConfigError, match=r"^--method attention: .*(no attention weights|no attention methods)"
+    ):
         check_method(tiny_model.net, "attention", "--method")

@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     pngs = {path: target.with_suffix(".png") for path, target in npz.items()}
     for target in pngs.values():
         check_output_file(
-            target, "--out", inputs=[*args.audio, args.ckpt], hint="give another --out folder, or move that file away"
+            target,
+            "--out",
+            inputs=[*args.audio, args.ckpt],
+            hint="give another --out folder, or move that file away",
         )
     Path(args.out).mkdir(parents=True, exist_ok=True)  # checked writable above; made once all checks passed
     failed = 0
@@ -70,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         write_npz(explanation, npz[path])
         plot_explanation(explanation, pngs[path])
-        listed = ", ".join(f"{tag} {score:.3f}" for tag, score in zip(explanation.tags, explanation.scores, strict=True))
+        listed = ", ".join(
+            f"{tag} {score:.3f}" for tag, score in zip(explanation.tags, explanation.scores, strict=True)
+        )
         print(f"{npz[path]} (+ .png): {explanation.method}, {len(explanation.times_s)} frames; {listed}")
     skipped = len(found.skipped) + failed
     if skipped:

@@ -70,7 +70,9 @@ class Explanation:
         return arrays
 
 
-def choose_tags(all_tags: Sequence[str], scores: np.ndarray | None, tags: Sequence[str] | None, top_k: int) -> list[int]:
+def choose_tags(
+    all_tags: Sequence[str], scores: np.ndarray | None, tags: Sequence[str] | None, top_k: int
+) -> list[int]:
     """Indices of ``tags`` (each one of ``all_tags``, else one line listing them), or of the ``top_k``
     best-scored tags when ``tags`` is None."""
     if tags is None:
@@ -146,7 +148,9 @@ def explain_file(
     chosen = choose_tags(model.tag_names, scores, tags, top_k)
     times, freqs, specs = [], [], []
     for first in range(0, len(item), batch_size):
-        wave = torch.from_numpy(cut_chunks(item.audio, item.cut_starts[first : first + batch_size], item.chunk_len))
+        wave = torch.from_numpy(
+            cut_chunks(item.audio, item.cut_starts[first : first + batch_size], item.chunk_len)
+        )
         wave = wave.to(model.device)
         found = chunk_saliency(net, wave, chosen, method, steps)
         times.append(found.time.cpu().numpy())
@@ -213,13 +217,17 @@ def deletion_check(
     rows = []
     for k, tag in enumerate(explanation.tags):
         index = list(model.tag_names).index(tag)
-        per_segment = np.bincount(segment_of_frame, explanation.saliency[k], n_segments)
-        per_segment /= np.maximum(np.bincount(segment_of_frame, minlength=n_segments), 1)
+        per_segment = np.bincount(segment_of_frame, explanation.saliency[k], n_segments) / np.maximum(
+            np.bincount(segment_of_frame, minlength=n_segments), 1
+        )
         salient = np.argsort(-per_segment, kind="stable")[:n_silenced]
         salient_score = _song_scores(model, item, _silenced(item.audio, salient, seg), batch_size)[index]
         random_scores = [
             _song_scores(
-                model, item, _silenced(item.audio, rng.choice(n_segments, n_silenced, replace=False), seg), batch_size
+                model,
+                item,
+                _silenced(item.audio, rng.choice(n_segments, n_silenced, replace=False), seg),
+                batch_size,
             )[index]
             for _ in range(draws)
         ]
@@ -289,7 +297,9 @@ def plot_explanation(explanation: Explanation, out: Pathlike, title: str | None 
         )
         spec_ax.set_ylabel("bin", fontsize=8)
     else:
-        spec_ax.text(0.5, 0.5, "waveform model: no spectrogram", ha="center", va="center", transform=spec_ax.transAxes)
+        spec_ax.text(
+            0.5, 0.5, "waveform model: no spectrogram", ha="center", va="center", transform=spec_ax.transAxes
+        )
     spec_ax.set_title(
         f"{title or Path(explanation.path).name}: {explanation.method} saliency per tag", fontsize=10
     )

@@ -57,25 +57,28 @@ class ChunkSaliency:
 
 
 def _attention_module() -> Any:
-    try:
-        from musictag.inference import attention
-    except ImportError:
+    import importlib
+
+    try:  # the attention methods' module (issue 23's second part) may not be installed
+        return importlib.import_module("musictag.inference.attention")
+    except ModuleNotFoundError as err:
+        if err.name != "musictag.inference.attention":
+            raise
         return None
-    return attention
 
 
-def has_attention(net: nn.Module) -> bool:
+def has_attention(net: Any) -> bool:
     """Whether ``net``'s back end has attention weights (False while the attention module is missing)."""
     module = _attention_module()
     return bool(module is not None and module.has_attention(net))
 
 
-def default_method(net: nn.Module) -> str:
+def default_method(net: Any) -> str:
     """``attention`` where the back end has attention weights, else ``gradcam``."""
     return "attention" if has_attention(net) else "gradcam"
 
 
-def check_method(net: nn.Module, method: str | None, what: str = "method") -> str:
+def check_method(net: Any, method: str | None, what: str = "method") -> str:
     """``method`` (None: :func:`default_method`) if ``net`` can be explained by it; else one line."""
     if method is None:
         return default_method(net)
@@ -97,7 +100,7 @@ def check_method(net: nn.Module, method: str | None, what: str = "method") -> st
 
 
 def chunk_saliency(
-    net: nn.Module, wave: torch.Tensor, tags: Sequence[int], method: str, steps: int = 32
+    net: Any, wave: torch.Tensor, tags: Sequence[int], method: str, steps: int = 32
 ) -> ChunkSaliency:
     """Saliency of ``tags`` for chunks ``wave`` ``(B, input_len)`` by ``method`` (checked first)."""
     method = check_method(net, method)
@@ -134,7 +137,7 @@ def _feature_maps(frontend: nn.Module) -> tuple[list[torch.Tensor], list[Any]]:
     return maps, [module.register_forward_hook(keep) for module in frontend.modules()]
 
 
-def gradcam(net: nn.Module, wave: torch.Tensor, tags: Sequence[int]) -> ChunkSaliency:
+def gradcam(net: Any, wave: torch.Tensor, tags: Sequence[int]) -> ChunkSaliency:
     """Grad-CAM of ``tags`` on the front end's last feature map with a time axis (see the module)."""
     with torch.no_grad():
         representation = net.representation(wave)
@@ -171,7 +174,7 @@ def _finite(grad: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def silence_representation(net: nn.Module, like: torch.Tensor) -> torch.Tensor:
+def silence_representation(net: Any, like: torch.Tensor) -> torch.Tensor:
     """The representation of a silent chunk, shaped as ``like`` (a batch of representations)."""
     with torch.no_grad():
         silent = net.representation(torch.zeros(1, int(net.input_len), device=like.device))
@@ -179,7 +182,7 @@ def silence_representation(net: nn.Module, like: torch.Tensor) -> torch.Tensor:
 
 
 def integrated_gradients(
-    net: nn.Module,
+    net: Any,
     wave: torch.Tensor,
     tags: Sequence[int],
     steps: int = 32,

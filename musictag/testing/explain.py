@@ -32,7 +32,9 @@ SPAN_TAGGER: dict[str, Any] = {
 def lead_only_clips(tag: str, count: int, seconds: float = 4.0, start: int = 0) -> list[np.ndarray]:
     """The first ``count`` synthesizer clips (seed 0, from index ``start``) whose only part is the lead
     ``tag`` (no drums, bass, pad or noise)."""
-    return _clips(lambda tags: tag in tags and not {"drums", "bass", "pad", "noisy"} & set(tags), count, seconds, start)
+    return _clips(
+        lambda tags: tag in tags and not {"drums", "bass", "pad", "noisy"} & set(tags), count, seconds, start
+    )
 
 
 def backgrounds(count: int, seconds: float = 4.0, start: int = 0) -> list[np.ndarray]:
@@ -85,7 +87,9 @@ def train_span_tagger(
             first = int(rng.integers(0, 4 * SAMPLE_RATE - CHUNK_LEN))
             wave = beds[int(rng.integers(len(beds)))][first : first + CHUNK_LEN].copy()
             if row % 2 == 0:
-                wave += rng.uniform(0.3, 1.0) * leads[int(rng.integers(len(leads)))][first : first + CHUNK_LEN]
+                wave += (
+                    rng.uniform(0.3, 1.0) * leads[int(rng.integers(len(leads)))][first : first + CHUNK_LEN]
+                )
             waves.append(wave)
             labels.append([1.0 - row % 2])
         logits = module.net(torch.from_numpy(np.stack(waves)))
