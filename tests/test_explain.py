@@ -193,3 +193,17 @@ def test_on_a_published_model_and_real_recordings_the_salient_20_percent_matter_
         assert explained.method == "gradcam"
         rows = deletion_check(tagger.model, song, explained, plan=tagger.plan)
         assert sum(row["faithful"] for row in rows) >= 2, (track, rows)
+
+
+def test_a_test_run_draws_the_heatmaps_of_n_test_songs_into_its_folder(tiny_corpus, tmp_path, capsys):
+    from musictag.testing import cli_args
+
+    argv = cli_args("test", str(tiny_corpus), str(tmp_path / "runs"))
+    code, _, err = run_musictag(
+        [*argv, "--model.init_args.allow_untrained=true", "--run.explain_songs=2"], capsys
+    )
+    assert code == 0, err
+    (folder,) = (tmp_path / "runs").glob("tiny/version_*/explain")
+    pictures = sorted(folder.iterdir())
+    assert len(pictures) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pictures)
+    assert "2 heatmap(s) in" in err

@@ -328,3 +328,30 @@ def plot_explanation(explanation: Explanation, out: Pathlike, title: str | None 
     finally:
         plt.close(fig)
     return out
+
+
+def explain_test_songs(model: Any, manifest: Any, cache: Any, n_songs: int, folder: Pathlike) -> list[Path]:
+    """``folder/<track id>.png`` of the first ``n_songs`` test songs of a corpus (``manifest``, ``cache``
+    of a DataModule's ``load()``), by the default method, cut as ``tag`` cuts files: ``musictag test
+    --run.explain_songs N``. Each song is written to a temporary WAV at the model's rate first."""
+    import tempfile
+
+    from musictag.audio import write_audio
+
+    ids = [track for track, split in zip(manifest.ids, manifest.splits, strict=True) if split == "test"]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    was_training = model.training
+    model.eval()
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            for track in ids[:n_songs]:
+                name = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(track))
+                wav = Path(scratch) / f"{name}.wav"
+                write_audio(wav, np.asarray(cache.read(track), dtype=np.float32), int(model.sample_rate))
+                explanation = explain_file(model, wav)
+                written.append(plot_explanation(explanation, folder / f"{name}.png", title=str(track)))
+    finally:
+        model.train(was_training)
+    return written

@@ -33,6 +33,8 @@ class RunSettings:
         save_dir: root folder of all runs; default ``trainer.default_root_dir`` if that is set, else ``runs``.
         wandb: ``auto`` (``$WANDB_MODE`` if set, else online with an API key, else offline), or a mode.
         log_model: upload checkpoints as W&B artifacts (``true``: the best at the end; ``all``: each).
+        explain_songs: ``test``: draw the tag-wise saliency heatmaps of this many test songs into the run
+            folder's ``explain/`` and log them to W&B as images (``musictag explain``'s pictures).
     """
 
     name: str = "default"
@@ -40,6 +42,7 @@ class RunSettings:
     save_dir: str | None = None
     wandb: WandbMode = "auto"
     log_model: bool | Literal["all"] = False
+    explain_songs: int = 0
 
 
 def wandb_mode(requested: WandbMode = "auto") -> str:
