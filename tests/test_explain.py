@@ -207,3 +207,25 @@ def test_a_test_run_draws_the_heatmaps_of_n_test_songs_into_its_folder(tiny_corp
     pictures = sorted(folder.iterdir())
     assert len(pictures) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pictures)
     assert "2 heatmap(s) in" in err
+
+
+def test_the_heatmaps_of_a_test_run_are_logged_to_w_and_b_as_images(
+    tiny_corpus, tmp_path, monkeypatch, capsys
+):
+    from musictag.testing import cli_args
+    from musictag.testing.wandb_offline import read_offline_run
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a W&B key: W&B offline
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    argv = cli_args("test", str(tiny_corpus), str(tmp_path / "runs"))
+    code, _, err = run_musictag(
+        [*argv, "--model.init_args.allow_untrained=true", "--run.explain_songs=1"], capsys
+    )
+    assert code == 0, err
+    (version,) = (tmp_path / "runs").glob("tiny/version_*")
+    (offline,) = (version / "wandb").glob("offline-run-*")
+    logged = read_offline_run(offline)
+    keys = {key for row in logged.history for key in row}
+    assert any(key.startswith("test/explain") for key in keys), sorted(keys)
