@@ -209,6 +209,7 @@ def test_a_test_run_draws_the_heatmaps_of_n_test_songs_into_its_folder(tiny_corp
     assert "2 heatmap(s) in" in err
 
 
+@pytest.mark.slow
 def test_the_heatmaps_of_a_test_run_are_logged_to_w_and_b_as_images(
     tiny_corpus, tmp_path, monkeypatch, capsys
 ):
