@@ -109,6 +109,18 @@ def features(w: dict[str, Path], *extra: str) -> list[str]:
     ]
 
 
+def explain(w: dict[str, Path], *extra: str) -> list[str]:
+    return [
+        "explain",
+        str(w["song"]),
+        "--ckpt",
+        str(w["ckpt"]),
+        "--out",
+        str(w["root"] / "new-explain"),
+        *extra,
+    ]
+
+
 def embed_ckpt(w: dict[str, Path], ckpt: str, *extra: str) -> list[str]:
     out = str(w["root"] / "new-embeddings")
     return ["embed", f"--ckpt={ckpt}", f"--data={w['data']}", f"--out={out}", "--quiet", *extra]
@@ -230,6 +242,34 @@ CASES = {
         "number": (lambda w: features(w, "--batch-size", "0"), "--batch-size"),
         "not a number": (lambda w: features(w, "--n-chunks", "two"), "--n-chunks"),
         "device": (lambda w: features(w, "--device", "cuda"), "--device cuda"),
+    },
+    "explain": {
+        "missing path": (
+            lambda w: ["explain", "{root}/gone.wav", "--ckpt", str(w["ckpt"]), "--out", "{root}/x"],
+            "gone.wav",
+        ),
+        "missing checkpoint": (
+            lambda w: ["explain", str(w["song"]), "--ckpt", "{root}/no.ckpt", "--out", "{root}/x"],
+            "no.ckpt",
+        ),
+        "out under a file": (
+            lambda w: ["explain", str(w["song"]), "--ckpt", str(w["ckpt"]), "--out", "{file}/x"],
+            "{file}",
+        ),
+        "empty path": (lambda w: explain(w)[:-1] + [""], "argument --out: an empty path"),
+        "unknown tag": (
+            lambda w: explain(w, "--tags", "a,rock"),
+            "unknown tag(s) 'rock'; this model's tags are a, b",
+        ),
+        "unknown method": (
+            lambda w: explain(w, "--method", "lime"),
+            "unknown method 'lime'; use one of attention, rollout, gradcam, integrated_gradients",
+        ),
+        "attention on a CNN": (lambda w: explain(w, "--method", "attention"), "--method attention"),
+        "number": (lambda w: explain(w, "--top-k", "0"), "--top-k"),
+        "steps": (lambda w: explain(w, "--steps", "0"), "--steps"),
+        "not a number": (lambda w: explain(w, "--n-chunks", "two"), "--n-chunks"),
+        "device": (lambda w: explain(w, "--device", "cuda"), "--device cuda"),
     },
     "prepare": {
         "missing path": (
@@ -439,7 +479,7 @@ def test_an_unknown_command_is_one_line_listing_every_command(word, capsys):
     assert code == 2 and out == ""
     assert err.strip() == (
         f"musictag: error: unknown command {word!r}; choose from fit, validate, test, predict, tag, features, "
-        "prepare, embed, import-weights, export, bench, cv, compare (`musictag --help` says what each does)"
+        "explain, prepare, embed, import-weights, export, bench, cv, compare (`musictag --help` says what each does)"
     )
 
 

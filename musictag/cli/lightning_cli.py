@@ -281,7 +281,28 @@ class MusictagCLI(LightningCLI):
         self._refuse_untrained()
 
     def after_test(self) -> None:
+        self._explain_test_songs()
         self._say_where_outputs_went("test")
+
+    def _explain_test_songs(self) -> None:
+        """``--run.explain_songs N``: heatmaps of N test songs in ``<run folder>/explain/``, and in W&B."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        n_songs = int(config.run.explain_songs or 0)
+        log_dir = self.trainer.log_dir
+        if n_songs < 1 or not self.trainer.is_global_zero or log_dir is None:
+            return
+        from lightning.pytorch.loggers import WandbLogger
+
+        from musictag.inference.explain import explain_test_songs
+
+        manifest, cache = self.datamodule.load()
+        pictures = explain_test_songs(self.model, manifest, cache, n_songs, Path(log_dir) / "explain")
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger) and pictures:
+                logger.log_image(
+                    key="test/explain", images=[str(p) for p in pictures], caption=[p.stem for p in pictures]
+                )
+        print(f"musictag: test: {len(pictures)} heatmap(s) in {Path(log_dir) / 'explain'}", file=sys.stderr)
 
     def after_predict(self) -> None:
         self._say_where_outputs_went("predict")

@@ -126,6 +126,35 @@ class AudioTagger:
         chosen = check_layers(self.model.net, layers)
         return file_features(self.model, Path(path), self.plan, chosen, batch_chunks)
 
+    def explain(
+        self,
+        path: Pathlike,
+        tags: Sequence[str] | None = None,
+        top_k: int = 3,
+        method: str | None = None,
+        steps: int = 32,
+        batch_chunks: int = 8,
+    ) -> Any:
+        """One file's tag-wise saliency, as ``musictag explain`` writes it: an
+        :class:`~musictag.inference.explain.Explanation` (``tags``, ``scores`` = :meth:`tag`'s song
+        scores, ``times_s``, ``saliency`` (tags, frames), ``frequency_saliency`` or None; ``.arrays()``
+        is the npz's content). ``tags``: names to explain (default: the ``top_k`` best-scored);
+        ``method``: ``gradcam``, ``integrated_gradients``, ``attention``, ``rollout`` (default:
+        ``attention`` where the back end has it, else ``gradcam``).
+
+        Raises:
+            InputError: an unknown tag or method, a method this model cannot do, or a folder.
+            AudioError: the file cannot be read.
+        """
+        from musictag.inference.explain import explain_file
+
+        if not isinstance(path, (str, os.PathLike)) or os.path.isdir(path):
+            raise InputError(f"explain takes the path of one audio file, got {path!r}")
+        at_least("top_k", top_k)
+        at_least("steps", steps)
+        at_least("batch_chunks", batch_chunks)
+        return explain_file(self.model, Path(path), self.plan, tags, top_k, method, batch_chunks, steps)
+
     def __repr__(self) -> str:
         return f"AudioTagger({len(self.tags)} tags, chunks: {self.chunk_mode}, device: {self.model.device})"
 

@@ -35,6 +35,8 @@ class RunSettings:
         log_model: upload checkpoints as W&B artifacts (``true``: the best at the end; ``all``: each).
         bootstrap_draws: resamplings of the test songs for the 95 % intervals a test writes (0: none).
         bootstrap_seed: the seed of those resamplings (a fixed default: the same test, the same interval).
+        explain_songs: ``test``: draw the tag-wise saliency heatmaps of this many test songs into the run
+            folder's ``explain/`` and log them to W&B as images (``musictag explain``'s pictures).
     """
 
     name: str = "default"
@@ -44,6 +46,7 @@ class RunSettings:
     log_model: bool | Literal["all"] = False
     bootstrap_draws: int = 1000
     bootstrap_seed: int = 0
+    explain_songs: int = 0
 
 
 def wandb_mode(requested: WandbMode = "auto") -> str:
