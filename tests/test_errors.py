@@ -31,8 +31,10 @@ def _recipe_param(recipe: str):
     return pytest.param(recipe, id=recipe, marks=() if fast else pytest.mark.slow)
 
 
-def test_there_are_thirty_recipes():
-    assert len(RECIPES) == 30
+def test_there_are_thirty_one_recipes():
+    # ten architectures on each of the three corpora, and the classical floor on MTAT
+    assert len(RECIPES) == 31
+    assert "experiments/mtat/mfcc_codebook.yaml" in RECIPES
 
 
 @pytest.mark.parametrize("recipe", [_recipe_param(r) for r in RECIPES])

@@ -110,8 +110,15 @@ def chunk_saliency(
         return integrated_gradients(net, wave, tags, steps)
     with torch.no_grad():
         representation = net.representation(wave)
-    frames = _attention_module().attention_saliency(net, representation, list(tags), method)
-    return ChunkSaliency(spread(frames.float(), representation.shape[-1]).clamp(min=0))
+    frames = _attention_module().attention_saliency(net, representation, list(tags), method).float()
+    if method == "rollout":
+        # rollout says which frames of a chunk [CLS] reads, the same for every tag; weighted by the tag's
+        # chunk probability, the chunks of a file where the tag is absent draw little, so the stitched
+        # map says where in the file the tag comes from
+        with torch.no_grad():
+            probability = torch.sigmoid(net.from_representation(representation).float())[:, list(tags)]
+        frames = frames * probability.unsqueeze(-1)
+    return ChunkSaliency(spread(frames, representation.shape[-1]).clamp(min=0))
 
 
 def spread(values: torch.Tensor, size: int, dim: int = -1) -> torch.Tensor:
