@@ -16,12 +16,21 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.util
+import os
 import sys
 from types import ModuleType
 from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["TaggingModule", "__version__", "load"]
+
+#: PyTorch's OpenMP threads sleep at the end of each operator instead of spinning (GNU OpenMP reads this
+#: once, when ``import torch`` loads it: set here only if torch is not loaded yet, and only if unset). A
+#: spinning thread holds its core while it waits: on a CPU that other programs share, a 2-thread
+#: ``musictag tag`` then took twice the CPU seconds and twice the wall time of a sleeping one
+#: (``docs/benchmarks.md``). ``OMP_WAIT_POLICY=ACTIVE`` gives the spinning back.
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: Modules as they were named before the layers became packages (2026-12) → where they live now. Class
 #: paths in configs and run folders written before the move (``musictag.schedules.ReferenceSchedule``,

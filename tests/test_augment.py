@@ -54,6 +54,29 @@ def test_time_stretch_scales_onset_spacing_by_one_over_rate_and_keeps_pitch(rate
     assert _frequency(steady[2000:20000]) == pytest.approx(440.0, rel=0.01)
 
 
+@pytest.mark.parametrize("semitones, rate", [(3.0, 1.25), (-2.0, 0.8)])
+def test_shift_and_stretch_in_one_pass_moves_the_pitch_and_scales_the_onsets(semitones, rate):
+    bursts = torch.zeros(S)
+    tone = _sine(1000.0, 1600) * torch.hann_window(1600)
+    for start in range(0, S - 2000, 8000):
+        bursts[start : start + 1600] = tone
+    both = A.shift_and_stretch(bursts[None], torch.tensor([semitones]), torch.tensor([rate]))[0]
+    assert both.shape == (S,)
+    onsets = [o for o in _onsets(both) if o < S / rate - 4000]
+    assert len(onsets) >= 5
+    assert (onsets[-1] - onsets[0]) / (len(onsets) - 1) == pytest.approx(8000 / rate, rel=0.03)
+    steady = A.shift_and_stretch(_sine(440.0)[None], torch.tensor([semitones]), torch.tensor([rate]))[0]
+    assert _frequency(steady[2000:20000]) == pytest.approx(440 * 2 ** (semitones / 12), rel=0.01)
+    chain = A.DeviceAugment({"pitch_shift": {"p": 1.0}, "time_stretch": {"p": 1.0}}, SR)
+    torch.manual_seed(0)
+    out, applied = chain(_sine(440.0)[None].repeat(3, 1))
+    torch.manual_seed(0)  # the chain's draws: chosen, semitones, chosen, rates
+    _, shifts, _, rates = torch.rand(3), -2 + 4 * torch.rand(3), torch.rand(3), 0.8 + 0.45 * torch.rand(3)
+    expected = A.shift_and_stretch(_sine(440.0)[None].repeat(3, 1), shifts, rates, 2.0)
+    torch.testing.assert_close(out, expected)
+    assert applied["pitch_shift"].all() and applied["time_stretch"].all()
+
+
 def test_lowpass_takes_20_db_off_above_its_cutoff():
     chain = A.DeviceAugment({"lowpass": {"p": 1, "cutoff_hz": [2000, 2000]}}, SR)
     torch.manual_seed(0)

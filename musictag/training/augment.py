@@ -219,6 +219,17 @@ def pitch_shift(audio: torch.Tensor, semitones: torch.Tensor, most: float | None
     """``(B, S)`` shifted by ``semitones`` ``(B,)``, duration kept: stretched to ``S · 2^(n/12)`` samples
     (bins above the new Nyquist zeroed), then resampled to ``S`` by linear interpolation. ``most``: the
     largest shift of the run (sizes the work without reading the batch's shifts on the host)."""
+    return shift_and_stretch(audio, semitones, torch.ones_like(semitones, dtype=audio.dtype), most)
+
+
+def shift_and_stretch(
+    audio: torch.Tensor, semitones: torch.Tensor, rate: torch.Tensor, most: float | None = None
+) -> torch.Tensor:
+    """:func:`pitch_shift` by ``semitones`` and :func:`time_stretch` by ``rate`` (both ``(B,)``) in one
+    phase-vocoder pass: one STFT and one inverse instead of two each. The frames :func:`pitch_shift` reads
+    at ``k / 2^(n/12)`` are read at ``rate`` times that (wrapping like :func:`time_stretch`), so the tempo
+    is ``rate`` times and the pitch ``2^(n/12)`` times the input's, ``S`` samples. An item of rate 1 is
+    :func:`pitch_shift`'s exactly."""
     length = audio.shape[-1]
     factor = torch.pow(2.0, semitones.to(audio.dtype) / 12)
     spec = _stft(audio)
@@ -227,7 +238,9 @@ def pitch_shift(audio: torch.Tensor, semitones: torch.Tensor, most: float | None
     longest = int(math.ceil(length * 2 ** (max(most, 0.0) / 12))) + HOP
     out_frames = longest // HOP + 1
     steps = torch.arange(out_frames, device=audio.device, dtype=audio.dtype)
-    positions = (steps[None, :] / factor[:, None]).clamp(max=frames - 1)
+    read = steps[None, :] / factor[:, None]
+    rate = rate.to(audio.dtype)[:, None]
+    positions = torch.where(rate == 1, read.clamp(max=frames - 1), torch.remainder(read * rate, frames - 1))
     stretched = vocode(spec, positions)
     keep = torch.arange(bins, device=audio.device)[None, :] < (bins - 1) / factor[:, None].clamp(min=1) + 1
     stretched = stretched * keep[:, :, None]
@@ -350,15 +363,7 @@ class DeviceAugment(torch.nn.Module):
         if "polarity" in t:
             on = chosen("polarity")
             audio = audio * (1 - 2 * on.to(audio.dtype))[:, None]
-        if "pitch_shift" in t:
-            on = chosen("pitch_shift")
-            semitones = _uniform((batch,), t["pitch_shift"]["semitones"], device) * on
-            most = t["pitch_shift"]["semitones"][1]
-            audio = torch.where(on[:, None], pitch_shift(audio, semitones, most), audio)
-        if "time_stretch" in t:
-            on = chosen("time_stretch")
-            rate = torch.where(on, _uniform((batch,), t["time_stretch"]["rate"], device), 1.0)
-            audio = torch.where(on[:, None], time_stretch(audio, rate), audio)
+        audio = self._shift_and_stretch(audio, chosen)
         audio = self._filter(audio, chosen)
         if "background" in t:
             on = chosen("background")
@@ -378,6 +383,27 @@ class DeviceAugment(torch.nn.Module):
             noise = coloured_noise((batch, length), exponent, device)
             audio = audio + _at_snr(audio, noise, snr) * on[:, None]
         return audio, applied
+
+    def _shift_and_stretch(self, audio: torch.Tensor, chosen: Any) -> torch.Tensor:
+        """Pitch shift, then time stretch; both configured: one vocoder pass (:func:`shift_and_stretch`)."""
+        t, (batch, _), device = self.transforms, audio.shape, audio.device
+        shift, stretch = t.get("pitch_shift"), t.get("time_stretch")
+        semitones = rate = None
+        if shift is not None:
+            on_shift = chosen("pitch_shift")
+            semitones = _uniform((batch,), shift["semitones"], device) * on_shift
+        if stretch is not None:
+            on_stretch = chosen("time_stretch")
+            rate = torch.where(on_stretch, _uniform((batch,), stretch["rate"], device), 1.0)
+        if semitones is not None and rate is not None:
+            changed = shift_and_stretch(audio, semitones, rate, shift["semitones"][1])  # type: ignore[index]
+            return torch.where((on_shift | on_stretch)[:, None], changed, audio)
+        if semitones is not None:
+            changed = pitch_shift(audio, semitones, shift["semitones"][1])  # type: ignore[index]
+            return torch.where(on_shift[:, None], changed, audio)
+        if rate is not None:
+            return torch.where(on_stretch[:, None], time_stretch(audio, rate), audio)
+        return audio
 
     def _filter(self, audio: torch.Tensor, chosen: Any) -> torch.Tensor:
         """EQ, filters, echo and reverb: one product of responses, one FFT of the zero-padded batch."""

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from musictag.stages.library_layers import LibraryLayer
-from musictag.stages.ops import conv2d_fast_input_grad
+from musictag.stages.ops import conv2d_fast_input_grad, conv2d_max_over_height
 from musictag.stages.registry import FRONTENDS, ConfigError
 
 
@@ -63,7 +63,7 @@ class TimbralFilter(nn.Module):
         if sign is not None:
             weight = weight * sign[:, None, None, None]
             bias = None if bias is None else bias * sign
-        out = F.conv2d(x, weight, bias, padding=self.conv.padding).amax(dim=2)
+        out = conv2d_max_over_height(x, weight, bias, tuple(self.conv.padding))  # type: ignore[arg-type]
         if sign is not None:
             out = out * sign[:, None]
         norm = lambda z: F.batch_norm(  # noqa: E731 - BatchNorm2d's inference, on (B, C, T)
