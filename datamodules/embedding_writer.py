@@ -130,13 +130,7 @@ def check_request(
     DataModule must be for a cache."""
     check_embed_numbers(batch_size, tracks_per_shard)
     device = pick_device(device, "device")
-    check_output_folder(
-        out,
-        "--out",
-        inputs=[*inputs, *data_paths(datamodule)],
-        ours=is_embedding_dir,
-        hint="give a new or empty folder for the embedding cache",
-    )
+    check_embedding_out(out, inputs, datamodule)
     if not encoder.float16:
         raise ConfigError("the embedding cache stores float16: build the encoder with float16: true")
     at_least("chunk_len", int(datamodule.chunk_len), 1)
@@ -176,6 +170,17 @@ def embedding_settings(
         "audio_cache": os.path.realpath(cache.root),
         "tracks_per_shard": tracks_per_shard,
     }
+
+
+def check_embedding_out(out: Pathlike, inputs: Sequence[Pathlike], datamodule: Any) -> None:
+    """``--out`` is a new or empty folder or an embedding cache, and none of the inputs or the corpus's files."""
+    check_output_folder(
+        out,
+        "--out",
+        inputs=[*inputs, *data_paths(datamodule)],
+        ours=is_embedding_dir,
+        hint="give a new or empty folder for the embedding cache",
+    )
 
 
 def check_embed_numbers(

@@ -18,8 +18,8 @@ import os
 import sys
 from typing import Any
 
-from datamodules.base import DATA_NAMES, data_paths
-from datamodules.embedding_writer import check_embed_numbers, embed_corpus, is_embedding_dir
+from datamodules.base import DATA_NAMES
+from datamodules.embedding_writer import check_embed_numbers, check_embedding_out, embed_corpus
 from musictag.chunks import ChunkPlan
 from musictag.cli.data_config import read_data_config
 from musictag.guards import (
@@ -27,7 +27,6 @@ from musictag.guards import (
     InputError,
     at_least,
     check_input_file,
-    check_output_folder,
     given_path,
     pick_device,
 )
@@ -126,17 +125,6 @@ def main(argv: list[str] | None = None) -> int:
         download=args.download,
     )
     return write_and_report(encoder, datamodule, args, device, inputs)
-
-
-def check_embedding_out(out: str, inputs: list[str], datamodule: Any) -> None:
-    """``--out`` must be a new or empty folder, or an embedding cache, and none of the inputs."""
-    check_output_folder(
-        out,
-        "--out",
-        inputs=[*inputs, *data_paths(datamodule)],
-        ours=is_embedding_dir,
-        hint="give a new or empty folder for the embedding cache",
-    )
 
 
 def embed_checkpoint(args: argparse.Namespace, data: Any, layers: list[str], device: Any) -> int:
