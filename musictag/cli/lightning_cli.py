@@ -221,7 +221,7 @@ class MusictagCLI(LightningCLI):
         if ckpt is None or ckpt in ("best", "last", "hpc") or "://" in str(ckpt):
             return
         if getattr(self, "_ckpt_checked", None) != ckpt:
-            from musictag.training.module import load_checkpoint
+            from musictag.training.checkpoints import load_checkpoint
 
             load_checkpoint(str(ckpt))
             self._ckpt_checked = ckpt

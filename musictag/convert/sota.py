@@ -60,7 +60,7 @@ def load_state_dict_file(path: Pathlike) -> dict[str, torch.Tensor]:
     (its weights would be mapped by position onto the sota network and carry the sota tags: a musictag
     checkpoint is used as it is).
     """
-    from musictag.training.module import read_torch_file
+    from musictag.training.checkpoints import read_torch_file
 
     if Path(path).is_dir():
         raise InputError(

@@ -48,7 +48,7 @@ from musictag.types import ConfigError
 
 # the signal processing of the transforms lives in musictag.training.effects; these names stay here too
 __all__ = ["DEFAULT_SET", "TRANSFORMS", "DeviceAugment", "LabelRules", "coloured_noise", "mixup"]
-__all__ += ["parse_transforms", "pitch_shift", "shift_and_stretch", "time_stretch"]
+__all__ += ["mixup_config", "parse_transforms", "pitch_shift", "shift_and_stretch", "time_stretch"]
 
 #: The transforms in the order the chain applies them, with their default arguments.
 TRANSFORMS: dict[str, dict[str, Any]] = {
@@ -364,6 +364,25 @@ class DeviceAugment(torch.nn.Module):
 
 
 # --- mixup and the labels that follow ------------------------------------------------------------
+def mixup_config(augment: dict[str, Any] | str | None, task: str) -> dict[str, Any] | None:
+    """``augment.mixup`` checked: ``{p, alpha, rule}`` for :func:`mixup`."""
+    given = augment.get("mixup") if isinstance(augment, dict) else None
+    if not given:
+        return None
+    given = {} if given is True else dict(given)
+    extra = [k for k in given if k not in ("p", "alpha", "target")]
+    if extra:
+        raise ConfigError(f"augment.mixup: unknown argument {extra[0]!r}; it takes p, alpha, target")
+    p, alpha, rule = float(given.get("p", 0.5)), given.get("alpha", 0.4), given.get("target", "mix")
+    if not 0 <= p <= 1:
+        raise ConfigError(f"augment.mixup.p: {given['p']!r} is not a probability in [0, 1]")
+    if not (isinstance(alpha, (int, float)) and alpha > 0):
+        raise ConfigError(f"augment.mixup.alpha: must be a number > 0, got {alpha!r}")
+    if rule not in ("mix", "max") or (rule == "max" and task == "multiclass"):
+        raise ConfigError(f"augment.mixup.target: {rule!r}; use mix (or max, for multilabel tagging)")
+    return {"p": p, "alpha": float(alpha), "rule": rule}
+
+
 def mixup(
     audio: torch.Tensor,
     target: torch.Tensor,

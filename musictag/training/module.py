@@ -26,13 +26,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
 
 from musictag.audio import apply_wave_augment, to_float
 from musictag.chunks import ChunkMode
 from musictag.models import STAGE_KEYS, Tagger, resolve_architecture
 from musictag.stages.registry import StageSpec
-from musictag.training.augment import DeviceAugment, LabelRules, mixup
+from musictag.training.augment import DeviceAugment, LabelRules, mixup, mixup_config
+from musictag.training.checkpoints import load_checkpoint as load_checkpoint
+from musictag.training.checkpoints import load_matching_weights as load_matching_weights
+from musictag.training.checkpoints import read_torch_file as read_torch_file
 from musictag.training.metrics import Aggregation, WeightedMean, aggregate_chunks
 from musictag.training.standardize import fit_band_statistics
 from musictag.types import ConfigError
@@ -200,7 +202,7 @@ class TaggingModule(pl.LightningModule):
         # No NaN check: it would make every evaluation step wait for the device.
         self.eval_loss = torch.nn.ModuleDict({stage: WeightedMean() for stage in ("val", "test")})
         self.device_augment = DeviceAugment(augment, self.net.sample_rate)
-        self.mixup = _mixup_config(augment, task)
+        self.mixup = mixup_config(augment, task)
         self.label_rules = LabelRules(
             augment.get("labels") if isinstance(augment, dict) else None,
             self.tag_names,
@@ -459,25 +461,6 @@ class TaggingModule(pl.LightningModule):
         }
 
 
-def _mixup_config(augment: dict[str, Any] | str | None, task: str) -> dict[str, Any] | None:
-    """``augment.mixup`` checked: ``{p, alpha, rule}`` for :func:`~musictag.training.augment.mixup`."""
-    given = augment.get("mixup") if isinstance(augment, dict) else None
-    if not given:
-        return None
-    given = {} if given is True else dict(given)
-    extra = [k for k in given if k not in ("p", "alpha", "target")]
-    if extra:
-        raise ConfigError(f"augment.mixup: unknown argument {extra[0]!r}; it takes p, alpha, target")
-    p, alpha, rule = float(given.get("p", 0.5)), given.get("alpha", 0.4), given.get("target", "mix")
-    if not 0 <= p <= 1:
-        raise ConfigError(f"augment.mixup.p: {given['p']!r} is not a probability in [0, 1]")
-    if not (isinstance(alpha, (int, float)) and alpha > 0):
-        raise ConfigError(f"augment.mixup.alpha: must be a number > 0, got {alpha!r}")
-    if rule not in ("mix", "max") or (rule == "max" and task == "multiclass"):
-        raise ConfigError(f"augment.mixup.target: {rule!r}; use mix (or max, for multilabel tagging)")
-    return {"p": p, "alpha": float(alpha), "rule": rule}
-
-
 def step_seed(epoch: int, batch_idx: int, rank: int = 0) -> int | None:
     """The seed of one training step: a hash of (the ``seed_everything`` seed, epoch, batch, rank), or
     ``None`` without a global seed. ``PL_GLOBAL_SEED`` is only read, never rewritten, so the seed of a
@@ -487,68 +470,6 @@ def step_seed(epoch: int, batch_idx: int, rank: int = 0) -> int | None:
         return None
     key = f"{int(base)}:{epoch}:{batch_idx}:{rank}".encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % 2**63
-
-
-def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
-    """Load a PyTorch file with ``weights_only=True``; every way it can fail is one :class:`ConfigError`.
-
-    torch's own message for a file a safe load refuses advises loading it with ``weights_only=False``;
-    that would run whatever code the file holds, so it is never passed on.
-    """
-    import pickle
-
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ConfigError(f"{path} is a folder, not a {what} file")
-    if not os.path.exists(path):
-        raise ConfigError(f"no {what} at {path}")
-    if not os.path.isfile(path):  # a named pipe or a device: torch.load would wait on it forever
-        from musictag.guards import file_type_problem
-
-        raise ConfigError(f"{what} {path} {file_type_problem(path) or 'is not a regular file'}")
-    if os.path.getsize(path) == 0:
-        raise ConfigError(
-            f"{path} is empty (0 bytes), not a {what}; was it cut short while written or copied?"
-        )
-    try:
-        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001  (torch raises several kinds for a truncated or foreign file)
-        unsupported = [line.strip() for line in str(err).splitlines() if "unsupported global" in line.lower()]
-        if isinstance(err, pickle.UnpicklingError) and unsupported:
-            raise ConfigError(
-                f"{path} holds Python objects besides tensors and plain data ({unsupported[0]}); musictag "
-                f"does not load such a {what}: loading it could run code it contains"
-            ) from None
-        raise ConfigError(
-            f"{path} is not a readable PyTorch {what} (truncated, or another kind of file)"
-        ) from None
-
-
-def load_checkpoint(path: str) -> dict[str, Any]:
-    """A musictag (Lightning) checkpoint, loaded with ``weights_only=True``."""
-    checkpoint = read_torch_file(path)
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(
-            f"{path} is not a musictag checkpoint (no state_dict); import published weights first"
-        )
-    return checkpoint
-
-
-def load_matching_weights(
-    module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str
-) -> list[str]:
-    """Copy every tensor of ``state_dict`` whose name and shape fit ``module``; report the rest, and
-    return the names of the module's tensors that were not given (they keep their fresh values)."""
-    own = module.state_dict()
-    fitting = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
-    module.load_state_dict(fitting, strict=False)
-    fresh = sorted(k for k in own if k not in fitting and not k.endswith("num_batches_tracked"))
-    rank_zero_info(
-        f"initial weights from {source}: {len(fitting)} tensors; new: {', '.join(fresh) or 'none'}"
-    )
-    return fresh
 
 
 def _record_encoder_architecture(net: torch.nn.Module, hparams: Any) -> None:
