@@ -19,7 +19,7 @@ from pathlib import Path
 
 from musictag.audio import AudioError
 from musictag.chunks import ChunkPlan
-from musictag.cli.features import targets
+from musictag.cli.features import exit_status, targets
 from musictag.cli.tag import FLAGS, audio_parser, audio_to_use, check_audio_numbers
 from musictag.guards import at_least, check_output_file, given_path, pick_device
 from musictag.inference.explain import choose_tags, explain_file, plot_explanation, write_npz
@@ -77,8 +77,4 @@ def main(argv: list[str] | None = None) -> int:
             f"{tag} {score:.3f}" for tag, score in zip(explanation.tags, explanation.scores, strict=True)
         )
         print(f"{npz[path]} (+ .png): {explanation.method}, {len(explanation.times_s)} frames; {listed}")
-    skipped = len(found.skipped) + failed
-    if skipped:
-        total = len(files) + len(found.skipped)
-        print(f"musictag explain: {skipped} of {total} file(s) could not be read", file=sys.stderr)
-    return 1 if skipped or found.empty else 0
+    return exit_status("explain", found, len(files), failed)

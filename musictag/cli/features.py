@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,8 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(tmp, **arrays)  # type: ignore[arg-type]
         shapes = ", ".join(f"{name} {tuple(arrays[name].shape)}" for name in layers)
         print(f"{outputs[path]}: {shapes}")
+    return exit_status("features", found, len(files), failed)
+
+
+def exit_status(command: str, found: Any, n_files: int, failed: int) -> int:
+    """A per-file command's end: how many files could not be read (to stderr), and exit status 1 when
+    any could not, or a given folder held no audio; else 0."""
     skipped = len(found.skipped) + failed
     if skipped:
-        total = len(files) + len(found.skipped)
-        print(f"musictag features: {skipped} of {total} file(s) could not be read", file=sys.stderr)
+        total = n_files + len(found.skipped)
+        print(f"musictag {command}: {skipped} of {total} file(s) could not be read", file=sys.stderr)
     return 1 if skipped or found.empty else 0
